@@ -1,0 +1,1 @@
+"""The FastAPI web app: pages, rater UI, admin, plots. Never imports `training`."""

@@ -1,0 +1,30 @@
+"""Index and health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import text
+
+from app.deps import SessionDep
+from app.render import render
+from judging.overview import run_overviews
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_model=None)
+def health(session: SessionDep) -> JSONResponse:
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver failure means "not healthy", reported, not raised
+        return JSONResponse({"status": "error", "database": str(exc).splitlines()[0]}, 503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, session: SessionDep) -> HTMLResponse:
+    context: dict[str, Any] = {"runs": run_overviews(session)}
+    return render(request, "index.html", context, block="runs")

@@ -1,0 +1,379 @@
+"""Typed SQLAlchemy 2 models for the whole domain.
+
+Enumerated columns are short strings guarded by CHECK constraints rather than native enums, so the
+same migration runs on PostgreSQL and SQLite and adding a value is a one-line migration.
+Uniqueness that the product promises (one judgement per assignment, one assignment per comparison
+and rater, one checkpoint per run and step) is enforced here, by the database, not only in code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from judging.db import Base, JSONType
+
+RUN_ALGORITHMS = ("ppo", "dpo", "sft", "rm", "external")
+RUN_STATUSES = ("pending", "running", "finished", "stopped", "failed")
+CHECKPOINT_KINDS = ("base", "trained")
+CHECKPOINT_STATUSES = ("registered", "evaluating", "evaluated", "failed")
+SPLITS = ("train", "heldout")
+FINISH_REASONS = ("stop", "length")
+EVALUATION_STATUSES = ("pending", "running", "done", "failed")
+STUDY_STATUSES = ("draft", "running", "closed")
+COMPARISON_KINDS = ("normal", "attention")
+ASSIGNMENT_STATUSES = ("pending", "served", "skipped", "done")
+SIDES = ("left", "right")
+CHOICES = ("left", "right", "tie", "both_bad")
+ROLES = ("rater", "admin")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class TrainingRun(Base):
+    """One training job (PPO, DPO, SFT, reward model) or an external source of checkpoints."""
+
+    __tablename__ = "training_runs"
+    __table_args__ = (_one_of("algorithm", RUN_ALGORITHMS), _one_of("status", RUN_STATUSES))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    base_model: Mapped[str] = mapped_column(String(500))
+    reward_model: Mapped[str | None] = mapped_column(String(500))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    """The fully resolved config (YAML plus CLI overrides) the run was started with."""
+    output_dir: Mapped[str | None] = mapped_column(String(1000))
+    compute_budget: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    """Limits such as {"max_steps": 40, "max_seconds": 1200}."""
+    compute_spent_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    device: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    checkpoints: Mapped[list[Checkpoint]] = relationship(
+        back_populates="run", order_by="Checkpoint.step", cascade="all, delete-orphan"
+    )
+
+
+class Checkpoint(Base):
+    """A saved policy at one training step; step 0 of kind `base` stands for the untrained model."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (
+        UniqueConstraint("run_id", "step"),
+        _one_of("kind", CHECKPOINT_KINDS),
+        _one_of("status", CHECKPOINT_STATUSES),
+        CheckConstraint("step >= 0", name="step_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), default="trained")
+    path: Mapped[str] = mapped_column(String(1000))
+    checksum: Mapped[str | None] = mapped_column(String(64))
+    """sha256 over the checkpoint's files, so a moved or overwritten folder is noticed."""
+    status: Mapped[str] = mapped_column(String(16), default="registered")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    """Train metrics at this step (TRL's objective/*, losses, response length, truncation)."""
+    kl_coef: Mapped[float | None] = mapped_column(Float)
+    compute_spent_seconds: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+    run: Mapped[TrainingRun] = relationship(back_populates="checkpoints")
+
+    @property
+    def label(self) -> str:
+        return f"{self.run.name}@{self.step}" if self.kind == "trained" else f"{self.run.name}@base"
+
+
+class TrainingMetric(Base):
+    """One scalar logged at one step: the time series between checkpoints."""
+
+    __tablename__ = "training_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "step", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+    logged_at: Mapped[datetime] = _now()
+
+
+class PromptSet(Base):
+    """A named collection of single-turn prompts, either for training or held out for judging."""
+
+    __tablename__ = "prompt_sets"
+    __table_args__ = (_one_of("split", SPLITS),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    split: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = _now()
+
+    prompts: Mapped[list[Prompt]] = relationship(
+        back_populates="prompt_set", order_by="Prompt.position", cascade="all, delete-orphan"
+    )
+
+
+class Prompt(Base):
+    __tablename__ = "prompts"
+    __table_args__ = (
+        UniqueConstraint("prompt_set_id", "text_hash"),
+        UniqueConstraint("prompt_set_id", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_set_id: Mapped[int] = mapped_column(ForeignKey("prompt_sets.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    external_id: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(100))
+
+    prompt_set: Mapped[PromptSet] = relationship(back_populates="prompts")
+
+
+class Generation(Base):
+    """One response to one prompt by one checkpoint (or the base), with its scores."""
+
+    __tablename__ = "generations"
+    __table_args__ = (
+        UniqueConstraint("checkpoint_id", "prompt_id", "seed"),
+        _one_of("finish_reason", FINISH_REASONS),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id", ondelete="CASCADE"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer)
+    finish_reason: Mapped[str] = mapped_column(String(16))
+    backend: Mapped[str] = mapped_column(String(50))
+    """transformers, vllm, vllm-server or import."""
+    model_ref: Mapped[str | None] = mapped_column(String(1000))
+    """Which weights produced it: base model path plus adapter path, or a served model name."""
+    sampling_params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    reward_score: Mapped[float | None] = mapped_column(Float)
+    kl_k1: Mapped[float | None] = mapped_column(Float)
+    """Sum over response tokens of log p_ckpt - log p_base (k1 estimator)."""
+    kl_k3: Mapped[float | None] = mapped_column(Float)
+    """Sum over response tokens of (r - 1) - log r with r = p_base / p_ckpt (k3 estimator)."""
+    diagnostics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = _now()
+
+    checkpoint: Mapped[Checkpoint] = relationship()
+    prompt: Mapped[Prompt] = relationship()
+
+
+class Evaluation(Base):
+    """The job that fills a checkpoint's generations on a prompt set, then its aggregates."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        UniqueConstraint("checkpoint_id", "prompt_set_id"),
+        _one_of("status", EVALUATION_STATUSES),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id", ondelete="CASCADE"))
+    prompt_set_id: Mapped[int] = mapped_column(ForeignKey("prompt_sets.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    """Aggregates (mean reward, KL with CI, diagnostics); written only when every row exists."""
+    flags: Mapped[list[str] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+
+    checkpoint: Mapped[Checkpoint] = relationship()
+
+
+class Rater(Base):
+    """A person who judges; logs in through an invite link whose token is stored only hashed."""
+
+    __tablename__ = "raters"
+    __table_args__ = (_one_of("role", ROLES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="rater")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = _now()
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Study(Base):
+    """Which checkpoints are judged against which reference, on which prompts, by whom."""
+
+    __tablename__ = "studies"
+    __table_args__ = (
+        _one_of("status", STUDY_STATUSES),
+        CheckConstraint("raters_per_comparison >= 1", name="raters_positive"),
+        CheckConstraint(
+            "attention_check_rate >= 0 AND attention_check_rate <= 1", name="attention_rate_range"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    reference_checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"))
+    prompt_set_id: Mapped[int] = mapped_column(ForeignKey("prompt_sets.id"))
+    raters_per_comparison: Mapped[int] = mapped_column(Integer, default=2)
+    attention_check_rate: Mapped[float] = mapped_column(Float, default=0.05)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    created_at: Mapped[datetime] = _now()
+
+    reference: Mapped[Checkpoint] = relationship()
+    prompt_set: Mapped[PromptSet] = relationship()
+
+
+class StudyCheckpoint(Base):
+    __tablename__ = "study_checkpoints"
+    __table_args__ = (UniqueConstraint("study_id", "checkpoint_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"))
+
+
+class StudyRater(Base):
+    __tablename__ = "study_raters"
+    __table_args__ = (UniqueConstraint("study_id", "rater_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+
+
+class Comparison(Base):
+    """A checkpoint's response against the reference's response to the same prompt.
+
+    Attention checks pair a normal response with a deliberately degraded copy; the degraded text
+    lives here because no model wrote it.
+    """
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        UniqueConstraint("study_id", "prompt_id", "checkpoint_id", "kind"),
+        _one_of("kind", COMPARISON_KINDS),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id"))
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"))
+    candidate_generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id"))
+    reference_generation_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="normal")
+    degraded_text: Mapped[str | None] = mapped_column(Text)
+    degradation: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _now()
+
+    prompt: Mapped[Prompt] = relationship()
+    checkpoint: Mapped[Checkpoint] = relationship()
+    candidate: Mapped[Generation] = relationship(foreign_keys=[candidate_generation_id])
+    reference: Mapped[Generation | None] = relationship(foreign_keys=[reference_generation_id])
+
+
+class Assignment(Base):
+    """One comparison shown to one rater, with the side the checkpoint was drawn to."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("comparison_id", "rater_id"),
+        _one_of("status", ASSIGNMENT_STATUSES),
+        _one_of("checkpoint_side", SIDES),
+        Index("ix_assignments_rater_queue", "rater_id", "status", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(64), unique=True)
+    """Opaque id used in URLs and forms; reveals nothing about the comparison."""
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    checkpoint_side: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+    served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+
+    comparison: Mapped[Comparison] = relationship()
+    rater: Mapped[Rater] = relationship()
+
+
+class Judgement(Base):
+    """A rater's verdict on one assignment; at most one per assignment, enforced by the database."""
+
+    __tablename__ = "judgements"
+    __table_args__ = (
+        UniqueConstraint("assignment_id"),
+        UniqueConstraint("idempotency_key"),
+        _one_of("choice", CHOICES),
+        CheckConstraint("time_on_item_ms IS NULL OR time_on_item_ms >= 0", name="time_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    choice: Mapped[str] = mapped_column(String(16))
+    rationale: Mapped[str | None] = mapped_column(Text)
+    time_on_item_ms: Mapped[int | None] = mapped_column(Integer)
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _now()
+
+    assignment: Mapped[Assignment] = relationship()
+
+
+class Recommendation(Base):
+    """The exported best-checkpoint choice, with the evidence it rests on."""
+
+    __tablename__ = "recommendations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="SET NULL"))
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"))
+    method: Mapped[str] = mapped_column(String(100))
+    rationale: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = _now()
+
+    checkpoint: Mapped[Checkpoint] = relationship()

@@ -1,0 +1,103 @@
+"""Typed settings from the environment (and an optional `.env`), validated on load."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from judging.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me"
+_SUPPORTED_BACKENDS = {"sqlite", "postgresql"}
+
+
+class Settings(BaseSettings):
+    """Everything the CLI, web app, trainers and workers read from the environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["local", "test", "production"] = Field(
+        default="local", validation_alias=AliasChoices("RLHF_ENV", "ENVIRONMENT")
+    )
+    """`production` refuses the insecure development defaults."""
+
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, validation_alias="RLHF_DATA_DIR")
+    """Where the embedded database, converted models, training runs and evaluations live."""
+
+    database_url: str = Field(default="", validation_alias="DATABASE_URL")
+    """SQLAlchemy URL. Empty means the embedded SQLite file `<data_dir>/rlhf.db`."""
+
+    secret_key: SecretStr = Field(default=SecretStr(_DEV_SECRET), validation_alias="RLHF_SECRET_KEY")
+    """Signs session cookies and CSRF tokens."""
+
+    host: str = Field(default="127.0.0.1", validation_alias="RLHF_HOST")
+    port: int = Field(default=8000, ge=1, le=65535, validation_alias="RLHF_PORT")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"DATABASE_URL is not a valid database URL: {value!r}") from None
+        backend = url.get_backend_name()
+        if backend not in _SUPPORTED_BACKENDS:
+            raise ValueError(f"DATABASE_URL uses {backend!r}; supported: postgresql, sqlite")
+        if backend == "postgresql" and url.drivername == "postgresql":
+            # Plain postgresql:// would pick psycopg2, which we do not ship.
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key.get_secret_value() == _DEV_SECRET:
+                raise ValueError("RLHF_SECRET_KEY must be set in production")
+            if not self.database_url:
+                raise ValueError("DATABASE_URL must point at PostgreSQL in production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'rlhf.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation failures into a one-line ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = str(first.get("msg", exc)).removeprefix("Value error, ")
+        raise ConfigError(message) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def new_token() -> str:
+    """An unguessable URL-safe token (invite links, opaque ids)."""
+    return secrets.token_urlsafe(24)

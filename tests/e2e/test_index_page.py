@@ -1,0 +1,47 @@
+"""The index lists runs and checkpoints from the database, in a real browser."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session
+
+from judging import registry
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def test_index_lists_runs_and_checkpoints(live_server: str, committed_session: Session, page, tmp_path) -> None:
+    ckpt_dir = tmp_path / "checkpoint-10"
+    ckpt_dir.mkdir()
+    (ckpt_dir / "adapter.bin").write_bytes(b"weights")
+    run = registry.start_run(
+        committed_session,
+        name="ppo-<b>bold</b>-run",
+        algorithm="ppo",
+        base_model="models/SmolLM2",
+        config={"lr": 1e-5},
+    )
+    registry.ensure_base_checkpoint(committed_session, run)
+    registry.register_checkpoint(
+        committed_session,
+        run_id=run.id,
+        step=10,
+        path=ckpt_dir,
+        metrics={"objective/scores": 1.25, "objective/kl": 0.5},
+    )
+    committed_session.commit()
+
+    page.goto(live_server + "/")
+    heading = page.locator(f"#run-{run.id} h2")
+    # Hostile text in a run name is shown as text, not interpreted as markup.
+    assert "ppo-<b>bold</b>-run" in heading.inner_text()
+    assert page.locator(f"#run-{run.id} b").count() == 0
+    rows = page.locator(f"#run-{run.id} tr.checkpoint")
+    assert rows.count() == 2
+    assert rows.nth(1).get_attribute("data-step") == "10"
+    assert "1.250" in rows.nth(1).inner_text()
+
+
+def test_index_empty_state(live_server: str, page) -> None:
+    page.goto(live_server + "/")
+    assert "No training runs yet" in page.content()
