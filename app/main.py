@@ -7,7 +7,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.render import render
-from app.routes import pages
+from app.routes import admin, pages
+from app.routes import judging as judging_routes
 from judging.db import make_engine, make_session_factory
 from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
 from judging.settings import PROJECT_ROOT, Settings, get_settings
@@ -23,6 +24,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(app.state.engine)
     app.mount("/static", StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static")
     app.include_router(pages.router)
+    app.include_router(judging_routes.router)
+    app.include_router(admin.router)
     app.add_exception_handler(LabError, _lab_error)  # type: ignore[arg-type]
     return app
 
@@ -31,4 +34,6 @@ async def _lab_error(request: Request, exc: LabError) -> HTMLResponse | JSONResp
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"detail": str(exc)}, status_code=status)
-    return render(request, "error.html", {"message": str(exc), "status": status}, status_code=status)
+    return render(
+        request, "error.html", {"message": str(exc), "status": status}, status_code=status
+    )

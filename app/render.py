@@ -27,11 +27,12 @@ def render(
 ) -> HTMLResponse:
     """Render `template`; when htmx asks and a block is named, render just that block."""
     block_name = block if block and is_htmx(request) else None
-    response: HTMLResponse = templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request,
         template,
         context or {},
         block_name=block_name,
         status_code=status_code,
     )
+    assert isinstance(response, HTMLResponse)
     return response

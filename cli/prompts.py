@@ -9,22 +9,21 @@ import typer
 
 from cli.common import console, db_session
 from judging.errors import InputFileError
+from judging.prompts import PromptRecord, check_records
 
 app = typer.Typer(help="Prompt sets (train / held-out).", no_args_is_help=True)
 
 
-def _from_hub(name: str, column: str, limit: int | None) -> list[object]:
+def _from_hub(name: str, column: str, limit: int | None) -> list[PromptRecord]:
     """For users with internet: a `datasets` hub name such as tatsu-lab/alpaca."""
     from datasets import load_dataset  # heavy; only here
-
-    from judging.prompts import check_records
 
     dataset = load_dataset(name, split="train")
     if column not in dataset.column_names:
         raise InputFileError(name, None, f"dataset has no column {column!r}")
     rows = ((i + 1, {"prompt": row[column]}) for i, row in enumerate(dataset))
     records = check_records(name, rows)
-    return list(records[:limit] if limit else records)
+    return records[:limit] if limit else records
 
 
 @app.command("import")
@@ -34,21 +33,23 @@ def import_(
     split: str = typer.Option(..., help="train or heldout."),
     column: str = typer.Option("prompt", help="Column holding the prompt (hub datasets)."),
     limit: int | None = typer.Option(None, help="Keep only the first N prompts (hub datasets)."),
+    skip_existing: bool = typer.Option(
+        False, help="Do nothing (exit 0) when a set of that name already exists."
+    ),
 ) -> None:
     """Import a prompt set; a malformed file is refused whole, naming the bad line."""
-    from judging.prompts import PromptRecord, parse_prompt_file, store_prompt_set
+    from judging.prompts import parse_prompt_file, prompt_set_exists, store_prompt_set
 
     if split not in ("train", "heldout"):
         raise typer.BadParameter("must be 'train' or 'heldout'", param_hint="--split")
     path = Path(file)
     looks_like_hub = not path.exists() and "/" in file and path.suffix == ""
-    records: list[PromptRecord]
-    if looks_like_hub:
-        records = _from_hub(file, column, limit)  # type: ignore[assignment]
-    else:
-        records = parse_prompt_file(path)
+    records = _from_hub(file, column, limit) if looks_like_hub else parse_prompt_file(path)
     split_value: Literal["train", "heldout"] = split  # type: ignore[assignment]
     with db_session() as session:
+        if skip_existing and prompt_set_exists(session, set_name):
+            console.print(f"prompt set {set_name!r} already exists, skipping")
+            return
         prompt_set = store_prompt_set(
             session, name=set_name, split=split_value, records=records, source=file
         )

@@ -23,6 +23,4 @@ def serve(
     engine.dispose()
     bind_host, bind_port = host or cfg.host, port or cfg.port
     console.print(f"RLHF lab on [bold]http://{bind_host}:{bind_port}/[/bold]  (Ctrl-C to stop)")
-    uvicorn.run(
-        "app.main:create_app", factory=True, host=bind_host, port=bind_port, reload=reload
-    )
+    uvicorn.run("app.main:create_app", factory=True, host=bind_host, port=bind_port, reload=reload)

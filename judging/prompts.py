@@ -40,12 +40,16 @@ def text_hash(text: str) -> str:
 def _record(path: str, line: int, row: dict[str, object], index: int) -> PromptRecord:
     key = next((k for k in TEXT_KEYS if k in row), None)
     if key is None:
-        raise InputFileError(path, line, f"no prompt field (expected one of {', '.join(TEXT_KEYS)})")
+        raise InputFileError(
+            path, line, f"no prompt field (expected one of {', '.join(TEXT_KEYS)})"
+        )
     text = row[key]
     if not isinstance(text, str) or not text.strip():
         raise InputFileError(path, line, f"'{key}' must be a non-empty string")
     if len(text) > MAX_PROMPT_CHARS:
-        raise InputFileError(path, line, f"prompt has {len(text)} characters (max {MAX_PROMPT_CHARS})")
+        raise InputFileError(
+            path, line, f"prompt has {len(text)} characters (max {MAX_PROMPT_CHARS})"
+        )
     raw_id = row.get("id", f"p{index:05d}")
     if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or str(raw_id).strip() == "":
         raise InputFileError(path, line, "'id' must be a non-empty string or integer")
@@ -71,7 +75,9 @@ def _jsonl_rows(path: str, content: str) -> Iterable[tuple[int, dict[str, object
 def _csv_rows(path: str, content: str) -> Iterable[tuple[int, dict[str, object]]]:
     reader = csv.DictReader(io.StringIO(content))
     if not reader.fieldnames or not any(k in reader.fieldnames for k in TEXT_KEYS):
-        raise InputFileError(path, 1, f"CSV header needs a column named one of {', '.join(TEXT_KEYS)}")
+        raise InputFileError(
+            path, 1, f"CSV header needs a column named one of {', '.join(TEXT_KEYS)}"
+        )
     for row in reader:
         if None in row:
             raise InputFileError(path, reader.line_num, "more fields than the header has")
@@ -104,7 +110,9 @@ def check_records(name: str, rows: Iterable[tuple[int, dict[str, object]]]) -> l
         if digest in seen_text:
             raise InputFileError(name, line, f"duplicate of the prompt on line {seen_text[digest]}")
         if record.external_id in seen_id:
-            raise InputFileError(name, line, f"id {record.external_id!r} repeats line {seen_id[record.external_id]}")
+            raise InputFileError(
+                name, line, f"id {record.external_id!r} repeats line {seen_id[record.external_id]}"
+            )
         seen_text[digest], seen_id[record.external_id] = line, line
         records.append(record)
     if not records:
@@ -118,7 +126,7 @@ def store_prompt_set(
     """Create the set and all its prompts in the caller's transaction."""
     if split not in SPLITS:
         raise ConflictError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
-    if session.scalar(select(PromptSet).where(PromptSet.name == name)) is not None:
+    if prompt_set_exists(session, name):
         raise ConflictError(f"prompt set {name!r} already exists")
     prompt_set = PromptSet(name=name, split=split, source=source)
     session.add(prompt_set)
@@ -136,6 +144,10 @@ def store_prompt_set(
     )
     session.flush()
     return prompt_set
+
+
+def prompt_set_exists(session: Session, name: str) -> bool:
+    return session.scalar(select(PromptSet.id).where(PromptSet.name == name)) is not None
 
 
 def count_prompts(session: Session, prompt_set_id: int) -> int:

@@ -67,7 +67,9 @@ def start_run(
     """Create a run, or with `resume=True` reopen the run of that name."""
     run = get_run_by_name(session, name)
     if run is not None and not resume:
-        raise ConflictError(f"a run named {name!r} already exists; pass --resume or pick a new name")
+        raise ConflictError(
+            f"a run named {name!r} already exists; pass --resume or pick a new name"
+        )
     if run is not None and run.algorithm != algorithm:
         raise ConflictError(f"run {name!r} is a {run.algorithm} run, not {algorithm}")
     if run is None:
@@ -112,7 +114,12 @@ def ensure_base_checkpoint(session: Session, run: TrainingRun) -> Checkpoint:
     if existing is not None:
         return existing
     base = Checkpoint(
-        run_id=run.id, step=0, kind="base", path=run.base_model, metrics={}, compute_spent_seconds=0.0
+        run_id=run.id,
+        step=0,
+        kind="base",
+        path=run.base_model,
+        metrics={},
+        compute_spent_seconds=0.0,
     )
     session.add(base)
     session.flush()
@@ -165,9 +172,7 @@ def register_checkpoint(
     return checkpoint
 
 
-def record_metrics(
-    session: Session, *, run_id: int, step: int, metrics: Mapping[str, Any]
-) -> int:
+def record_metrics(session: Session, *, run_id: int, step: int, metrics: Mapping[str, Any]) -> int:
     """Upsert one step's scalars into the time series; returns how many were written."""
     clean = _finite(metrics)
     if not clean:

@@ -7,7 +7,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -36,7 +43,9 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
     """SQLAlchemy URL. Empty means the embedded SQLite file `<data_dir>/rlhf.db`."""
 
-    secret_key: SecretStr = Field(default=SecretStr(_DEV_SECRET), validation_alias="RLHF_SECRET_KEY")
+    secret_key: SecretStr = Field(
+        default=SecretStr(_DEV_SECRET), validation_alias="RLHF_SECRET_KEY"
+    )
     """Signs session cookies and CSRF tokens."""
 
     host: str = Field(default="127.0.0.1", validation_alias="RLHF_HOST")
@@ -62,8 +71,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
         if self.environment == "production":
-            if self.secret_key.get_secret_value() == _DEV_SECRET:
-                raise ValueError("RLHF_SECRET_KEY must be set in production")
+            secret = self.secret_key.get_secret_value()
+            if secret == _DEV_SECRET or len(secret) < 32:
+                raise ValueError(
+                    "RLHF_SECRET_KEY must be set to 32+ random characters in production"
+                )
             if not self.database_url:
                 raise ValueError("DATABASE_URL must point at PostgreSQL in production")
         return self

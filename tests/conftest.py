@@ -67,7 +67,9 @@ def db_session(pg_engine: Engine) -> Iterator[Session]:
     """A session whose work is rolled back after the test, commits included (savepoints)."""
     connection = pg_engine.connect()
     transaction = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     try:
         yield session
     finally:

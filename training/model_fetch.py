@@ -31,7 +31,9 @@ class FetchResult:
     created: bool
 
 
-def locate_gguf(gguf: Path | None = None, wheel: Path | None = None, workdir: Path | None = None) -> Path:
+def locate_gguf(
+    gguf: Path | None = None, wheel: Path | None = None, workdir: Path | None = None
+) -> Path:
     """Find the GGUF: an explicit file, a downloaded wheel, or the installed package."""
     if gguf is not None:
         if not gguf.is_file():
@@ -113,7 +115,9 @@ def _convert(gguf_path: Path, out_dir: Path) -> None:
     model = LlamaForCausalLM(config)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     if missing or unexpected:
-        raise ConfigError(f"GGUF weights do not fit the model: missing={missing} unexpected={unexpected}")
+        raise ConfigError(
+            f"GGUF weights do not fit the model: missing={missing} unexpected={unexpected}"
+        )
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

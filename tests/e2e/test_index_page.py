@@ -10,7 +10,9 @@ from judging import registry
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-def test_index_lists_runs_and_checkpoints(live_server: str, committed_session: Session, page, tmp_path) -> None:
+def test_index_lists_runs_and_checkpoints(
+    live_server: str, committed_session: Session, page, tmp_path
+) -> None:
     ckpt_dir = tmp_path / "checkpoint-10"
     ckpt_dir.mkdir()
     (ckpt_dir / "adapter.bin").write_bytes(b"weights")

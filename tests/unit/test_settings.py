@@ -1,0 +1,58 @@
+"""Settings: fail fast on bad values, refuse unsafe defaults in production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from judging.errors import ConfigError
+from judging.settings import load_settings
+
+
+def test_embedded_default_is_sqlite_under_data_dir(tmp_path: Path) -> None:
+    settings = load_settings(RLHF_DATA_DIR=tmp_path, DATABASE_URL="")
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'rlhf.db'}"
+
+
+def test_plain_postgresql_url_uses_psycopg3() -> None:
+    settings = load_settings(DATABASE_URL="postgresql://u:p@db:5432/lab")
+    assert settings.resolved_database_url == "postgresql+psycopg://u:p@db:5432/lab"
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("not a url", "not a valid database URL"),
+        ("mysql://u@h/db", "supported: postgresql, sqlite"),
+    ],
+)
+def test_invalid_database_url_is_one_line_config_error(url: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(DATABASE_URL=url)
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_production_refuses_dev_secret() -> None:
+    with pytest.raises(ConfigError, match="RLHF_SECRET_KEY"):
+        load_settings(RLHF_ENV="production", DATABASE_URL="postgresql://u@h/db")
+
+
+def test_production_refuses_short_secret() -> None:
+    with pytest.raises(ConfigError, match="32"):
+        load_settings(
+            RLHF_ENV="production", DATABASE_URL="postgresql://u@h/db", RLHF_SECRET_KEY="x"
+        )
+
+
+def test_production_requires_database_url() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        load_settings(RLHF_ENV="production", RLHF_SECRET_KEY="k" * 40, DATABASE_URL="")
+
+
+def test_production_accepts_safe_values() -> None:
+    settings = load_settings(
+        RLHF_ENV="production", RLHF_SECRET_KEY="k" * 40, DATABASE_URL="postgresql://u@h/db"
+    )
+    assert settings.environment == "production"
