@@ -1,0 +1,120 @@
+"""Cookie sessions from invite links, roles, and CSRF tokens tied to the session.
+
+The cookie holds {rater id, csrf token} signed with itsdangerous (settings.secret_key); it is
+HttpOnly and SameSite=Lax. Every POST must echo the session's CSRF token in the form (or the
+X-CSRF-Token header), compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.datastructures import FormData
+
+from app.deps import SessionDep
+from judging.errors import PermissionDeniedError
+from judging.models import Rater
+from judging.settings import Settings
+
+COOKIE = "rlhf_session"
+MAX_AGE_S = 30 * 24 * 3600
+NEED_INVITE = "/need-invite"
+
+
+@dataclass(frozen=True)
+class Identity:
+    rater_id: int
+    name: str
+    is_admin: bool
+    csrf: str
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt="rlhf-session")
+
+
+def start_session(request: Request, response: Response, rater_id: int) -> None:
+    """Sign a fresh session (new CSRF token) into the cookie."""
+    settings: Settings = request.app.state.settings
+    value = _serializer(settings).dumps({"r": rater_id, "c": secrets.token_urlsafe(24)})
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=MAX_AGE_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def end_session(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/")
+
+
+def _payload(request: Request) -> dict[str, object] | None:
+    raw = request.cookies.get(COOKIE)
+    if not raw:
+        return None
+    settings: Settings = request.app.state.settings
+    try:
+        data = _serializer(settings).loads(raw, max_age=MAX_AGE_S)
+    except BadSignature:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def optional_identity(request: Request, session: SessionDep) -> Identity | None:
+    data = _payload(request)
+    if data is None or not isinstance(data.get("r"), int) or not isinstance(data.get("c"), str):
+        return None
+    rater = session.get(Rater, data["r"])
+    if rater is None or not rater.active:
+        return None
+    return Identity(rater.id, rater.name, rater.role == "admin", str(data["c"]))
+
+
+def current_identity(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
+    """The signed-in rater; without a valid session, send the browser to the invite notice."""
+    if identity is None:
+        raise HTTPException(status_code=303, headers={"Location": NEED_INVITE})
+    return identity
+
+
+def admin_identity(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+    if not identity.is_admin:
+        raise PermissionDeniedError("this page is for study admins only")
+    return identity
+
+
+CurrentRater = Annotated[Identity, Depends(current_identity)]
+AdminRater = Annotated[Identity, Depends(admin_identity)]
+
+
+def check_csrf(identity: Identity, supplied: str | None) -> None:
+    if not supplied or not hmac.compare_digest(supplied.encode(), identity.csrf.encode()):
+        raise PermissionDeniedError("missing or invalid CSRF token; reload the page and try again")
+
+
+async def rater_form(request: Request, identity: CurrentRater) -> FormData:
+    """The POSTed form of a signed-in rater, after the CSRF check."""
+    form = await request.form()
+    token = form.get("csrf_token") or request.headers.get("X-CSRF-Token")
+    check_csrf(identity, token if isinstance(token, str) else None)
+    return form
+
+
+async def admin_form(request: Request, identity: AdminRater) -> FormData:
+    form = await request.form()
+    token = form.get("csrf_token") or request.headers.get("X-CSRF-Token")
+    check_csrf(identity, token if isinstance(token, str) else None)
+    return form
+
+
+RaterForm = Annotated[FormData, Depends(rater_form)]
+AdminForm = Annotated[FormData, Depends(admin_form)]

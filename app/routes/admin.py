@@ -1,0 +1,190 @@
+"""Admin pages: raters and invites, studies (create, extend, close), QC and exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.auth import AdminForm, AdminRater
+from app.deps import SessionDep
+from app.render import render
+from judging import qc, studies
+from judging.errors import ConflictError, NotFoundError
+from judging.raters import invite_rater, invite_url, list_raters
+
+router = APIRouter(prefix="/admin")
+
+
+def _ints(form: Any, name: str) -> list[int]:
+    try:
+        return [int(v) for v in form.getlist(name) if str(v).strip()]
+    except ValueError:
+        raise ConflictError(f"{name} must be numeric ids") from None
+
+
+def _number(form: Any, name: str, default: float, kind: type = float) -> Any:
+    raw = form.get(name)
+    if raw is None or str(raw).strip() == "":
+        return kind(default)
+    try:
+        return kind(str(raw))
+    except ValueError:
+        raise ConflictError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _index(
+    request: Request, session: SessionDep, who: AdminRater, new_link: str | None = None
+) -> HTMLResponse:
+    context = {
+        "who": who,
+        "csrf": who.csrf,
+        "studies": studies.list_studies(session),
+        "raters": list_raters(session),
+        "new_link": new_link,
+    }
+    return render(request, "admin/index.html", context)
+
+
+@router.get("", response_class=HTMLResponse)
+def admin_index(request: Request, session: SessionDep, who: AdminRater) -> HTMLResponse:
+    return _index(request, session, who)
+
+
+@router.post("/raters", response_class=HTMLResponse)
+def invite(request: Request, session: SessionDep, who: AdminRater, form: AdminForm) -> HTMLResponse:
+    role = "admin" if form.get("role") == "admin" else "rater"
+    _rater, token = invite_rater(session, name=str(form.get("name") or ""), role=role)
+    # Shown once on this response; only the hash is stored.
+    session.commit()
+    return _index(request, session, who, invite_url(str(request.base_url), token))
+
+
+@router.get("/studies/new", response_class=HTMLResponse)
+def new_study(request: Request, session: SessionDep, who: AdminRater) -> HTMLResponse:
+    context = {"who": who, "csrf": who.csrf, "options": qc.form_options(session)}
+    return render(request, "admin/study_new.html", context)
+
+
+@router.post("/studies", response_model=None)
+def create_study(session: SessionDep, form: AdminForm) -> Response:
+    reference = _ints(form, "reference")
+    study = studies.create_study(
+        session,
+        name=str(form.get("name") or ""),
+        checkpoint_ids=_ints(form, "checkpoints"),
+        prompt_set_id=(_ints(form, "prompt_set") or [0])[0],
+        rater_ids=_ints(form, "raters"),
+        reference_checkpoint_id=reference[0] if reference else None,
+        raters_per_comparison=_number(form, "raters_per_comparison", 2, int),
+        attention_check_rate=_number(form, "attention_check_rate", 0.05),
+    )
+    session.commit()  # before the redirect: get_db would commit only after the response is sent
+    return RedirectResponse(f"/admin/studies/{study.id}", status_code=303)
+
+
+def _study(session: SessionDep, study_id: int) -> Any:
+    return studies.get_study(session, study_id)
+
+
+def _addable(session: SessionDep, study: Any) -> dict[str, list[qc.Option]]:
+    """Checkpoints and raters that the study page may still add."""
+    options = qc.form_options(session)
+    members = set(studies.study_rater_ids(session, study.id))
+    taken = {*studies.study_checkpoint_ids(session, study.id), study.reference_checkpoint_id}
+    return {
+        "addable_checkpoints": [c for c in options.checkpoints if c.id not in taken],
+        "addable_raters": [r for r in options.raters if r.id not in members],
+    }
+
+
+@router.get("/studies/{study_id}", response_class=HTMLResponse)
+def study_page(
+    request: Request, study_id: int, session: SessionDep, who: AdminRater
+) -> HTMLResponse:
+    study = _study(session, study_id)
+    context = {
+        "who": who,
+        "csrf": who.csrf,
+        "study": study,
+        "report": qc.study_qc(session, study),
+        "reference": qc.checkpoint_label(session, study.reference_checkpoint_id),
+        "message": request.query_params.get("message"),
+        **_addable(session, study),
+    }
+    return render(request, "admin/study.html", context)
+
+
+@router.get("/studies/{study_id}/qc", response_class=HTMLResponse)
+def qc_page(request: Request, study_id: int, session: SessionDep, who: AdminRater) -> HTMLResponse:
+    study = _study(session, study_id)
+    context = {
+        "who": who,
+        "csrf": who.csrf,
+        "study": study,
+        "report": qc.study_qc(session, study),
+        "message": request.query_params.get("message"),
+    }
+    return render(request, "admin/qc.html", context)
+
+
+def _back(session: SessionDep, study_id: int, message: str, page: str = "") -> RedirectResponse:
+    from urllib.parse import quote
+
+    session.commit()  # before the redirect: get_db would commit only after the response is sent
+
+    return RedirectResponse(
+        f"/admin/studies/{study_id}{page}?message={quote(message)}", status_code=303
+    )
+
+
+@router.post("/studies/{study_id}/checkpoints", response_model=None)
+def add_checkpoints(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+    created = studies.add_checkpoints(
+        session, _study(session, study_id), _ints(form, "checkpoints")
+    )
+    return _back(session, study_id, f"added {created} comparisons")
+
+
+@router.post("/studies/{study_id}/raters", response_model=None)
+def add_rater(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+    ids = _ints(form, "rater")
+    if not ids:
+        raise ConflictError("pick a rater to add")
+    moved = studies.add_rater(session, _study(session, study_id), ids[0])
+    return _back(session, study_id, f"rater added; {moved} unstarted items moved to them")
+
+
+@router.post("/studies/{study_id}/reassign", response_model=None)
+def reassign(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+    ids = _ints(form, "rater")
+    if not ids:
+        raise ConflictError("pick a rater whose work to reassign")
+    moved, stuck = studies.reassign_rater_work(session, _study(session, study_id), ids[0])
+    note = f"; {stuck} items had no eligible rater and stayed" if stuck else ""
+    return _back(session, study_id, f"reassigned {moved} unfinished items{note}", "/qc")
+
+
+@router.post("/studies/{study_id}/status", response_model=None)
+def set_status(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+    studies.set_status(session, _study(session, study_id), str(form.get("status") or ""))
+    return _back(session, study_id, f"study is now {form.get('status')}")
+
+
+@router.get("/studies/{study_id}/export.{fmt}", response_model=None)
+def export(
+    request: Request, study_id: int, fmt: str, session: SessionDep, _who: AdminRater
+) -> Response:
+    if fmt not in ("csv", "jsonl"):
+        raise NotFoundError("exports are .csv or .jsonl")
+    study = _study(session, study_id)
+    anonymise = request.query_params.get("anonymise", "0") not in ("0", "", "false")
+    key = request.app.state.settings.secret_key.get_secret_value().encode()
+    records = qc.export_records(session, study, anonymise=anonymise, key=key)
+    body = qc.to_csv(records) if fmt == "csv" else qc.to_jsonl(records)
+    media = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    name = f"study-{study.id}{'-anon' if anonymise else ''}.{fmt}"
+    return Response(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )

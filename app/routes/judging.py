@@ -1,0 +1,123 @@
+"""The rater's pages: invite login, the queue, verdicts, skip and undo.
+
+Every action is a plain `<form method="post">` enhanced with hx-post: htmx requests get the
+`queue` block of rate.html back, plain requests a 303 redirect to /rate (post/redirect/get).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.auth import NEED_INVITE, CurrentRater, Identity, RaterForm, end_session, start_session
+from app.deps import SessionDep
+from app.markdown import render_markdown
+from app.render import is_htmx, render, templates
+from judging import rating
+from judging.errors import NotFoundError
+from judging.raters import rater_for_token
+
+router = APIRouter()
+templates.env.filters.setdefault("markdown", render_markdown)
+
+
+def undo_window(request: Request) -> timedelta:
+    """RLHF_UNDO_SECONDS (default 120); tests may set app.state.undo_window."""
+    window = getattr(request.app.state, "undo_window", None)
+    if isinstance(window, timedelta):
+        return window
+    return timedelta(seconds=int(os.environ.get("RLHF_UNDO_SECONDS", "120")))
+
+
+def _field(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+@router.get("/invite/{token}", response_model=None)
+def accept_invite(request: Request, token: str, session: SessionDep) -> Response:
+    rater = rater_for_token(session, token)
+    if rater is None:
+        raise NotFoundError(
+            "this invite link is not valid (it may have been replaced by a newer one)"
+        )
+    response = RedirectResponse("/admin" if rater.role == "admin" else "/rate", status_code=303)
+    start_session(request, response, rater.id)
+    session.commit()
+    return response
+
+
+@router.get(NEED_INVITE, response_class=HTMLResponse)
+def need_invite(request: Request) -> HTMLResponse:
+    return render(request, "need_invite.html", {}, status_code=401)
+
+
+@router.post("/logout", response_model=None)
+def logout(_form: RaterForm) -> Response:
+    response = RedirectResponse(NEED_INVITE, status_code=303)
+    end_session(response)
+    return response
+
+
+def _page(
+    request: Request, session: SessionDep, who: Identity, flash: str | None = None
+) -> HTMLResponse:
+    state = rating.queue_state(session, who.rater_id, undo_window(request))
+    context = {"who": who, "state": state, "flash": flash, "csrf": who.csrf}
+    response = render(request, "rate.html", context, block="queue")
+    # Commit before the response leaves: get_db commits only after it is sent (FastAPI's
+    # "request" scope), and the browser's next request must see this one's writes.
+    session.commit()
+    return response
+
+
+@router.get("/rate", response_class=HTMLResponse)
+def rate_page(request: Request, session: SessionDep, who: CurrentRater) -> HTMLResponse:
+    return _page(request, session, who, request.query_params.get("flash"))
+
+
+def _after(request: Request, session: SessionDep, who: Identity, flash: str) -> Response:
+    session.commit()  # the verdict is durable before anyone (htmx or a redirect) asks again
+    if is_htmx(request):
+        return _page(request, session, who, flash)
+    return RedirectResponse(f"/rate?flash={flash}", status_code=303)
+
+
+@router.post("/rate/undo", response_model=None)
+def undo(request: Request, session: SessionDep, who: CurrentRater, _form: RaterForm) -> Response:
+    undone = rating.undo_last(session, rater_id=who.rater_id, window=undo_window(request))
+    return _after(request, session, who, "undone" if undone else "nothing-to-undo")
+
+
+@router.post("/rate/{public_id}", response_model=None)
+def judge(
+    request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
+) -> Response:
+    choice, rationale, client_ms, key = rating.parse_submission(
+        _field(form, "choice"),
+        _field(form, "rationale"),
+        _field(form, "client_ms"),
+        _field(form, "key"),
+    )
+    fresh = rating.record_judgement(
+        session,
+        rater_id=who.rater_id,
+        public_id=public_id,
+        choice=choice,
+        rationale=rationale,
+        idempotency_key=key,
+        client_ms=client_ms,
+    )
+    return _after(request, session, who, "recorded" if fresh else "already-recorded")
+
+
+@router.post("/rate/{public_id}/skip", response_model=None)
+def skip(
+    request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
+) -> Response:
+    rating.skip(session, rater_id=who.rater_id, public_id=public_id, reason=_field(form, "reason"))
+    return _after(request, session, who, "skipped")

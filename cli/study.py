@@ -1,0 +1,115 @@
+"""`rlhf study ...`: create blind pairwise studies, list them, export judgements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cli.common import console, db_session, settings
+
+app = typer.Typer(help="Human judging studies.", no_args_is_help=True)
+
+
+def _ids(session: object, names: list[str]) -> list[int]:
+    from judging.raters import get_rater_by_name
+
+    return [int(n) if n.isdigit() else get_rater_by_name(session, n).id for n in names]  # type: ignore[arg-type]
+
+
+@app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Study name (unique)."),
+    checkpoint: list[int] = typer.Option(
+        ..., "--checkpoint", "-c", help="Checkpoint id to judge (repeat)."
+    ),
+    prompt_set: str = typer.Option(..., "--prompt-set", help="Held-out prompt set name or id."),
+    rater: list[str] = typer.Option(..., "--rater", "-r", help="Rater name or id (repeat)."),
+    reference: int | None = typer.Option(
+        None, help="Reference checkpoint id (default: base of the first checkpoint's run)."
+    ),
+    raters_per_comparison: int = typer.Option(2, min=1, help="Distinct raters per comparison."),
+    attention_rate: float = typer.Option(
+        0.05, min=0.0, max=1.0, help="Share of extra attention-check items."
+    ),
+    seed: int | None = typer.Option(
+        None, help="Seed for the assignment and order (sides stay random)."
+    ),
+) -> None:
+    """Create a study: one comparison per prompt and checkpoint, each given to N raters."""
+    from sqlalchemy import select
+
+    from judging.errors import NotFoundError
+    from judging.models import Comparison, PromptSet
+    from judging.studies import create_study
+
+    with db_session() as session:
+        ps = session.scalar(select(PromptSet).where(PromptSet.name == prompt_set))
+        if ps is None and prompt_set.isdigit():
+            ps = session.get(PromptSet, int(prompt_set))
+        if ps is None:
+            raise NotFoundError(f"prompt set {prompt_set!r} does not exist")
+        study = create_study(
+            session,
+            name=name,
+            checkpoint_ids=checkpoint,
+            prompt_set_id=ps.id,
+            rater_ids=_ids(session, rater),
+            reference_checkpoint_id=reference,
+            raters_per_comparison=raters_per_comparison,
+            attention_check_rate=attention_rate,
+            seed=seed,
+        )
+        count = len(
+            session.scalars(select(Comparison.id).where(Comparison.study_id == study.id)).all()
+        )
+        console.print(
+            f"study {study.id} {study.name!r}: {count} comparisons x {raters_per_comparison} raters"
+        )
+
+
+@app.command("list")
+def list_() -> None:
+    """List studies with their progress."""
+    from judging.qc import study_qc
+    from judging.studies import list_studies
+
+    with db_session() as session:
+        for s in list_studies(session):
+            report = study_qc(session, s)
+            console.print(
+                f"{s.id}\t{s.name}\t{s.status}\t{report.done}/{report.total} judged",
+                highlight=False,
+            )
+
+
+@app.command("export")
+def export(
+    study_id: int = typer.Argument(..., help="Study id."),
+    fmt: str = typer.Option("csv", "--format", help="csv or jsonl."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write (default: stdout)."
+    ),
+    anonymise: bool = typer.Option(
+        True, "--anonymise/--with-names", help="Stable pseudonyms instead of rater names."
+    ),
+) -> None:
+    """Export judged rows (checkpoint unblinded, winner resolved from the side)."""
+    import sys
+
+    from judging import qc
+    from judging.studies import get_study
+
+    if fmt not in ("csv", "jsonl"):
+        raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
+    key = settings().secret_key.get_secret_value().encode()
+    with db_session() as session:
+        records = qc.export_records(
+            session, get_study(session, study_id), anonymise=anonymise, key=key
+        )
+    body = qc.to_csv(records) if fmt == "csv" else qc.to_jsonl(records)
+    if output is None:
+        sys.stdout.write(body)
+    else:
+        output.write_text(body, encoding="utf-8")
+        console.print(f"wrote {len(records)} judgements to {output}")

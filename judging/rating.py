@@ -1,0 +1,272 @@
+"""A rater's queue: the next item, recording a verdict (idempotently), skip and undo.
+
+Blindness lives here: the item view carries only the opaque public id and the two texts already
+placed on their sides; no generation, checkpoint or run identity leaves this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
+from judging.models import CHOICES, Assignment, Comparison, Generation, Judgement, Study
+from judging.settings import new_token
+
+MAX_RATIONALE_CHARS = 2000
+MAX_SKIP_REASON_CHARS = 500
+MAX_TIME_MS = 24 * 3600 * 1000
+DEFAULT_UNDO_WINDOW = timedelta(minutes=2)
+
+
+class InvalidSubmission(LabError):
+    """A form value is out of range; the message says which and why (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class ItemView:
+    public_id: str
+    prompt: str
+    left: str
+    right: str
+    idempotency_key: str
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class QueueState:
+    done: int
+    total: int
+    item: ItemView | None
+    can_undo: bool
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _open_queue(rater_id: int) -> Select[Assignment]:
+    return (
+        select(Assignment)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Study, Study.id == Comparison.study_id)
+        .where(Assignment.rater_id == rater_id, Study.status == "running")
+    )
+
+
+def progress(session: Session, rater_id: int) -> tuple[int, int]:
+    """(done, total) over the rater's running studies."""
+    rows = session.execute(
+        _open_queue(rater_id)
+        .with_only_columns(Assignment.status, func.count())
+        .group_by(Assignment.status)
+    )
+    counts = dict(rows.all())
+    return counts.get("done", 0), sum(counts.values())
+
+
+def next_assignment(session: Session, rater_id: int) -> Assignment | None:
+    """First unfinished item: lowest study, then queue position (skips were moved to the end)."""
+    return session.scalar(
+        _open_queue(rater_id)
+        .where(Assignment.status != "done")
+        .order_by(Comparison.study_id, Assignment.position, Assignment.id)
+        .limit(1)
+    )
+
+
+def _texts(session: Session, comparison: Comparison) -> tuple[str, str]:
+    """(checkpoint text, reference text); attention checks use the degraded copy as reference."""
+    candidate = session.get(Generation, comparison.candidate_generation_id)
+    assert candidate is not None  # FK guarantees it
+    if comparison.kind == "attention":
+        return candidate.text, comparison.degraded_text or ""
+    reference = session.get(Generation, comparison.reference_generation_id)
+    assert reference is not None
+    return candidate.text, reference.text
+
+
+def serve(session: Session, assignment: Assignment, now: datetime | None = None) -> ItemView:
+    """Mark the item shown now (time on item starts here) and build its blind view."""
+    comparison = session.get(Comparison, assignment.comparison_id)
+    assert comparison is not None
+    mine, theirs = _texts(session, comparison)
+    left, right = (mine, theirs) if assignment.checkpoint_side == "left" else (theirs, mine)
+    # Only stamp the item if nobody holds it: a concurrent submit of this very item holds the row
+    # lock, and waiting for it here (while holding our own locks) could deadlock.
+    # populate_existing re-reads the row under the lock, so a verdict committed meanwhile by a
+    # concurrent request is seen and never overwritten with "served".
+    free = session.scalar(
+        select(Assignment)
+        .where(Assignment.id == assignment.id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    if free is not None and free.status != "done":
+        assignment.served_at = now or _now()
+        if assignment.status == "pending":
+            assignment.status = "served"
+        session.flush()
+    return ItemView(
+        public_id=assignment.public_id,
+        prompt=comparison.prompt.text,
+        left=left,
+        right=right,
+        idempotency_key=new_token(),
+        skipped=assignment.status == "skipped",
+    )
+
+
+def queue_state(
+    session: Session, rater_id: int, undo_window: timedelta = DEFAULT_UNDO_WINDOW
+) -> QueueState:
+    done, total = progress(session, rater_id)
+    current = next_assignment(session, rater_id)
+    item = serve(session, current) if current else None
+    return QueueState(done, total, item, last_undoable(session, rater_id, undo_window) is not None)
+
+
+def own_assignment(
+    session: Session, rater_id: int, public_id: str, *, lock: bool = False
+) -> Assignment:
+    """The rater's assignment by public id: 404 if unknown, 403 if someone else's."""
+    query = select(Assignment).where(Assignment.public_id == public_id)
+    if lock:
+        # Serialises double submits of one item: the second waits, then sees the first's verdict.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    assignment = session.scalar(query) if len(public_id) <= 64 else None
+    if assignment is None:
+        raise NotFoundError("no such item")
+    if assignment.rater_id != rater_id:
+        raise PermissionDeniedError("this item is not in your queue")
+    study_status = session.scalar(
+        select(Study.status).join(Comparison).where(Comparison.id == assignment.comparison_id)
+    )
+    if study_status != "running":
+        raise ConflictError("this study is closed")
+    return assignment
+
+
+def parse_submission(
+    choice: str | None, rationale: str | None, client_ms: str | None, key: str | None
+) -> tuple[str, str | None, int | None, str]:
+    """Validate raw form values; raises InvalidSubmission with a one-line reason."""
+    if choice not in CHOICES:
+        raise InvalidSubmission(f"choice must be one of {', '.join(CHOICES)}")
+    text = (rationale or "").strip()
+    if len(text) > MAX_RATIONALE_CHARS:
+        raise InvalidSubmission(f"the rationale is limited to {MAX_RATIONALE_CHARS} characters")
+    if not key or len(key) > 100:
+        raise InvalidSubmission("the form is missing its submission key; reload the page")
+    ms: int | None = None
+    if client_ms not in (None, ""):
+        try:
+            ms = round(float(client_ms))
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidSubmission("time on item must be a number of milliseconds") from None
+        if ms < 0:
+            raise InvalidSubmission("time on item cannot be negative")
+    return choice, text or None, ms, key
+
+
+def _time_on_item(assignment: Assignment, client_ms: int | None, now: datetime) -> int | None:
+    """Server-measured time, or the client's if it is plausible (never above the server's + 2 s)."""
+    server_ms = None
+    if assignment.served_at is not None:
+        server_ms = max(0, int((now - _aware(assignment.served_at)).total_seconds() * 1000))
+    if client_ms is not None and (server_ms is None or client_ms <= server_ms + 2000):
+        return min(client_ms, MAX_TIME_MS)
+    return min(server_ms, MAX_TIME_MS) if server_ms is not None else None
+
+
+def record_judgement(
+    session: Session,
+    *,
+    rater_id: int,
+    public_id: str,
+    choice: str,
+    rationale: str | None,
+    idempotency_key: str,
+    client_ms: int | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Store the verdict; returns False when it was already recorded (double submit, retry)."""
+    now = now or _now()
+    assignment = own_assignment(session, rater_id, public_id, lock=True)
+    if session.scalar(select(Judgement.id).where(Judgement.assignment_id == assignment.id)):
+        return False
+    judgement = Judgement(
+        assignment_id=assignment.id,
+        choice=choice,
+        rationale=rationale,
+        time_on_item_ms=_time_on_item(assignment, client_ms, now),
+        idempotency_key=idempotency_key,
+    )
+    try:
+        with session.begin_nested():
+            session.add(judgement)
+            session.flush()
+    except IntegrityError:
+        # Same key or same assignment recorded by a concurrent request: that one stands.
+        return False
+    assignment.status, assignment.done_at = "done", now
+    session.flush()
+    return True
+
+
+def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None) -> None:
+    """Put the item back at the end of this rater's queue for the study."""
+    text = (reason or "").strip()
+    if len(text) > MAX_SKIP_REASON_CHARS:
+        raise InvalidSubmission(f"the skip reason is limited to {MAX_SKIP_REASON_CHARS} characters")
+    assignment = own_assignment(session, rater_id, public_id, lock=True)
+    if assignment.status == "done":
+        return
+    study_id = session.scalar(
+        select(Comparison.study_id).where(Comparison.id == assignment.comparison_id)
+    )
+    last = session.scalar(
+        select(func.max(Assignment.position))
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Assignment.rater_id == rater_id, Comparison.study_id == study_id)
+    )
+    assignment.position = (last or 0) + 1
+    assignment.status, assignment.skip_reason = "skipped", text or None
+    session.flush()
+
+
+def last_undoable(session: Session, rater_id: int, window: timedelta) -> Judgement | None:
+    """The rater's most recent judgement, if it is younger than the undo window."""
+    judgement = session.scalar(
+        select(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Study, Study.id == Comparison.study_id)
+        .where(Assignment.rater_id == rater_id, Study.status == "running")
+        .order_by(Judgement.created_at.desc(), Judgement.id.desc())
+        .limit(1)
+    )
+    if judgement is None or _aware(judgement.created_at) < _now() - window:
+        return None
+    return judgement
+
+
+def undo_last(session: Session, *, rater_id: int, window: timedelta = DEFAULT_UNDO_WINDOW) -> bool:
+    """Withdraw the last judgement within the window; the item comes back next. False if none."""
+    judgement = last_undoable(session, rater_id, window)
+    if judgement is None:
+        return False
+    assignment = judgement.assignment
+    session.delete(judgement)
+    assignment.status, assignment.done_at, assignment.served_at = "served", None, None
+    session.flush()
+    return True

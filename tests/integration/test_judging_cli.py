@@ -1,0 +1,123 @@
+"""`rlhf raters` and `rlhf study` against a committed PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from cli.main import app
+from judging import rating
+from judging.models import Rater, Study
+from judging.raters import hash_token
+from judging.settings import get_settings
+from tests.conftest import truncate_all
+from tests.judging_helpers import build_lab
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cli_db(
+    pg_url: str, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Session]:
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("RLHF_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RLHF_SECRET_KEY", "cli-test-secret")
+    get_settings.cache_clear()
+    session = sessionmaker(bind=pg_engine, expire_on_commit=False)()
+    try:
+        yield session
+    finally:
+        session.close()
+        get_settings.cache_clear()
+        truncate_all(pg_engine)
+
+
+def test_invite_create_judge_and_export(cli_db: Session, tmp_path: Path) -> None:
+    runner = CliRunner()
+    lab = build_lab(cli_db, tmp_path, prompts=3, raters=())
+    cli_db.commit()
+    links = {}
+    for name, extra in (("ann", []), ("ben", []), ("boss", ["--admin"])):
+        result = runner.invoke(
+            app, ["raters", "invite", name, *extra, "--base-url", "https://lab.example"]
+        )
+        assert result.exit_code == 0, result.output
+        links[name] = re.search(r"https://lab\.example/invite/(\S+)", result.output).group(1)  # type: ignore[union-attr]
+    ann = cli_db.scalar(select(Rater).where(Rater.name == "ann"))
+    assert ann is not None and ann.token_hash == hash_token(links["ann"])
+    assert links["ann"] not in ann.token_hash
+    listed = runner.invoke(app, ["raters", "list"])
+    assert "boss" in listed.output and "admin" in listed.output
+
+    result = runner.invoke(
+        app,
+        [
+            "study",
+            "create",
+            "cli-study",
+            "-c",
+            str(lab.trained[0].id),
+            "--prompt-set",
+            "ppo-lab-heldout",
+            "-r",
+            "ann",
+            "-r",
+            "ben",
+            "--attention-rate",
+            "0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 comparisons x 2 raters" in result.output
+    bad = runner.invoke(
+        app,
+        [
+            "study",
+            "create",
+            "again",
+            "-c",
+            str(lab.trained[0].id),
+            "--prompt-set",
+            "nope",
+            "-r",
+            "ann",
+            "-r",
+            "ben",
+        ],
+    )
+    assert bad.exit_code != 0
+
+    study = cli_db.scalar(select(Study).where(Study.name == "cli-study"))
+    assert study is not None
+    for rater in cli_db.scalars(select(Rater).where(Rater.name.in_(["ann", "ben"]))):
+        while (a := rating.next_assignment(cli_db, rater.id)) is not None:
+            rating.serve(cli_db, a)
+            rating.record_judgement(
+                cli_db,
+                rater_id=rater.id,
+                public_id=a.public_id,
+                choice="tie",
+                rationale=None,
+                idempotency_key=a.public_id,
+            )
+    cli_db.commit()
+    assert "6/6 judged" in runner.invoke(app, ["study", "list"]).output
+
+    out = tmp_path / "export.jsonl"
+    result = runner.invoke(
+        app, ["study", "export", str(study.id), "--format", "jsonl", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 6 and {r["winner"] for r in rows} == {"tie"}
+    assert not {r["rater"] for r in rows} & {"ann", "ben"}  # anonymised by default
+    named = runner.invoke(app, ["study", "export", str(study.id), "--with-names"])
+    assert named.exit_code == 0 and "ann" in named.output and "ppo-lab@10" in named.output

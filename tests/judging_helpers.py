@@ -1,0 +1,82 @@
+"""Builders for judging tests: a run with base and trained checkpoints, prompts, texts, raters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from judging import registry
+from judging.models import Checkpoint, Generation, Rater
+from judging.prompts import PromptRecord, store_prompt_set
+from judging.raters import invite_rater
+
+
+@dataclass
+class Lab:
+    run_name: str
+    base: Checkpoint
+    trained: list[Checkpoint]
+    prompt_set_id: int
+    prompt_ids: list[int]
+    raters: list[Rater]
+    tokens: dict[str, str]
+
+
+def build_lab(
+    session: Session,
+    tmp_path: Path,
+    *,
+    prompts: int = 6,
+    steps: tuple[int, ...] = (10, 20),
+    raters: tuple[str, ...] = ("alice", "bob"),
+    run_name: str = "ppo-lab",
+    texts: dict[tuple[str, int], str] | None = None,
+) -> Lab:
+    """`texts[(who, prompt index)]` overrides a response; who is "base" or the step as str."""
+    run = registry.start_run(
+        session, name=run_name, algorithm="ppo", base_model="models/base", config={}
+    )
+    base = registry.ensure_base_checkpoint(session, run)
+    trained = []
+    for step in steps:
+        folder = tmp_path / f"{run_name}-checkpoint-{step}"
+        folder.mkdir(exist_ok=True)
+        (folder / "adapter_model.safetensors").write_bytes(b"w" * step)
+        trained.append(registry.register_checkpoint(session, run_id=run.id, step=step, path=folder))
+    records = [
+        PromptRecord(f"p{i:03d}", f"Prompt number {i}: explain topic {i} briefly.")
+        for i in range(prompts)
+    ]
+    prompt_set = store_prompt_set(
+        session, name=f"{run_name}-heldout", split="heldout", records=records, source=None
+    )
+    prompt_ids = [p.id for p in prompt_set.prompts]
+    texts = texts or {}
+    for n, (who, ckpt) in enumerate([("base", base), *[(str(c.step), c) for c in trained]]):
+        for i, pid in enumerate(prompt_ids):
+            # A neutral variant letter, never the run or step (the blindness tests look for those).
+            letter = "QRSTUVWXYZ"[n % 10]
+            default = f"Variant {letter} answers prompt {i}. It has two sentences. And a third."
+            text = texts.get((who, i), default)
+            session.add(
+                Generation(
+                    checkpoint_id=ckpt.id,
+                    prompt_id=pid,
+                    text=text,
+                    token_count=12,
+                    finish_reason="stop",
+                    backend="import",
+                    seed=0,
+                )
+            )
+    tokens, people = {}, []
+    for name in raters:
+        rater, token = invite_rater(
+            session, name=name, role="admin" if name == "admin" else "rater"
+        )
+        people.append(rater)
+        tokens[name] = token
+    session.flush()
+    return Lab(run_name, base, trained, prompt_set.id, prompt_ids, people, tokens)
