@@ -110,3 +110,39 @@ def truncate_all(engine: Engine) -> None:
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def eval_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny base + reward model and LoRA adapters (zero-init, small and large noise) on the base."""
+    from tests.evaluation_models import SMOLLM2, build_adapter, build_base_and_rm
+
+    if not (SMOLLM2 / "tokenizer.json").is_file():
+        pytest.skip(f"{SMOLLM2} is missing: run `rlhf models fetch` first")
+    root = tmp_path_factory.mktemp("eval-models")
+    models = build_base_and_rm(root)
+    models["lora_zero"] = build_adapter(models["base"], root / "lora_zero")
+    models["lora_small"] = build_adapter(models["base"], root / "lora_small", noise=0.02)
+    models["lora_large"] = build_adapter(models["base"], root / "lora_large", noise=0.2)
+    return models
+
+
+@pytest.fixture
+def committed_factory(pg_engine: Engine) -> Iterator[object]:
+    """A session factory whose commits persist (workers commit per batch).
+
+    Runs and prompt sets created during the test are deleted afterwards, with everything that
+    cascades from them (checkpoints, evaluations, generations); other rows are left alone.
+    """
+    from sqlalchemy import delete, select
+
+    from judging.db import make_session_factory
+    from judging.models import PromptSet, TrainingRun
+
+    with pg_engine.connect() as conn:
+        runs = set(conn.scalars(select(TrainingRun.id)))
+        sets = set(conn.scalars(select(PromptSet.id)))
+    yield make_session_factory(pg_engine)
+    with pg_engine.begin() as conn:
+        conn.execute(delete(TrainingRun).where(TrainingRun.id.not_in(runs)))
+        conn.execute(delete(PromptSet).where(PromptSet.id.not_in(sets)))

@@ -1,0 +1,111 @@
+"""`rlhf evaluate`: generate, score and diagnose checkpoints on a held-out prompt set."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from cli.common import console, settings
+from judging.errors import ConflictError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from judging.eval_config import EvalConfig
+    from training.evaluation.worker import JobOutcome
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def evaluate(
+    checkpoint: int | None = typer.Option(
+        None, "--checkpoint", help="Evaluate this checkpoint id only."
+    ),
+    watch: bool = typer.Option(False, "--watch", help="Keep polling for new checkpoints."),
+    prompt_set: str | None = typer.Option(
+        None, "--prompt-set", help="Prompt set name (default: first held-out set)."
+    ),
+    config_path: Path | None = typer.Option(
+        None, "--config", help="Eval YAML (default training/configs/eval_cpu.yaml)."
+    ),
+    backend: str | None = typer.Option(
+        None, help="Override the config: transformers, vllm or vllm-server."
+    ),
+    limit: int | None = typer.Option(None, help="Only the first N prompts of the set."),
+    poll: float = typer.Option(10.0, help="Seconds between polls with --watch."),
+) -> None:
+    """Evaluate checkpoints that have no finished evaluation (base checkpoints first)."""
+    from judging.db import check_connection, make_engine, make_session_factory
+    from judging.eval_config import load_eval_config
+    from training.evaluation.worker import watch as watch_loop
+
+    config = load_eval_config(config_path, backend=backend, limit=limit)
+    set_name = prompt_set or config.prompt_set
+    engine = make_engine(settings().resolved_database_url)
+    check_connection(engine)
+    factory = make_session_factory(engine)
+
+    def report(outcome: JobOutcome) -> None:
+        detail = f": {outcome.error}" if outcome.error else ""
+        console.print(f"checkpoint {outcome.checkpoint_id}: evaluation {outcome.status}{detail}")
+
+    try:
+        if checkpoint is not None:
+            _one(factory, checkpoint, set_name, config, report)
+            return
+        outcomes = watch_loop(
+            factory,
+            config=config,
+            worker=_worker_name(),
+            prompt_set_name=set_name,
+            poll_s=poll,
+            once=not watch,
+            on_outcome=report,
+            show_progress=True,
+        )
+        if not outcomes:
+            console.print("nothing to evaluate")
+    finally:
+        engine.dispose()
+
+
+def _one(
+    factory: sessionmaker[Session],
+    checkpoint_id: int,
+    set_name: str | None,
+    config: EvalConfig,
+    report: Callable[[JobOutcome], None],
+) -> None:
+    """Evaluate one checkpoint now (re-queueing it if it failed before)."""
+    from judging.evaluation_queue import default_prompt_set, requeue
+    from training.evaluation.worker import process_one
+
+    with factory() as session:
+        prompt_set_id = default_prompt_set(session, set_name).id
+        evaluation = requeue(session, checkpoint_id=checkpoint_id, prompt_set_id=prompt_set_id)
+        status = evaluation.status
+        session.commit()
+    if status == "done":
+        console.print(f"checkpoint {checkpoint_id} is already evaluated on this prompt set")
+        return
+    outcome = process_one(
+        factory,
+        config=config,
+        worker=_worker_name(),
+        prompt_set_id=prompt_set_id,
+        checkpoint_id=checkpoint_id,
+        show_progress=True,
+    )
+    if outcome is None:
+        raise ConflictError(f"checkpoint {checkpoint_id} is being evaluated by another worker")
+    report(outcome)
+    if outcome.status == "failed":
+        raise typer.Exit(1)

@@ -1,0 +1,124 @@
+"""The evaluation config (YAML): backend, sampling, batching, seeds and diagnostic thresholds.
+
+Validated up front like the training configs: an unknown or mistyped key is a one-line ConfigError
+naming it, never a silent default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from judging.diagnostics import REFUSAL_PREFIXES, SYCOPHANCY_MARKERS
+from judging.errors import ConfigError
+
+DEFAULT_EVAL_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "eval_cpu.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sampling(_Strict):
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(64, ge=1)
+
+
+class VllmOptions(_Strict):
+    enforce_eager: bool = True
+    max_lora_rank: int = Field(16, ge=1)
+    max_loras: int = Field(2, ge=1)
+    max_model_len: int = Field(2048, ge=16)
+    gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)
+    dtype: str = "float32"
+    """fp32 keeps sampled-token log-probs within ~1e-5 of transformers (bf16 drifts by ~0.1)."""
+
+
+class ServerOptions(_Strict):
+    url: str = "http://127.0.0.1:8001"
+    base_model_name: str | None = None
+    """Served name of the base model; default: the base folder path as vLLM names it."""
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class DiagnosticsOptions(_Strict):
+    seq_rep_n: int = Field(4, ge=1)
+    self_bleu_max_n: int = Field(4, ge=1, le=4)
+    self_bleu_sample: int = Field(50, ge=2)
+    refusal_prefixes: tuple[str, ...] = REFUSAL_PREFIXES
+    sycophancy_markers: tuple[str, ...] = SYCOPHANCY_MARKERS
+
+
+class Thresholds(_Strict):
+    max: dict[str, float] = Field(
+        default_factory=lambda: {
+            "length_growth": 1.5,
+            "truncation_rate": 0.2,
+            "seq_rep_4": 0.2,
+            "self_bleu": 0.6,
+            "refusal_rate": 0.1,
+            "sycophancy_rate": 0.05,
+            "emoji_rate": 0.2,
+            "headers_rate": 0.5,
+        }
+    )
+    """A flag `metric>limit` is raised when a summary metric exceeds its limit."""
+    min: dict[str, float] = Field(default_factory=lambda: {"distinct_2": 0.2})
+    """A flag `metric<limit` is raised when a summary metric falls below its limit."""
+
+
+class EvalConfig(_Strict):
+    backend: Literal["transformers", "vllm", "vllm-server"] = "transformers"
+    device: str = "cpu"
+    batch_size: int = Field(8, ge=1)
+    score_batch_size: int = Field(16, ge=1)
+    seed: int = 1234
+    """Prompt i of a set is sampled with seed + its position, for the base and every checkpoint."""
+    sampling: Sampling = Sampling()
+    reward_model: str | None = None
+    """Reward model folder; default: the run's reward_model."""
+    prompt_set: str | None = None
+    """Held-out prompt set name; default: the first held-out set."""
+    limit: int | None = Field(None, ge=1)
+    """Evaluate only the first N prompts of the set (benchmarks, smoke runs)."""
+    stale_after_s: float = Field(600.0, gt=0)
+    """A running job whose heartbeat is older than this is taken over by another worker."""
+    threads: int | None = Field(None, ge=1)
+    vllm: VllmOptions = VllmOptions()
+    server: ServerOptions = ServerOptions()
+    diagnostics: DiagnosticsOptions = DiagnosticsOptions()
+    thresholds: Thresholds = Thresholds()
+
+
+def _message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"unknown key {where!r}"
+    return f"{where}: {first['msg']}"
+
+
+def parse_eval_config(data: dict[str, Any], *, source: str = "config") -> EvalConfig:
+    try:
+        return EvalConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_message(exc)}") from None
+
+
+def load_eval_config(path: Path | None = None, **overrides: Any) -> EvalConfig:
+    """Read a YAML eval config (default `training/configs/eval_cpu.yaml`) and apply overrides."""
+    path = path or DEFAULT_EVAL_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"eval config {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_eval_config(data, source=str(path))

@@ -1,0 +1,145 @@
+"""The evaluation queue: idempotent job creation, one claim per job under races, stale takeover."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from judging import registry
+from judging.db import Base, make_engine, make_session_factory
+from judging.evaluation_queue import claim_next, ensure_evaluations, mark_failed, requeue
+from judging.models import Evaluation
+from judging.prompts import PromptRecord, store_prompt_set
+
+
+def _setup(session: Session, tmp_path: Path, checkpoints: int = 1) -> tuple[int, list[int]]:
+    folder = tmp_path / "ckpt"
+    folder.mkdir(exist_ok=True)
+    (folder / "adapter_config.json").write_text("{}")
+    run = registry.start_run(
+        session, name=f"q-{tmp_path.name}", algorithm="ppo", base_model=str(folder), config={}
+    )
+    ids = [registry.ensure_base_checkpoint(session, run).id]
+    ids += [
+        registry.register_checkpoint(session, run_id=run.id, step=s, path=folder).id
+        for s in range(10, 10 * checkpoints, 10)
+    ]
+    prompt_set = store_prompt_set(
+        session,
+        name=f"set-{tmp_path.name}",
+        split="heldout",
+        records=[PromptRecord("a", "hi")],
+        source=None,
+    )
+    return prompt_set.id, ids
+
+
+def _race(factory: sessionmaker[Session], prompt_set_id: int, workers: int = 2) -> list[int | None]:
+    barrier = threading.Barrier(workers)
+    claimed: list[int | None] = [None] * workers
+
+    def work(index: int) -> None:
+        with factory() as session:
+            barrier.wait()
+            evaluation = claim_next(session, worker=f"w{index}", prompt_set_id=prompt_set_id)
+            claimed[index] = evaluation.id if evaluation else None
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return claimed
+
+
+@pytest.mark.integration
+def test_two_workers_racing_on_postgres_get_one_job(committed_factory: Any, tmp_path: Path) -> None:
+    with committed_factory() as session:
+        prompt_set_id, _ = _setup(session, tmp_path)
+        ensure_evaluations(session, prompt_set_id=prompt_set_id)
+        session.commit()
+    for _ in range(5):
+        claimed = _race(committed_factory, prompt_set_id)
+        assert sum(c is not None for c in claimed) == 1
+        with committed_factory() as session:  # put the job back for the next round
+            evaluation = session.get(Evaluation, next(c for c in claimed if c))
+            assert evaluation is not None and evaluation.status == "running"
+            evaluation.status = "pending"
+            session.commit()
+
+
+def test_two_workers_racing_on_sqlite_get_one_job(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'q.db'}")
+    Base.metadata.create_all(engine)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        prompt_set_id, _ = _setup(session, tmp_path)
+        ensure_evaluations(session, prompt_set_id=prompt_set_id)
+        session.commit()
+    for _ in range(5):
+        claimed = _race(factory, prompt_set_id)
+        assert sum(c is not None for c in claimed) == 1
+        with factory() as session:
+            session.execute(Evaluation.__table__.update().values(status="pending"))
+            session.commit()
+    engine.dispose()
+
+
+@pytest.mark.integration
+def test_jobs_are_created_once_base_first_and_failures_requeue(
+    db_session: Session, tmp_path: Path
+) -> None:
+    prompt_set_id, ids = _setup(db_session, tmp_path, checkpoints=3)
+    assert ensure_evaluations(db_session, prompt_set_id=prompt_set_id) == 3
+    assert ensure_evaluations(db_session, prompt_set_id=prompt_set_id) == 0
+    count = db_session.scalar(
+        select(func.count())
+        .select_from(Evaluation)
+        .where(Evaluation.prompt_set_id == prompt_set_id)
+    )
+    assert count == 3
+    first = claim_next(db_session, worker="w", prompt_set_id=prompt_set_id)
+    assert (
+        first is not None
+        and first.checkpoint_id == ids[0]
+        and first.checkpoint.status == "evaluating"
+    )
+    second = claim_next(db_session, worker="w", prompt_set_id=prompt_set_id)
+    assert second is not None and second.checkpoint_id == ids[1]
+    mark_failed(db_session, second, "RuntimeError: out of memory")
+    assert (
+        second.checkpoint.status == "failed"
+        and second.checkpoint.error == "RuntimeError: out of memory"
+    )
+    third = claim_next(db_session, worker="w", prompt_set_id=prompt_set_id)
+    assert third is not None and third.checkpoint_id == ids[2]
+    assert (
+        claim_next(db_session, worker="w", prompt_set_id=prompt_set_id) is None
+    )  # failed is not retried
+    requeue(db_session, checkpoint_id=ids[1], prompt_set_id=prompt_set_id)
+    retry = claim_next(db_session, worker="w", prompt_set_id=prompt_set_id)
+    assert retry is not None and retry.checkpoint_id == ids[1] and retry.error is None
+
+
+@pytest.mark.integration
+def test_reward_model_and_external_runs_get_no_jobs(db_session: Session, tmp_path: Path) -> None:
+    prompt_set_id, ids = _setup(db_session, tmp_path)
+    for algorithm in ("rm", "external"):
+        run = registry.start_run(
+            db_session,
+            name=f"{algorithm}-{tmp_path.name}",
+            algorithm=algorithm,
+            base_model="x",
+            config={},
+        )
+        registry.register_checkpoint(db_session, run_id=run.id, step=1, path=tmp_path)
+    assert ensure_evaluations(db_session, prompt_set_id=prompt_set_id) == len(ids)
+    jobs = db_session.scalars(
+        select(Evaluation.checkpoint_id).where(Evaluation.prompt_set_id == prompt_set_id)
+    )
+    assert sorted(jobs) == sorted(ids)

@@ -1,0 +1,97 @@
+"""Transformers generation (seeded per prompt) and KL(checkpoint || base) on tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import fmean
+
+import pytest
+
+from tests.evaluation_models import EVAL_PROMPTS
+
+pytestmark = pytest.mark.training
+
+
+def _kl_means(models: dict[str, Path], adapter: str) -> tuple[float, float]:
+    from training.evaluation.scoring import KLScorer
+    from training.generation.base import ModelRef, chat_prompt_ids
+    from training.generation.hf import TransformersGenerator
+
+    ref = ModelRef(str(models["base"]), str(models[adapter]))
+    generator = TransformersGenerator(ref, batch_size=4)
+    params = _params()
+    results = generator.generate(EVAL_PROMPTS, params, list(range(len(EVAL_PROMPTS))))
+    prompt_ids = [chat_prompt_ids(generator.tokenizer, p) for p in EVAL_PROMPTS]
+    scorer = KLScorer(generator.model, pad_id=0, batch_size=3)
+    kls = scorer.score(prompt_ids, [r.token_ids for r in results])
+    return fmean(k for k, _ in kls), fmean(k for _, k in kls)
+
+
+def _params(max_new_tokens: int = 12) -> object:
+    from training.generation.base import SamplingParams
+
+    return SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
+
+
+def test_kl_is_zero_for_a_zero_initialised_adapter(eval_models: dict[str, Path]) -> None:
+    k1, k3 = _kl_means(eval_models, "lora_zero")
+    assert abs(k1) < 1e-4
+    assert abs(k3) < 1e-4
+
+
+def test_kl_grows_with_the_adapter_perturbation(eval_models: dict[str, Path]) -> None:
+    small_k1, small_k3 = _kl_means(eval_models, "lora_small")
+    large_k1, large_k3 = _kl_means(eval_models, "lora_large")
+    print(small_k1, small_k3, large_k1, large_k3)
+    assert 0 < small_k3 < large_k3
+    # k1 is unbiased only for samples from the checkpoint at temperature 1 without top-p.
+    assert small_k1 < large_k1
+    assert large_k1 > 0
+
+
+def test_kl_estimators_match_their_formulas() -> None:
+    import math
+
+    from training.evaluation.scoring import kl_estimates
+
+    ckpt, base = [-1.0, -2.0], [-1.5, -1.0]
+    k1, k3 = kl_estimates(ckpt, base)
+    assert k1 == pytest.approx(0.5 - 1.0)
+    expected = sum(math.exp(b - c) - 1 - (b - c) for c, b in zip(ckpt, base, strict=True))
+    assert k3 == pytest.approx(expected)
+
+
+def test_generation_is_seeded_per_prompt_not_per_batch(eval_models: dict[str, Path]) -> None:
+    from training.generation.base import ModelRef
+    from training.generation.hf import TransformersGenerator
+
+    generator = TransformersGenerator(ModelRef(str(eval_models["base"])), batch_size=6)
+    params = _params(8)
+    together = generator.generate(EVAL_PROMPTS, params, [7, 8, 9, 10, 11, 12])
+    alone = generator.generate(EVAL_PROMPTS[2:3], params, [9])
+    again = generator.generate(EVAL_PROMPTS, params, [7, 8, 9, 10, 11, 12])
+    other_seed = generator.generate(EVAL_PROMPTS[2:3], params, [99])
+    assert alone[0].token_ids == together[2].token_ids
+    assert [r.token_ids for r in again] == [r.token_ids for r in together]
+    assert other_seed[0].token_ids != alone[0].token_ids
+    first = together[0]
+    assert len(first.token_ids) <= 8 and first.finish_reason in ("stop", "length")
+    assert first.logprobs is not None and len(first.logprobs) == len(first.token_ids)
+    assert all(lp <= 0 for lp in first.logprobs)
+
+
+def test_sampled_logprobs_match_teacher_forcing(eval_models: dict[str, Path]) -> None:
+    from training.evaluation.scoring import response_logprobs
+    from training.generation.base import ModelRef, chat_prompt_ids
+    from training.generation.hf import TransformersGenerator
+
+    generator = TransformersGenerator(
+        ModelRef(str(eval_models["base"]), str(eval_models["lora_large"])), batch_size=6
+    )
+    results = generator.generate(EVAL_PROMPTS, _params(8), list(range(6)))
+    prompt_ids = [chat_prompt_ids(generator.tokenizer, p) for p in EVAL_PROMPTS]
+    forced = response_logprobs(
+        generator.model, prompt_ids, [r.token_ids for r in results], pad_id=0
+    )
+    for result, logps in zip(results, forced, strict=True):
+        assert logps == pytest.approx(result.logprobs, abs=1e-4)

@@ -1,0 +1,92 @@
+"""The vLLM server client: request body (served name, chat-templated ids, seed) and parsing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from judging.errors import ConfigError
+from judging.eval_config import ServerOptions
+from training.generation.base import ModelRef, SamplingParams
+from training.generation.vllm_server import VllmServerGenerator, parse_choice
+
+
+class FakeTokenizer:
+    chat_template = None
+
+    def __call__(self, text: str) -> dict[str, list[int]]:
+        return {"input_ids": [len(word) for word in text.split()]}
+
+
+def _server(requests: list[dict[str, Any]], status: int = 200) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        requests.append({"path": request.url.path, **body})
+        choice = {
+            "text": f"seed {body['seed']}",
+            "finish_reason": "length" if body["seed"] % 2 else "stop",
+            "logprobs": {"tokens": ["token_id:5", "token_id:2"], "token_logprobs": [-0.5, -1.25]},
+        }
+        return httpx.Response(status, json={"choices": [choice]})
+
+    return httpx.MockTransport(handle)
+
+
+def test_client_sends_served_name_ids_and_seeds() -> None:
+    requests: list[dict[str, Any]] = []
+    ref = ModelRef("/models/base", "/runs/a/checkpoint-40", name="a-40")
+    generator = VllmServerGenerator(
+        ServerOptions(url="http://vllm:8000/"),
+        ref,
+        tokenizer=FakeTokenizer(),
+        transport=_server(requests),
+    )
+    results = generator.generate(["hi there", "why"], SamplingParams(0.7, 0.9, 16), [10, 11])
+    assert [r.text for r in results] == ["seed 10", "seed 11"]
+    assert [r.finish_reason for r in results] == ["stop", "length"]
+    assert results[0].token_ids == [5, 2] and results[0].logprobs == [-0.5, -1.25]
+    first = next(r for r in requests if r["seed"] == 10)
+    assert (
+        first["path"] == "/v1/completions"
+        and first["model"] == "a-40"
+        and first["prompt"] == [2, 5]
+    )
+    assert (first["max_tokens"], first["temperature"], first["top_p"], first["logprobs"]) == (
+        16,
+        0.7,
+        0.9,
+        1,
+    )
+
+
+def test_base_model_is_addressed_by_its_served_name() -> None:
+    requests: list[dict[str, Any]] = []
+    options = ServerOptions(base_model_name="smollm2")
+    VllmServerGenerator(
+        options, ModelRef("/models/base"), tokenizer=FakeTokenizer(), transport=_server(requests)
+    ).generate(["x"], SamplingParams(), [1])
+    assert requests[0]["model"] == "smollm2"
+
+
+def test_server_errors_are_one_line() -> None:
+    generator = VllmServerGenerator(
+        ServerOptions(),
+        ModelRef("/b"),
+        tokenizer=FakeTokenizer(),
+        transport=_server([], status=404),
+    )
+    with pytest.raises(ConfigError, match="answered 404"):
+        generator.generate(["x"], SamplingParams(), [1])
+
+
+def test_parse_choice_without_logprobs() -> None:
+    result = parse_choice({"text": "ok", "finish_reason": "stop"})
+    assert (result.text, result.token_ids, result.finish_reason, result.logprobs) == (
+        "ok",
+        [],
+        "stop",
+        None,
+    )

@@ -1,0 +1,1 @@
+"""Checkpoint evaluation: generation, reward scores, KL from the base, and the job worker."""

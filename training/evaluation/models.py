@@ -1,0 +1,84 @@
+"""Load what one evaluation job needs: a generator, the KL scorer and the reward model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from judging.errors import ConfigError
+from judging.eval_config import EvalConfig
+from judging.models import Checkpoint
+from training.evaluation.scoring import KLScorer, RewardScorer
+from training.generation.base import Generator, ModelRef, load_tokenizer, model_ref_for
+from training.generation.hf import TransformersGenerator, load_causal_lm
+
+
+@dataclass
+class JobModels:
+    generator: Generator
+    tokenizer: Any
+    """The policy's tokenizer: prompt ids for KL must equal the ones the generator used."""
+    model_ref: ModelRef
+    kl: KLScorer | None
+    """None for a base checkpoint, whose KL from itself is 0 by definition."""
+    reward: RewardScorer | None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def make_generator(config: EvalConfig, ref: ModelRef, policy: Any, tokenizer: Any) -> Generator:
+    if config.backend == "transformers":
+        return TransformersGenerator(
+            ref,
+            device=config.device,
+            batch_size=config.batch_size,
+            model=policy,
+            tokenizer=tokenizer,
+        )
+    if config.backend == "vllm":
+        from training.generation.vllm_offline import shared_vllm_generator
+
+        return shared_vllm_generator(config, ref)
+    if config.backend == "vllm-server":
+        from training.generation.vllm_server import VllmServerGenerator
+
+        return VllmServerGenerator(config.server, ref, tokenizer=tokenizer)
+    raise ConfigError(f"unknown backend {config.backend!r}")
+
+
+def load_job_models(checkpoint: Checkpoint, config: EvalConfig) -> JobModels:
+    """Models for one checkpoint; the transformers policy also serves KL in fp32."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    run = checkpoint.run
+    ref = model_ref_for(checkpoint.path, run.base_model, checkpoint.kind)
+    tokenizer = load_tokenizer(ref)
+    policy = load_causal_lm(ref, device=config.device)
+    kl: KLScorer | None = None
+    if checkpoint.kind != "base":
+        base = (
+            None
+            if ref.adapter_path
+            else load_causal_lm(ModelRef(run.base_model), device=config.device)
+        )
+        kl = KLScorer(
+            policy,
+            base=base,
+            pad_id=int(tokenizer.pad_token_id),
+            device=config.device,
+            batch_size=config.batch_size,
+        )
+    reward_path = config.reward_model or run.reward_model
+    reward = (
+        RewardScorer(reward_path, device=config.device, batch_size=config.score_batch_size)
+        if reward_path
+        else None
+    )
+    generator = make_generator(config, ref, policy, tokenizer)
+    return JobModels(generator, tokenizer, ref, kl, reward, closers=[generator.close])

@@ -1,0 +1,235 @@
+"""The evaluation worker: claim a job, generate + score + KL batch by batch, then summarise.
+
+Every batch is committed with its rewards, KL and diagnostics, so a killed worker loses at most
+one batch; the next worker (or a restart) skips prompts that already have their row. The summary
+and the checkpoint's "evaluated" status are written only after the last row exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.orm import Session, sessionmaker
+
+from judging.eval_config import EvalConfig
+from judging.evaluation_queue import (
+    claim_next,
+    default_prompt_set,
+    ensure_evaluations,
+    heartbeat,
+    mark_failed,
+)
+from judging.evaluations import (
+    NewGeneration,
+    done_prompt_ids,
+    finalize,
+    job_prompts,
+    prompt_seed,
+    store_generations,
+)
+from judging.models import Checkpoint, Evaluation, Prompt
+from training.evaluation.models import JobModels, load_job_models
+from training.generation.base import SamplingParams, chat_prompt_ids
+
+log = logging.getLogger(__name__)
+ModelLoader = Callable[[Checkpoint, EvalConfig], JobModels]
+PHASES = ("generate", "score", "KL")
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    evaluation_id: int
+    checkpoint_id: int
+    status: str
+    error: str | None = None
+
+
+def _params(config: EvalConfig) -> SamplingParams:
+    s = config.sampling
+    return SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens)
+
+
+def _run_batch(
+    session: Session,
+    evaluation: Evaluation,
+    batch: Sequence[Prompt],
+    models: JobModels,
+    config: EvalConfig,
+    progress: Progress | None,
+) -> None:
+    texts = [p.text for p in batch]
+    seeds = [prompt_seed(config, p) for p in batch]
+    params = _params(config)
+    results = models.generator.generate(texts, params, seeds)
+    _advance(progress, "generate", len(batch))
+    rewards: list[float | None] = (
+        list(models.reward.score(texts, [r.text for r in results]))
+        if models.reward
+        else [None] * len(batch)
+    )
+    _advance(progress, "score", len(batch))
+    if models.kl is None:
+        kls = [(0.0, 0.0)] * len(batch)
+    else:
+        prompt_ids = [chat_prompt_ids(models.tokenizer, t) for t in texts]
+        kls = models.kl.score(prompt_ids, [r.token_ids for r in results])
+    _advance(progress, "KL", len(batch))
+    items = [
+        NewGeneration(p.id, seed, r.text, len(r.token_ids), r.finish_reason, reward, k1, k3)
+        for p, seed, r, reward, (k1, k3) in zip(batch, seeds, results, rewards, kls, strict=True)
+    ]
+    store_generations(
+        session,
+        checkpoint_id=evaluation.checkpoint_id,
+        items=items,
+        backend=models.generator.backend,
+        model_ref=models.model_ref.label,
+        sampling_params=params.as_dict(),
+        config=config,
+    )
+
+
+def _advance(progress: Progress | None, phase: str, n: int) -> None:
+    if progress is not None:
+        task = next(t.id for t in progress.tasks if t.description == phase)
+        progress.advance(task, n)
+
+
+def run_job(
+    session: Session,
+    evaluation: Evaluation,
+    config: EvalConfig,
+    load_models: ModelLoader = load_job_models,
+    progress: Progress | None = None,
+) -> dict[str, object]:
+    """Fill the missing rows of one claimed job, committing per batch, then write the summary."""
+    evaluation.config = config.model_dump(mode="json")
+    prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
+    done = done_prompt_ids(session, evaluation.checkpoint_id, prompts, config)
+    todo = [p for p in prompts if p.id not in done]
+    if progress is not None:
+        for phase in PHASES:
+            progress.add_task(phase, total=len(prompts), completed=len(done))
+    if todo:
+        models = load_models(evaluation.checkpoint, config)
+        try:
+            for start in range(0, len(todo), config.batch_size):
+                _run_batch(
+                    session,
+                    evaluation,
+                    todo[start : start + config.batch_size],
+                    models,
+                    config,
+                    progress,
+                )
+                heartbeat(session, evaluation)
+                session.commit()
+        finally:
+            models.close()
+    summary = finalize(session, evaluation, prompts, config)
+    session.commit()
+    return summary
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
+
+
+def process_one(
+    factory: sessionmaker[Session],
+    *,
+    config: EvalConfig,
+    worker: str,
+    prompt_set_id: int,
+    checkpoint_id: int | None = None,
+    load_models: ModelLoader = load_job_models,
+    show_progress: bool = False,
+) -> JobOutcome | None:
+    """Claim and run one job; a failure is recorded on the job and its checkpoint, not raised."""
+    with factory() as session:
+        evaluation = claim_next(
+            session,
+            worker=worker,
+            prompt_set_id=prompt_set_id,
+            stale_after_s=config.stale_after_s,
+            checkpoint_id=checkpoint_id,
+        )
+        if evaluation is None:
+            return None
+        ids = (evaluation.id, evaluation.checkpoint_id)
+        try:
+            if show_progress:
+                with _progress() as progress:
+                    run_job(session, evaluation, config, load_models, progress)
+            else:
+                run_job(session, evaluation, config, load_models)
+        except Exception as exc:  # any failure of the job is stored; the worker goes on
+            log.exception("evaluation %s failed", ids[0])
+            session.rollback()
+            failed = session.get(Evaluation, ids[0], populate_existing=True)
+            assert failed is not None
+            message = f"{type(exc).__name__}: {exc}"
+            mark_failed(session, failed, message)
+            session.commit()
+            return JobOutcome(*ids, "failed", message)
+        return JobOutcome(*ids, "done")
+
+
+def enqueue(
+    factory: sessionmaker[Session],
+    *,
+    prompt_set_name: str | None,
+    checkpoint_ids: list[int] | None = None,
+) -> int:
+    """Create the missing jobs; returns the prompt set's id."""
+    with factory() as session:
+        prompt_set = default_prompt_set(session, prompt_set_name)
+        ensure_evaluations(session, prompt_set_id=prompt_set.id, checkpoint_ids=checkpoint_ids)
+        session.commit()
+        return prompt_set.id
+
+
+def watch(
+    factory: sessionmaker[Session],
+    *,
+    config: EvalConfig,
+    worker: str,
+    prompt_set_name: str | None,
+    poll_s: float = 10.0,
+    max_jobs: int | None = None,
+    once: bool = False,
+    load_models: ModelLoader = load_job_models,
+    on_outcome: Callable[[JobOutcome], None] | None = None,
+    show_progress: bool = False,
+) -> list[JobOutcome]:
+    """Evaluate new checkpoints as they are registered; `once` stops when the queue is empty."""
+    outcomes: list[JobOutcome] = []
+    while max_jobs is None or len(outcomes) < max_jobs:
+        prompt_set_id = enqueue(factory, prompt_set_name=prompt_set_name)
+        outcome = process_one(
+            factory,
+            config=config,
+            worker=worker,
+            prompt_set_id=prompt_set_id,
+            load_models=load_models,
+            show_progress=show_progress,
+        )
+        if outcome is not None:
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+            continue
+        if once:
+            break
+        time.sleep(poll_s)
+    return outcomes
