@@ -25,6 +25,8 @@ def _server(requests: list[dict[str, Any]], status: int = 200) -> httpx.MockTran
     def handle(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         requests.append({"path": request.url.path, **body})
+        if request.url.path == "/v1/load_lora_adapter":
+            return httpx.Response(status, text="Success: LoRA adapter loaded")
         choice = {
             "text": f"seed {body['seed']}",
             "finish_reason": "length" if body["seed"] % 2 else "stop",
@@ -48,7 +50,11 @@ def test_client_sends_served_name_ids_and_seeds() -> None:
     assert [r.text for r in results] == ["seed 10", "seed 11"]
     assert [r.finish_reason for r in results] == ["stop", "length"]
     assert results[0].token_ids == [5, 2] and results[0].logprobs == [-0.5, -1.25]
-    first = next(r for r in requests if r["seed"] == 10)
+    loads = [r for r in requests if r["path"] == "/v1/load_lora_adapter"]
+    assert loads == [
+        {"path": "/v1/load_lora_adapter", "lora_name": "a-40", "lora_path": "/runs/a/checkpoint-40"}
+    ]
+    first = next(r for r in requests if r.get("seed") == 10)
     assert (
         first["path"] == "/v1/completions"
         and first["model"] == "a-40"
@@ -90,3 +96,14 @@ def test_parse_choice_without_logprobs() -> None:
         "stop",
         None,
     )
+
+
+def test_adapter_load_failure_is_one_line_error() -> None:
+    generator = VllmServerGenerator(
+        ServerOptions(),
+        ModelRef("/b", "/runs/a/checkpoint-2", name="a-2"),
+        tokenizer=FakeTokenizer(),
+        transport=_server([], status=500),
+    )
+    with pytest.raises(ConfigError, match="could not load adapter a-2"):
+        generator.generate(["x"], SamplingParams(), [1])

@@ -1,8 +1,10 @@
 """The vLLM server backend: an OpenAI-compatible `/v1/completions` endpoint (docker-compose).
 
-Start the server with the base model and each LoRA checkpoint as a named module, e.g.
-`python -m vllm.entrypoints.openai.api_server --model BASE --enable-lora --lora-modules
-ckpt-40=/path/to/checkpoint-40`. Prompts are sent as token ids (our chat template, our seeds).
+Start the server with the base model and LoRA enabled, e.g. `python -m
+vllm.entrypoints.openai.api_server --model BASE --enable-lora` with
+VLLM_ALLOW_RUNTIME_LORA_UPDATING=True: each checkpoint's adapter is then loaded by name through
+`/v1/load_lora_adapter` before its first request (adapters named with `--lora-modules` at start-up
+work too). Prompts are sent as token ids (our chat template, our seeds).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class VllmServerGenerator:
         self.model = (
             ref.lora_name if ref.adapter_path else (options.base_model_name or ref.base_path)
         )
+        self._adapter_loaded = False
 
     def _body(self, prompt: str, params: SamplingParams, seed: int) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class VllmServerGenerator:
         async with httpx.AsyncClient(
             timeout=self.options.timeout_s, transport=self.transport
         ) as client:
+            await self._ensure_adapter(client)
 
             async def one(prompt: str, seed: int) -> GenerationResult:
                 try:
@@ -90,6 +94,23 @@ class VllmServerGenerator:
             return list(
                 await asyncio.gather(*(one(p, s) for p, s in zip(prompts, seeds, strict=True)))
             )
+
+    async def _ensure_adapter(self, client: httpx.AsyncClient) -> None:
+        """Load the checkpoint's adapter into the server once; "already loaded" is fine."""
+        if not self.ref.adapter_path or self._adapter_loaded:
+            return
+        url = self.options.url.rstrip("/") + "/v1/load_lora_adapter"
+        body = {"lora_name": self.model, "lora_path": str(self.ref.adapter_path)}
+        try:
+            response = await client.post(url, json=body)
+        except httpx.HTTPError as exc:
+            raise ConfigError(f"vLLM server {self.options.url} unreachable: {exc}") from None
+        if response.status_code != 200 and "already" not in response.text.lower():
+            raise ConfigError(
+                f"vLLM server could not load adapter {self.model}: "
+                f"{response.status_code} {response.text[:300]}"
+            )
+        self._adapter_loaded = True
 
     def generate(
         self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int]
