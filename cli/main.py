@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
-from cli import db, models, prompts, serve
+from cli import db, evaluate, imports, models, prompts, raters, serve, study, train
 from cli.common import err_console
 from judging.errors import LabError
 
@@ -26,7 +27,12 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(prompts.app, name="prompts")
+app.add_typer(raters.app, name="raters")
+app.add_typer(study.app, name="study")
 app.command("serve")(serve.serve)
+app.add_typer(train.app, name="train")
+app.command("evaluate")(evaluate.evaluate)
+app.add_typer(imports.app, name="import")
 
 
 def _database_message(exc: DBAPIError) -> str:
@@ -40,10 +46,12 @@ def main() -> None:
     try:
         app()
     except LabError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True)
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except DBAPIError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {_database_message(exc)}", highlight=False)
+        err_console.print(
+            f"[bold red]error:[/bold red] {escape(_database_message(exc))}", highlight=False
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")

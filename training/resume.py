@@ -1,0 +1,93 @@
+"""Resume states for PPO (value model + controller state) and re-registration after a crash.
+
+TRL's PPOTrainer neither resumes nor saves its value model. After each checkpoint we write
+`<output>/resume/step-N/` (value model weights + state.json) next to, never inside, the checkpoint
+folder; a resume picks the newest step that has both, reloads the LoRA policy from
+`checkpoint-N`, and continues the step counter. The optimizer's moments are not kept (they would
+cost about twice the trainable weights): a resumed run restarts Adam's statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from judging import registry
+from training.callbacks import RegistryCallback, is_complete, logged_metrics
+
+_STEP = re.compile(r"^(?:checkpoint|step)-(\d+)$")
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    step: int
+    checkpoint: Path
+    value_model: Path
+    kl_coef: float
+
+
+def _steps(folder: Path) -> dict[int, Path]:
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for child in folder.iterdir():
+        match = _STEP.match(child.name)
+        if match and child.is_dir():
+            found[int(match.group(1))] = child
+    return found
+
+
+def complete_checkpoints(output_dir: Path) -> dict[int, Path]:
+    """Checkpoint folders whose files are all written, by step."""
+    return {step: path for step, path in _steps(output_dir).items() if is_complete(path)}
+
+
+def write_state(output_dir: Path, step: int, value_model: Any, kl_coef: float, keep: int) -> Path:
+    """Save the value model and controller state atomically (tmp folder, then rename)."""
+    root = output_dir / "resume"
+    final = root / f"step-{step}"
+    tmp = root / f".step-{step}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    value_model.save_pretrained(tmp / "value", safe_serialization=True)
+    (tmp / "state.json").write_text(
+        json.dumps({"step": step, "kl_coef": kl_coef}), encoding="utf-8"
+    )
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in sorted(_steps(root))[:-keep] if keep > 0 else []:
+        shutil.rmtree(root / f"step-{old}", ignore_errors=True)
+    return final
+
+
+def latest_state(output_dir: Path) -> ResumeState | None:
+    """Newest step with both a complete checkpoint and a complete resume state."""
+    checkpoints = complete_checkpoints(output_dir)
+    states = _steps(output_dir / "resume")
+    for step in sorted(set(checkpoints) & set(states), reverse=True):
+        state_file = states[step] / "state.json"
+        if state_file.is_file() and (states[step] / "value" / "config.json").is_file():
+            data = json.loads(state_file.read_text(encoding="utf-8"))
+            return ResumeState(
+                step, checkpoints[step], states[step] / "value", float(data["kl_coef"])
+            )
+    return None
+
+
+def register_missing(callback: RegistryCallback, output_dir: Path) -> list[int]:
+    """Register complete checkpoint folders the database does not know (crash after save)."""
+    if not callback.recorder.is_main:
+        return []
+    with callback.recorder.transaction() as session:
+        run = registry.get_run(session, callback.recorder.run_id)
+        known = {checkpoint.step for checkpoint in run.checkpoints}
+    added = []
+    for step, path in sorted(complete_checkpoints(output_dir).items()):
+        if step not in known:
+            callback.register(step, path, logged_metrics(path, step))
+            added.append(step)
+    return added
