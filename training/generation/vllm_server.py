@@ -9,8 +9,8 @@ work too). Prompts are sent as token ids (our chat template, our seeds).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -45,7 +45,7 @@ class VllmServerGenerator:
         ref: ModelRef,
         *,
         tokenizer: Any,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.options = options
         self.transport = transport
@@ -69,42 +69,18 @@ class VllmServerGenerator:
             "skip_special_tokens": True,
         }
 
-    async def _all(
-        self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int]
-    ) -> list[GenerationResult]:
-        url = self.options.url.rstrip("/") + "/v1/completions"
-        async with httpx.AsyncClient(
-            timeout=self.options.timeout_s, transport=self.transport
-        ) as client:
-            await self._ensure_adapter(client)
+    def _post(self, client: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            return client.post(self.options.url.rstrip("/") + path, json=body)
+        except httpx.HTTPError as exc:
+            raise ConfigError(f"vLLM server {self.options.url} unreachable: {exc}") from None
 
-            async def one(prompt: str, seed: int) -> GenerationResult:
-                try:
-                    response = await client.post(url, json=self._body(prompt, params, seed))
-                except httpx.HTTPError as exc:
-                    raise ConfigError(
-                        f"vLLM server {self.options.url} unreachable: {exc}"
-                    ) from None
-                if response.status_code != 200:
-                    raise ConfigError(
-                        f"vLLM server answered {response.status_code}: {response.text[:300]}"
-                    )
-                return parse_choice(response.json()["choices"][0])
-
-            return list(
-                await asyncio.gather(*(one(p, s) for p, s in zip(prompts, seeds, strict=True)))
-            )
-
-    async def _ensure_adapter(self, client: httpx.AsyncClient) -> None:
+    def _ensure_adapter(self, client: httpx.Client) -> None:
         """Load the checkpoint's adapter into the server once; "already loaded" is fine."""
         if not self.ref.adapter_path or self._adapter_loaded:
             return
-        url = self.options.url.rstrip("/") + "/v1/load_lora_adapter"
         body = {"lora_name": self.model, "lora_path": str(self.ref.adapter_path)}
-        try:
-            response = await client.post(url, json=body)
-        except httpx.HTTPError as exc:
-            raise ConfigError(f"vLLM server {self.options.url} unreachable: {exc}") from None
+        response = self._post(client, "/v1/load_lora_adapter", body)
         if response.status_code != 200 and "already" not in response.text.lower():
             raise ConfigError(
                 f"vLLM server could not load adapter {self.model}: "
@@ -115,7 +91,20 @@ class VllmServerGenerator:
     def generate(
         self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int]
     ) -> list[GenerationResult]:
-        return asyncio.run(self._all(prompts, params, seeds))
+        # Threads rather than asyncio: callers may already run an event loop (notebooks, tests).
+        with httpx.Client(timeout=self.options.timeout_s, transport=self.transport) as client:
+            self._ensure_adapter(client)
+
+            def one(prompt: str, seed: int) -> GenerationResult:
+                response = self._post(client, "/v1/completions", self._body(prompt, params, seed))
+                if response.status_code != 200:
+                    raise ConfigError(
+                        f"vLLM server answered {response.status_code}: {response.text[:300]}"
+                    )
+                return parse_choice(response.json()["choices"][0])
+
+            with ThreadPoolExecutor(max_workers=max(1, min(16, len(prompts)))) as pool:
+                return list(pool.map(one, prompts, seeds))
 
     def close(self) -> None:
         """Nothing held between calls."""
