@@ -206,6 +206,18 @@ class RunRecorder:
         self.started = time.monotonic()
         self._flushed = 0.0
 
+    @contextmanager
+    def outcome(self) -> Iterator[None]:
+        """Mark the run stopped on Ctrl-C and failed (with the error) on any exception."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.finish("stopped", error="interrupted")
+            raise
+        except Exception as exc:
+            self.finish("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+
     def finish(self, status: str, error: str | None = None) -> None:
         if not self.is_main:
             return

@@ -87,16 +87,10 @@ def run_registered(
     budget = BudgetCallback(
         max_steps=steps, max_seconds=cfg.run.max_seconds, raise_on_stop=False, save=save_checkpoints
     )
-    try:
+    with recorder.outcome():
         trainer = build(cfg, out, steps, [registrar, budget])
         trainer.train()
         if after is not None:
             after(trainer, registrar)
-    except KeyboardInterrupt:
-        recorder.finish("stopped", error="interrupted")
-        raise
-    except Exception as exc:
-        recorder.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
     recorder.finish(budget.status)
     return HFRunResult(recorder.run_id, budget.status, out, steps)

@@ -7,6 +7,7 @@ max_seconds, whichever comes first, with a final registered checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,16 +179,8 @@ def train_ppo(
         start_step=start,
         raise_on_stop=True,
     )
-    try:
+    with recorder.outcome(), contextlib.suppress(BudgetReached):
         _run_trainer(cfg, out, state, start, [registrar], budget)
-    except BudgetReached:
-        pass
-    except KeyboardInterrupt:
-        recorder.finish("stopped", error="interrupted")
-        raise
-    except Exception as exc:
-        recorder.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
     recorder.finish(budget.status)
     return RunResult(recorder.run_id, budget.status, out, start)
 
