@@ -8,7 +8,18 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from judging.models import TrainingRun
+from judging.models import Evaluation, TrainingRun
+
+
+@dataclass(frozen=True)
+class HeldOutRow:
+    """A finished evaluation on a held-out set, as the index shows it."""
+
+    n: int
+    reward: float | None
+    kl_k3: float | None
+    length_tokens: float | None
+    flags: list[str]
 
 
 @dataclass(frozen=True)
@@ -20,6 +31,32 @@ class CheckpointRow:
     reward: float | None
     kl: float | None
     created_at: datetime
+    heldout: HeldOutRow | None = None
+
+
+def _mean(summary: dict[str, object], key: str) -> float | None:
+    value = summary.get(key)
+    if isinstance(value, dict):
+        value = value.get("mean")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _heldout_rows(session: Session) -> dict[int, HeldOutRow]:
+    """The newest finished evaluation of each checkpoint."""
+    rows: dict[int, HeldOutRow] = {}
+    done = session.scalars(
+        select(Evaluation).where(Evaluation.status == "done").order_by(Evaluation.finished_at)
+    )
+    for evaluation in done:
+        summary = evaluation.summary or {}
+        rows[evaluation.checkpoint_id] = HeldOutRow(
+            n=int(summary.get("n", 0)),
+            reward=_mean(summary, "reward"),
+            kl_k3=_mean(summary, "kl_k3"),
+            length_tokens=_mean(summary, "length_tokens"),
+            flags=list(evaluation.flags or []),
+        )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -35,6 +72,7 @@ class RunOverview:
 
 
 def run_overviews(session: Session) -> list[RunOverview]:
+    heldout = _heldout_rows(session)
     runs = session.scalars(
         select(TrainingRun)
         .options(selectinload(TrainingRun.checkpoints))
@@ -58,6 +96,7 @@ def run_overviews(session: Session) -> list[RunOverview]:
                     reward=c.metrics.get("objective/scores"),
                     kl=c.metrics.get("objective/kl"),
                     created_at=c.created_at,
+                    heldout=heldout.get(c.id),
                 )
                 for c in run.checkpoints
             ],
