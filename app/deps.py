@@ -8,20 +8,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from judging.db import session_scope
 from judging.settings import Settings
 
 
 def get_db(request: Request) -> Iterator[Session]:
     """One session per request: committed when the handler returns, rolled back on error."""
-    session = request.app.state.session_factory()
-    try:
+    with session_scope(request.app.state.session_factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_app_settings(request: Request) -> Settings:
