@@ -1,7 +1,7 @@
 # Two commands matter: `make demo` (install, fetch the model, migrate, import prompts, serve) and
 # `make test` (install test deps, then the whole suite against PostgreSQL).
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
