@@ -7,7 +7,6 @@ and the reward given in the file, if any.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from judging.errors import ConflictError, InputFileError
 from judging.eval_config import EvalConfig
 from judging.evaluations import NewGeneration, finalize, job_prompts, prompt_seed, store_generations
 from judging.models import FINISH_REASONS, Evaluation, Generation, Prompt
-from judging.prompts import text_hash
+from judging.prompts import jsonl_rows, text_hash
 from judging.registry import get_checkpoint
 
 
@@ -78,15 +77,7 @@ def parse_generations_file(path: Path, prompts: list[Prompt]) -> list[ImportedRe
     by_hash = {p.text_hash: p for p in prompts}
     seen: dict[int, int] = {}
     out: list[ImportedResponse] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(name, number, f"invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise InputFileError(name, number, "each line must be a JSON object")
+    for number, row in jsonl_rows(name, path.read_text(encoding="utf-8")):
         item = _response(row, _prompt_for(row, by_id, by_hash, (name, number)), (name, number))
         if item.prompt.id in seen:
             raise InputFileError(

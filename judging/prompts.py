@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -59,7 +60,8 @@ def _record(path: str, line: int, row: dict[str, object], index: int) -> PromptR
     return PromptRecord(str(raw_id).strip(), text.strip(), category or None)
 
 
-def _jsonl_rows(path: str, content: str) -> Iterable[tuple[int, dict[str, object]]]:
+def jsonl_rows(path: str, content: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; InputFileError naming the first bad one."""
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
@@ -96,7 +98,7 @@ def parse_prompt_file(path: Path) -> list[PromptRecord]:
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".csv"):
         raise InputFileError(name, None, "expected a .jsonl or .csv file")
-    rows = _jsonl_rows(name, content) if suffix == ".jsonl" else _csv_rows(name, content)
+    rows = jsonl_rows(name, content) if suffix == ".jsonl" else _csv_rows(name, content)
     return check_records(name, rows)
 
 
