@@ -17,8 +17,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import FormData
 
 from app.deps import SessionDep
+from judging.data.models import Rater
 from judging.errors import PermissionDeniedError
-from judging.models import Rater
 from judging.settings import Settings
 
 COOKIE = "rlhf_session"

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from judging.db import session_scope
+from judging.data.db import session_scope
 from judging.settings import Settings
 
 

@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from app.render import render
 from app.routes import admin, pages
 from app.routes import judging as judging_routes
-from judging.db import make_engine, make_session_factory
+from judging.data.db import make_engine, make_session_factory
 from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
 from judging.settings import PROJECT_ROOT, Settings, get_settings
 

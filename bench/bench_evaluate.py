@@ -69,10 +69,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
-    from judging import registry
-    from judging.db import Base, make_engine, make_session_factory
-    from judging.eval_config import load_eval_config
-    from judging.prompts import PromptRecord, store_prompt_set
+    from judging.data import registry
+    from judging.data.db import Base, make_engine, make_session_factory
+    from judging.data.prompts import PromptRecord, store_prompt_set
+    from judging.evaluation.config import load_eval_config
     from training.evaluation.worker import enqueue, process_one
 
     with tempfile.TemporaryDirectory() as tmp:

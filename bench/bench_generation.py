@@ -37,7 +37,7 @@ def run_side(
     params = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=max_new_tokens)
     start = time.perf_counter()
     if side == "vllm":
-        from judging.eval_config import parse_eval_config
+        from judging.evaluation.config import parse_eval_config
         from training.generation.vllm_offline import shared_vllm_generator
 
         generator = shared_vllm_generator(parse_eval_config({"backend": "vllm"}), ref)

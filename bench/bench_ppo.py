@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    from judging.migrate import upgrade
+    from judging.data.migrate import upgrade
     from training.config import load_config
     from training.ppo import train_ppo
 
@@ -63,8 +63,8 @@ def _seconds_per_step(url: str, name: str) -> float:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from judging.db import make_engine
-    from judging.models import Checkpoint, TrainingRun
+    from judging.data.db import make_engine
+    from judging.data.models import Checkpoint, TrainingRun
 
     with Session(make_engine(url)) as session:
         rows = session.execute(

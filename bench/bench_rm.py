@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    from judging.migrate import upgrade
+    from judging.data.migrate import upgrade
     from training.config import load_config
     from training.reward import train_rm
 
@@ -65,8 +65,8 @@ def _train_runtime(url: str, name: str) -> float:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from judging.db import make_engine
-    from judging.models import TrainingMetric, TrainingRun
+    from judging.data.db import make_engine
+    from judging.data.models import TrainingMetric, TrainingRun
 
     with Session(make_engine(url)) as session:
         value = session.scalar(

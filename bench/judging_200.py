@@ -27,11 +27,12 @@ from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from judging import qc, studies
-from judging.db import make_engine
-from judging.migrate import upgrade
-from judging.models import Study
+from judging.data.db import make_engine
+from judging.data.migrate import upgrade
+from judging.data.models import Study
 from judging.settings import Settings
+from judging.studies import qc
+from judging.studies import service as studies
 from tests.judging_helpers import build_lab
 
 ADMIN_URL = os.environ.get(

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from judging.db import check_connection, make_engine, make_session_factory, session_scope
+from judging.data.db import check_connection, make_engine, make_session_factory, session_scope
 from judging.settings import Settings, get_settings
 
 console = Console()

@@ -12,8 +12,8 @@ app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=
 @app.command()
 def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Migrate the database up to REVISION (default: head)."""
-    from judging import migrate
-    from judging.db import check_connection, make_engine
+    from judging.data import migrate
+    from judging.data.db import check_connection, make_engine
 
     url = settings().resolved_database_url
     engine = make_engine(url)
@@ -28,7 +28,7 @@ def downgrade(
     revision: str = typer.Argument(..., help="Target revision, e.g. base or -1."),
 ) -> None:
     """Migrate the database down to REVISION."""
-    from judging import migrate
+    from judging.data import migrate
 
     url = settings().resolved_database_url
     migrate.downgrade(url, revision)
@@ -38,6 +38,6 @@ def downgrade(
 @app.command()
 def current() -> None:
     """Print the database's current revision."""
-    from judging import migrate
+    from judging.data import migrate
 
     console.print(migrate.current_revision(settings().resolved_database_url) or "base")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session, sessionmaker
 
-    from judging.eval_config import EvalConfig
+    from judging.evaluation.config import EvalConfig
     from training.evaluation.worker import JobOutcome
 
 
@@ -43,8 +43,8 @@ def evaluate(
     poll: float = typer.Option(10.0, help="Seconds between polls with --watch."),
 ) -> None:
     """Evaluate checkpoints that have no finished evaluation (base checkpoints first)."""
-    from judging.db import check_connection, make_engine, make_session_factory
-    from judging.eval_config import load_eval_config
+    from judging.data.db import check_connection, make_engine, make_session_factory
+    from judging.evaluation.config import load_eval_config
     from training.evaluation.worker import watch as watch_loop
 
     config = load_eval_config(config_path, backend=backend, limit=limit)
@@ -85,7 +85,7 @@ def _one(
     report: Callable[[JobOutcome], None],
 ) -> None:
     """Evaluate one checkpoint now (re-queueing it if it failed before)."""
-    from judging.evaluation_queue import default_prompt_set, requeue
+    from judging.evaluation.queue import default_prompt_set, requeue
     from training.evaluation.worker import process_one
 
     with factory() as session:

@@ -27,9 +27,9 @@ def generations(
     ),
 ) -> None:
     """Attach external responses to a checkpoint; a bad line is refused with nothing written."""
-    from judging.eval_config import load_eval_config
-    from judging.evaluation_queue import default_prompt_set
-    from judging.generation_import import import_generations
+    from judging.evaluation.config import load_eval_config
+    from judging.evaluation.imports import import_generations
+    from judging.evaluation.queue import default_prompt_set
 
     config = load_eval_config(config_path)
     with db_session() as session:

@@ -8,8 +8,8 @@ from typing import Literal
 import typer
 
 from cli.common import console, db_session
+from judging.data.prompts import PromptRecord, check_records
 from judging.errors import InputFileError
-from judging.prompts import PromptRecord, check_records
 
 app = typer.Typer(help="Prompt sets (train / held-out).", no_args_is_help=True)
 
@@ -38,7 +38,7 @@ def import_(
     ),
 ) -> None:
     """Import a prompt set; a malformed file is refused whole, naming the bad line."""
-    from judging.prompts import parse_prompt_file, prompt_set_exists, store_prompt_set
+    from judging.data.prompts import parse_prompt_file, prompt_set_exists, store_prompt_set
 
     if split not in ("train", "heldout"):
         raise typer.BadParameter("must be 'train' or 'heldout'", param_hint="--split")
@@ -61,7 +61,7 @@ def list_() -> None:
     """List prompt sets with their sizes."""
     from sqlalchemy import func, select
 
-    from judging.models import Prompt, PromptSet
+    from judging.data.models import Prompt, PromptSet
 
     with db_session() as session:
         rows = session.execute(

@@ -20,7 +20,7 @@ def invite(
     ),
 ) -> None:
     """Create a rater (or re-issue their link) and print the invite link once."""
-    from judging.raters import invite_rater, invite_url
+    from judging.studies.raters import invite_rater, invite_url
 
     cfg = settings()
     with db_session() as session:
@@ -34,7 +34,7 @@ def invite(
 @app.command("list")
 def list_() -> None:
     """List raters with role and last visit."""
-    from judging.raters import list_raters
+    from judging.studies.raters import list_raters
 
     with db_session() as session:
         for r in list_raters(session):

@@ -15,7 +15,7 @@ def serve(
     """Start the web app and print its URL."""
     import uvicorn
 
-    from judging.db import check_connection, make_engine
+    from judging.data.db import check_connection, make_engine
 
     cfg = settings()
     engine = make_engine(cfg.resolved_database_url)

@@ -12,7 +12,7 @@ app = typer.Typer(help="Human judging studies.", no_args_is_help=True)
 
 
 def _ids(session: object, names: list[str]) -> list[int]:
-    from judging.raters import get_rater_by_name
+    from judging.studies.raters import get_rater_by_name
 
     return [int(n) if n.isdigit() else get_rater_by_name(session, n).id for n in names]  # type: ignore[arg-type]
 
@@ -39,9 +39,9 @@ def create(
     """Create a study: one comparison per prompt and checkpoint, each given to N raters."""
     from sqlalchemy import select
 
+    from judging.data.models import Comparison, PromptSet
     from judging.errors import NotFoundError
-    from judging.models import Comparison, PromptSet
-    from judging.studies import create_study
+    from judging.studies.service import create_study
 
     with db_session() as session:
         ps = session.scalar(select(PromptSet).where(PromptSet.name == prompt_set))
@@ -71,8 +71,8 @@ def create(
 @app.command("list")
 def list_() -> None:
     """List studies with their progress."""
-    from judging.qc import study_qc
-    from judging.studies import list_studies
+    from judging.studies.qc import study_qc
+    from judging.studies.service import list_studies
 
     with db_session() as session:
         for s in list_studies(session):
@@ -97,8 +97,8 @@ def export(
     """Export judged rows (checkpoint unblinded, winner resolved from the side)."""
     import sys
 
-    from judging import qc
-    from judging.studies import get_study
+    from judging.studies import qc
+    from judging.studies.service import get_study
 
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("must be csv or jsonl", param_hint="--format")

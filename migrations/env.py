@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from the caller (judging.migrate) or from settings."""
+"""Alembic environment: the URL comes from the caller (judging.data.migrate) or from settings."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
-import judging.models  # noqa: F401  (registers every table on Base.metadata)
-from judging.db import Base, make_engine
+import judging.data.models  # noqa: F401  (registers every table on Base.metadata)
+from judging.data.db import Base, make_engine
 from judging.settings import get_settings
 
 config = context.config

@@ -32,14 +32,14 @@ import prompt_generators as basic  # noqa: E402
 import prompt_generators_extra as extra  # noqa: E402
 from prompt_picker import Picker  # noqa: E402
 
-from judging.prompt_quality import (  # noqa: E402
+from judging.data.prompt_quality import (  # noqa: E402
     NEAR_DUPLICATE_THRESHOLD,
     ShingleIndex,
     exact_duplicates,
     find_near_duplicates_within,
     max_cross_similarity,
 )
-from judging.prompts import normalise  # noqa: E402
+from judging.data.prompts import normalise  # noqa: E402
 
 SEED = 20261122
 SIZES = {"train": 5000, "heldout": 200}

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from judging.db import make_engine
+from judging.data.db import make_engine
 from judging.settings import Settings
 
 ADMIN_URL = os.environ.get(
@@ -32,7 +32,7 @@ def _admin_engine() -> Engine:
 @pytest.fixture(scope="session")
 def pg_url(worker_id: str) -> Iterator[str]:
     """URL of a freshly created and migrated database, dropped at the end of the run."""
-    from judging.migrate import upgrade
+    from judging.data.migrate import upgrade
 
     name = f"rlhf_test_{worker_id}_{uuid.uuid4().hex[:8]}"
     admin = _admin_engine()
@@ -105,7 +105,7 @@ def client(test_settings: Settings, db_session: Session) -> Iterator[object]:
 
 def truncate_all(engine: Engine) -> None:
     """Empty every table (for tests that must commit, e.g. a live server in another thread)."""
-    from judging.db import Base
+    from judging.data.db import Base
 
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
@@ -136,8 +136,8 @@ def committed_factory(pg_engine: Engine) -> Iterator[object]:
     """
     from sqlalchemy import delete, select
 
-    from judging.db import make_session_factory
-    from judging.models import PromptSet, TrainingRun
+    from judging.data.db import make_session_factory
+    from judging.data.models import PromptSet, TrainingRun
 
     with pg_engine.connect() as conn:
         runs = set(conn.scalars(select(TrainingRun.id)))

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from judging import registry
-from judging.eval_config import EvalConfig, parse_eval_config
-from judging.models import Checkpoint
-from judging.prompts import PromptRecord, store_prompt_set
+from judging.data import registry
+from judging.data.models import Checkpoint
+from judging.data.prompts import PromptRecord, store_prompt_set
+from judging.evaluation.config import EvalConfig, parse_eval_config
 from judging.settings import PROJECT_ROOT
 
 SMOLLM2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from judging import registry
-from judging.models import Checkpoint, Generation, Rater
-from judging.prompts import PromptRecord, store_prompt_set
-from judging.raters import invite_rater
+from judging.data import registry
+from judging.data.models import Checkpoint, Generation, Rater
+from judging.data.prompts import PromptRecord, store_prompt_set
+from judging.studies.raters import invite_rater
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any, cast
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from typing_extensions import override
 
-from judging import registry
+from judging.data import registry
 from training.common import RunRecorder
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from judging import registry
-from judging.db import check_connection, make_engine, make_session_factory, session_scope
+from judging.data import registry
+from judging.data.db import check_connection, make_engine, make_session_factory, session_scope
 from judging.errors import ConfigError, InputFileError
 from training.config import TrainConfig, resolve_path
 

@@ -92,7 +92,7 @@ def _prompt_texts(cfg: TrainConfig) -> list[str]:
 
         rows = load_dataset(cfg.data.hub_dataset, split=cfg.data.hub_split)
         return [str(r["prompt"]) for r in rows]
-    from judging.prompts import parse_prompt_file
+    from judging.data.prompts import parse_prompt_file
 
     path = Path(cfg.data.prompts)
     if not path.is_file():

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from judging import registry
+from judging.data import registry
 from training.callbacks import RegistryCallback, is_complete, logged_metrics
 
 _STEP = re.compile(r"^(?:checkpoint|step)-(\d+)$")

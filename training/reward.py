@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from judging.rm_report import build_report, report_markdown
+from judging.evaluation.rm_report import build_report, report_markdown
 from training.callbacks import RegistryCallback
 from training.common import (
     freeze_below_top,

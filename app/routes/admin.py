@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.auth import AdminForm, AdminRater
 from app.deps import SessionDep
 from app.render import render
-from judging import qc, studies
 from judging.errors import ConflictError, NotFoundError
-from judging.raters import invite_rater, invite_url, list_raters
+from judging.studies import qc
+from judging.studies import service as studies
+from judging.studies.raters import invite_rater, invite_url, list_raters
 
 router = APIRouter(prefix="/admin")
 

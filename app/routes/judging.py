@@ -17,9 +17,9 @@ from app.auth import NEED_INVITE, CurrentRater, Identity, RaterForm, end_session
 from app.deps import SessionDep
 from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
-from judging import rating
 from judging.errors import NotFoundError
-from judging.raters import rater_for_token
+from judging.studies import rating
+from judging.studies.raters import rater_for_token
 
 router = APIRouter()
 templates.env.filters.setdefault("markdown", render_markdown)

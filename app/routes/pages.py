@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from app.deps import SessionDep
 from app.render import render
-from judging.overview import run_overviews
+from judging.data.overview import run_overviews
 
 router = APIRouter()
 

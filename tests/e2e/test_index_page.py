@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from judging import registry
+from judging.data import registry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -11,9 +11,9 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from judging import studies
-from judging.models import Judgement
+from judging.data.models import Judgement
 from judging.settings import PROJECT_ROOT
+from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from judging import registry
+from judging.data import registry
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_static_vendored_htmx_served(client) -> None:
 
 
 def test_index_shows_heldout_evaluation(client, db_session: Session, tmp_path: Path) -> None:
-    from judging.models import Evaluation, PromptSet
+    from judging.data.models import Evaluation, PromptSet
 
     run = registry.start_run(
         db_session, name="ppo-eval", algorithm="ppo", base_model="b", config={}

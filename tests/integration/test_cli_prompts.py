@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from judging.models import Prompt, PromptSet
+from judging.data.models import Prompt, PromptSet
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from judging import registry
-from judging.models import (
+from judging.data import registry
+from judging.data.models import (
     Assignment,
     Checkpoint,
     Comparison,

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from judging.models import Checkpoint, Evaluation, Generation
+from judging.data.models import Checkpoint, Evaluation, Generation
 from tests.evaluation_models import EVAL_PROMPTS, register_lab, small_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.training]

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from judging import registry
-from judging.db import Base, make_engine, make_session_factory
-from judging.evaluation_queue import claim_next, ensure_evaluations, mark_failed, requeue
-from judging.models import Evaluation
-from judging.prompts import PromptRecord, store_prompt_set
+from judging.data import registry
+from judging.data.db import Base, make_engine, make_session_factory
+from judging.data.models import Evaluation
+from judging.data.prompts import PromptRecord, store_prompt_set
+from judging.evaluation.queue import claim_next, ensure_evaluations, mark_failed, requeue
 
 
 def _setup(session: Session, tmp_path: Path, checkpoints: int = 1) -> tuple[int, list[int]]:

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from judging import registry
+from judging.data import registry
+from judging.data.models import Evaluation, Generation
+from judging.data.prompts import PromptRecord, store_prompt_set
 from judging.errors import ConflictError, InputFileError
-from judging.eval_config import parse_eval_config
-from judging.generation_import import import_generations
-from judging.models import Evaluation, Generation
-from judging.prompts import PromptRecord, store_prompt_set
+from judging.evaluation.config import parse_eval_config
+from judging.evaluation.imports import import_generations
 
 pytestmark = pytest.mark.integration
 PROMPTS = ["How do I boil an egg?", "What is 2 + 2?", "Name a colour."]

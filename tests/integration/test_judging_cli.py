@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from cli.main import app
-from judging import rating
-from judging.models import Rater, Study
-from judging.raters import hash_token
+from judging.data.models import Rater, Study
 from judging.settings import get_settings
+from judging.studies import rating
+from judging.studies.raters import hash_token
 from tests.conftest import truncate_all
 from tests.judging_helpers import build_lab
 

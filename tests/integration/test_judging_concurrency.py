@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from judging import studies
-from judging.models import Assignment, Judgement
+from judging.data.models import Assignment, Judgement
 from judging.settings import Settings
+from judging.studies import service as studies
 from tests.conftest import truncate_all
 from tests.judging_helpers import build_lab
 

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from judging import studies
-from judging.models import Assignment, Generation, Judgement, Study
+from judging.data.models import Assignment, Generation, Judgement, Study
+from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from judging import migrate
-from judging.db import Base, make_engine
+from judging.data import migrate
+from judging.data.db import Base, make_engine
 from tests.conftest import ADMIN_URL
 
 pytestmark = pytest.mark.integration

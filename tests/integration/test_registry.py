@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from judging import registry
+from judging.data import registry
+from judging.data.models import Checkpoint, TrainingMetric
 from judging.errors import ConflictError, NotFoundError
-from judging.models import Checkpoint, TrainingMetric
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from judging import qc, rating, studies
-from judging.assignment import back_to_back
+from judging.data.models import Assignment, Comparison, Generation, Judgement, PromptSet
 from judging.errors import ConflictError
-from judging.models import Assignment, Comparison, Generation, Judgement, PromptSet
+from judging.studies import qc, rating
+from judging.studies import service as studies
+from judging.studies.assignment import back_to_back
 from tests.judging_helpers import build_lab
 
 pytestmark = pytest.mark.integration
@@ -289,8 +290,8 @@ def test_judging_works_on_embedded_sqlite(tmp_path: Path) -> None:
     # The default local database is SQLite: naive datetimes and savepoints must work there too.
     from sqlalchemy.orm import sessionmaker
 
-    from judging.db import make_engine
-    from judging.migrate import upgrade
+    from judging.data.db import make_engine
+    from judging.data.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'lab.db'}"
     upgrade(url)

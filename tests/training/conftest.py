@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete
 
-from judging.models import TrainingRun
+from judging.data.models import TrainingRun
 from judging.settings import PROJECT_ROOT
 
 SMOLLM2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from judging.models import Checkpoint, TrainingMetric, TrainingRun
+from judging.data.models import Checkpoint, TrainingMetric, TrainingRun
 from training.config import TrainConfig, load_config
 
 pytestmark = [pytest.mark.training, pytest.mark.integration]

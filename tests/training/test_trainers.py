@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from judging.models import TrainingMetric, TrainingRun
+from judging.data.models import TrainingMetric, TrainingRun
 from tests.training.conftest import PROMPTS
 from training.config import load_config
 

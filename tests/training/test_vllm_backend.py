@@ -34,7 +34,7 @@ def vllm_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _config(**extra: Any) -> Any:
-    from judging.eval_config import parse_eval_config
+    from judging.evaluation.config import parse_eval_config
 
     data = {
         "backend": "vllm",
@@ -75,10 +75,10 @@ def test_worker_with_vllm_backend_stores_rows_and_kl(
 ) -> None:
     from sqlalchemy import select
 
-    from judging import registry
-    from judging.db import Base, make_engine, make_session_factory
-    from judging.models import Generation
-    from judging.prompts import PromptRecord, store_prompt_set
+    from judging.data import registry
+    from judging.data.db import Base, make_engine, make_session_factory
+    from judging.data.models import Generation
+    from judging.data.prompts import PromptRecord, store_prompt_set
     from training.evaluation.worker import watch
 
     engine = make_engine(f"sqlite:///{tmp_path / 'eval.db'}")

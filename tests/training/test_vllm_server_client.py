@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from judging.errors import ConfigError
-from judging.eval_config import ServerOptions
+from judging.evaluation.config import ServerOptions
 from training.generation.base import ModelRef, SamplingParams
 from training.generation.vllm_server import VllmServerGenerator, parse_choice
 

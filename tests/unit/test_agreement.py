@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from judging import agreement as stats
+from judging.stats import agreement as stats
 
 NA = None
 

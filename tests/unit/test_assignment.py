@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from judging import assignment as plan
 from judging.errors import ConflictError
+from judging.studies import assignment as plan
 
 
 def _loads(result: dict[int, list[str]]) -> Counter[str]:

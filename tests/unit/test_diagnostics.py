@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from judging.diagnostics import (
+from judging.evaluation.diagnostics import (
     ResponseRecord,
     bleu,
     distinct_n,

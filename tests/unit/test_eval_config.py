@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from judging.errors import ConfigError
-from judging.eval_config import DEFAULT_EVAL_CONFIG, load_eval_config, parse_eval_config
+from judging.evaluation.config import DEFAULT_EVAL_CONFIG, load_eval_config, parse_eval_config
 
 
 def test_shipped_config_loads_and_overrides_apply() -> None:

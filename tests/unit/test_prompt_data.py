@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from judging.prompt_quality import (
+from judging.data.prompt_quality import (
     NEAR_DUPLICATE_THRESHOLD,
     ShingleIndex,
     exact_duplicates,

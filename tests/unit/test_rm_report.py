@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from judging.rm_report import (
+from judging.evaluation.rm_report import (
     build_report,
     calibration_bins,
     expected_calibration_error,

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
+from judging.data.models import Checkpoint
 from judging.errors import ConfigError
-from judging.eval_config import EvalConfig
-from judging.models import Checkpoint
+from judging.evaluation.config import EvalConfig
 from training.evaluation.scoring import KLScorer, RewardScorer
 from training.generation.base import Generator, ModelRef, load_tokenizer, model_ref_for
 from training.generation.hf import TransformersGenerator, load_causal_lm

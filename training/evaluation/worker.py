@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.orm import Session, sessionmaker
 
-from judging.eval_config import EvalConfig
-from judging.evaluation_queue import (
+from judging.data.models import Checkpoint, Evaluation, Prompt
+from judging.evaluation.config import EvalConfig
+from judging.evaluation.queue import (
     claim_next,
     default_prompt_set,
     ensure_evaluations,
     heartbeat,
     mark_failed,
 )
-from judging.evaluations import (
+from judging.evaluation.results import (
     NewGeneration,
     done_prompt_ids,
     finalize,
@@ -31,7 +32,6 @@ from judging.evaluations import (
     prompt_seed,
     store_generations,
 )
-from judging.models import Checkpoint, Evaluation, Prompt
 from training.evaluation.models import JobModels, load_job_models
 from training.generation.base import SamplingParams, chat_prompt_ids
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from judging.eval_config import EvalConfig, VllmOptions
+from judging.evaluation.config import EvalConfig, VllmOptions
 from training.generation.base import (
     GenerationResult,
     ModelRef,

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from judging.errors import ConfigError
-from judging.eval_config import ServerOptions
+from judging.evaluation.config import ServerOptions
 from training.generation.base import GenerationResult, ModelRef, SamplingParams, chat_prompt_ids
 
 

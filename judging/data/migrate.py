@@ -27,7 +27,7 @@ def downgrade(url: str, revision: str = "base") -> None:
 def current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    from judging.db import make_engine
+    from judging.data.db import make_engine
 
     engine = make_engine(url)
     try:

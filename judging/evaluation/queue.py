@@ -16,8 +16,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from judging.data.models import Checkpoint, Evaluation, PromptSet, TrainingRun
 from judging.errors import NotFoundError
-from judging.models import Checkpoint, Evaluation, PromptSet, TrainingRun
 
 MAX_ERROR_CHARS = 2000
 

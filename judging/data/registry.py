@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from judging.data.models import Checkpoint, TrainingMetric, TrainingRun
 from judging.errors import ConflictError, NotFoundError
-from judging.models import Checkpoint, TrainingMetric, TrainingRun
 
 
 def utcnow() -> datetime:

@@ -12,10 +12,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from judging.diagnostics import REFUSAL_PREFIXES, SYCOPHANCY_MARKERS
 from judging.errors import ConfigError
+from judging.evaluation.diagnostics import REFUSAL_PREFIXES, SYCOPHANCY_MARKERS
 
-DEFAULT_EVAL_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "eval_cpu.yaml"
+DEFAULT_EVAL_CONFIG = Path(__file__).resolve().parents[2] / "training" / "configs" / "eval_cpu.yaml"
 
 
 class _Strict(BaseModel):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from judging.prompts import normalise
+from judging.data.prompts import normalise
 
 NEAR_DUPLICATE_THRESHOLD = 0.5
 SHINGLE_SIZE = 3

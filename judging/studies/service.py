@@ -1,7 +1,7 @@
 """Studies in the database: create, extend by checkpoints or raters, hand work over.
 
-The pure decisions (who, in which order, which side) come from `judging.assignment`; this module
-loads ids, calls it, and writes rows. Functions flush but never commit.
+The pure decisions (who, in which order, which side) come from `judging.studies.assignment`; this
+module loads ids, calls it, and writes rows. Functions flush but never commit.
 
 Extension policy (documented choice): done, skipped and already-served assignments never move.
 Adding a checkpoint creates its comparisons and spreads them over all current raters, least
@@ -20,9 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from judging import assignment as plan
-from judging.errors import ConflictError, NotFoundError
-from judging.models import (
+from judging.data.models import (
     Assignment,
     Checkpoint,
     Comparison,
@@ -34,7 +32,9 @@ from judging.models import (
     StudyCheckpoint,
     StudyRater,
 )
+from judging.errors import ConflictError, NotFoundError
 from judging.settings import new_token
+from judging.studies import assignment as plan
 
 _sides = random.SystemRandom()  # unpredictable: the side must not be guessable from a seed
 

@@ -14,11 +14,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from judging.diagnostics import ResponseRecord, raise_flags, response_diagnostics, summarize
-from judging.diagnostics import with_growth as add_growth
-from judging.eval_config import EvalConfig
-from judging.evaluation_queue import mark_done
-from judging.models import Checkpoint, Evaluation, Generation, Prompt
+from judging.data.models import Checkpoint, Evaluation, Generation, Prompt
+from judging.evaluation.config import EvalConfig
+from judging.evaluation.diagnostics import (
+    ResponseRecord,
+    raise_flags,
+    response_diagnostics,
+    summarize,
+)
+from judging.evaluation.diagnostics import with_growth as add_growth
+from judging.evaluation.queue import mark_done
 
 
 @dataclass(frozen=True)

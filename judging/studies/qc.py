@@ -14,8 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from judging import agreement as stats
-from judging.models import (
+from judging.data.models import (
     Assignment,
     Checkpoint,
     Comparison,
@@ -25,7 +24,8 @@ from judging.models import (
     Study,
     TrainingRun,
 )
-from judging.studies import study_rater_ids
+from judging.stats import agreement as stats
+from judging.studies.service import study_rater_ids
 
 
 @dataclass(frozen=True)
@@ -288,7 +288,7 @@ class FormOptions:
 
 def form_options(session: Session) -> FormOptions:
     """Choices for the study forms: trained checkpoints, all checkpoints, held-out sets, raters."""
-    from judging.models import PromptSet
+    from judging.data.models import PromptSet
 
     rows = session.execute(
         select(Checkpoint.id, TrainingRun.name, Checkpoint.step, Checkpoint.kind)

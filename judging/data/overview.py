@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from judging.models import Evaluation, TrainingRun
+from judging.data.models import Evaluation, TrainingRun
 
 
 @dataclass(frozen=True)

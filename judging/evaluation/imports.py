@@ -15,12 +15,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from judging.data.models import FINISH_REASONS, Evaluation, Generation, Prompt
+from judging.data.prompts import jsonl_rows, text_hash
+from judging.data.registry import get_checkpoint
 from judging.errors import ConflictError, InputFileError
-from judging.eval_config import EvalConfig
-from judging.evaluations import NewGeneration, finalize, job_prompts, prompt_seed, store_generations
-from judging.models import FINISH_REASONS, Evaluation, Generation, Prompt
-from judging.prompts import jsonl_rows, text_hash
-from judging.registry import get_checkpoint
+from judging.evaluation.config import EvalConfig
+from judging.evaluation.results import (
+    NewGeneration,
+    finalize,
+    job_prompts,
+    prompt_seed,
+    store_generations,
+)
 
 
 @dataclass(frozen=True)

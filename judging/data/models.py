@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from judging.db import Base, JSONType
+from judging.data.db import Base, JSONType
 
 RUN_ALGORITHMS = ("ppo", "dpo", "sft", "rm", "external")
 RUN_STATUSES = ("pending", "running", "finished", "stopped", "failed")

@@ -13,8 +13,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from judging.data.models import CHOICES, Assignment, Comparison, Generation, Judgement, Study
 from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
-from judging.models import CHOICES, Assignment, Comparison, Generation, Judgement, Study
 from judging.settings import new_token
 
 MAX_RATIONALE_CHARS = 2000

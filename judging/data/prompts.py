@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from judging.data.models import SPLITS, Prompt, PromptSet
 from judging.errors import ConflictError, InputFileError
-from judging.models import SPLITS, Prompt, PromptSet
 
 MAX_PROMPT_CHARS = 20_000
 TEXT_KEYS = ("prompt", "text", "instruction")

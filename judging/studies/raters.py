@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from judging.data.models import ROLES, Rater
 from judging.errors import ConflictError, NotFoundError
-from judging.models import ROLES, Rater
 
 
 def hash_token(token: str) -> str:

@@ -1,0 +1,1 @@
+"""The data model and the checkpoint registry: engine, typed models, migrations, prompts."""

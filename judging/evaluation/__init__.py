@@ -1,0 +1,1 @@
+"""Evaluation bookkeeping: configs, the job queue, stored generations, diagnostics."""

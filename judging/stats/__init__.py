@@ -1,0 +1,1 @@
+"""Statistics as pure functions over plain data: agreement, win rates, ratings."""

@@ -1,0 +1,1 @@
+"""Blind pairwise studies: assignment, rating, raters and quality control."""
