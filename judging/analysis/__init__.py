@@ -1,0 +1,1 @@
+"""Read models and analyses over the database: dashboard, evidence, recommendation, exports."""
