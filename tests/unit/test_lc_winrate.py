@@ -1,0 +1,127 @@
+"""Length-controlled win rate: hand-computed cases, the MLE's optimality, and its properties."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from judging.stats.lc_winrate import (
+    INTERCEPT_L2,
+    LENGTH_L2,
+    LengthVote,
+    _loglik,
+    _rows_by_prompt,
+    fit_length_model,
+    lc_win_rate,
+    lc_win_rate_interval,
+    length_scale,
+    sigmoid,
+)
+from judging.stats.winrate import Vote, win_rate
+
+
+def test_no_votes_no_rate() -> None:
+    assert lc_win_rate([]) is None
+    assert lc_win_rate_interval([]) is None
+
+
+def test_equal_lengths_give_the_raw_rate() -> None:
+    # Every pair equally long: tanh(0) = 0, so the slope has no data and LC is the raw rate.
+    votes = [LengthVote(i, s, 0.0) for i, s in enumerate([1.0, 1.0, 1.0, 0.0])]
+    fit = fit_length_model(votes)
+    assert fit is not None
+    assert fit.slope == pytest.approx(0.0, abs=1e-9)
+    assert fit.lc_win_rate == pytest.approx(0.75, abs=1e-4)
+
+
+def test_length_scale_is_the_standard_deviation() -> None:
+    votes = [LengthVote(i, 1.0, d) for i, d in enumerate([10.0, 20.0, 30.0])]
+    assert length_scale(votes) == pytest.approx(10.0)
+    assert length_scale([LengthVote(0, 1.0, 5.0)]) == 1.0  # degenerate: one vote
+
+
+def test_fit_is_the_penalised_maximum_likelihood() -> None:
+    rng = random.Random(4)
+    votes = [
+        LengthVote(i, rng.choice([0.0, 0.5, 1.0, 1.0]), rng.uniform(-300, 500)) for i in range(40)
+    ]
+    fit = fit_length_model(votes)
+    assert fit is not None
+    rows = [r for g in _rows_by_prompt(votes, fit.scale).values() for r in g]
+
+    def ll(a: float, b: float) -> float:
+        return _loglik(rows, a, b, INTERCEPT_L2, LENGTH_L2)
+
+    h = 1e-5  # numerical gradient vanishes at the optimum, and every neighbour is lower
+    best = ll(fit.intercept, fit.slope)
+    assert (ll(fit.intercept + h, fit.slope) - ll(fit.intercept - h, fit.slope)) / (2 * h) == (
+        pytest.approx(0.0, abs=1e-5)
+    )
+    assert (ll(fit.intercept, fit.slope + h) - ll(fit.intercept, fit.slope - h)) / (2 * h) == (
+        pytest.approx(0.0, abs=1e-5)
+    )
+    for da, db in [(0.05, 0), (-0.05, 0), (0, 0.05), (0, -0.05)]:
+        assert ll(fit.intercept + da, fit.slope + db) < best
+
+
+def _self_votes(n: int, seed: int) -> list[LengthVote]:
+    """A model against itself: every (score, delta) has its mirror (1 - score, -delta)."""
+    rng = random.Random(seed)
+    votes = []
+    for p in range(n):
+        delta = rng.uniform(-400, 400)
+        longer_wins = rng.random() < sigmoid(2.0 * math.tanh(delta / 200))
+        score = 1.0 if longer_wins else 0.0
+        votes += [LengthVote(p, score, delta), LengthVote(p, 1.0 - score, -delta)]
+    return votes
+
+
+def test_a_model_against_itself_is_exactly_one_half() -> None:
+    votes = _self_votes(60, seed=1)
+    fit = fit_length_model(votes)
+    assert fit is not None
+    assert fit.lc_win_rate == pytest.approx(0.5, abs=1e-9)
+    assert fit.slope > 0.5  # the longer answer does win, the model just is not better than itself
+    ties = [LengthVote(p, 0.5, 0.0) for p in range(10)]  # identical texts judged as ties
+    assert lc_win_rate(ties) == pytest.approx(0.5, abs=1e-9)
+
+
+def _length_hacker(n: int, seed: int, quality: float = 0.0) -> list[LengthVote]:
+    """Longer 80% of the time; raters prefer length, plus `quality` log-odds of real merit."""
+    rng = random.Random(seed)
+    votes = []
+    for p in range(n):
+        delta = rng.uniform(50, 600) if rng.random() < 0.8 else -rng.uniform(50, 600)
+        win = rng.random() < sigmoid(quality + 2.5 * math.tanh(delta / 250))
+        for _ in range(2):  # two raters, agreeing
+            votes.append(LengthVote(p, 1.0 if win else 0.0, delta))
+    return votes
+
+
+def test_wins_explained_by_length_move_toward_one_half_and_the_raw_rate_does_not() -> None:
+    votes = _length_hacker(300, seed=2)
+    raw = win_rate([Vote(v.prompt_id, v.score) for v in votes])
+    lc = lc_win_rate(votes)
+    assert raw is not None and lc is not None
+    assert raw > 0.7
+    assert abs(lc - 0.5) < 0.08
+    assert abs(lc - 0.5) < 0.3 * abs(raw - 0.5)
+
+
+def test_a_better_model_keeps_its_advantage_once_length_is_controlled() -> None:
+    lc_good = lc_win_rate(_length_hacker(300, seed=3, quality=1.2))
+    assert lc_good is not None
+    assert lc_good == pytest.approx(sigmoid(1.2), abs=0.08)
+
+
+def test_interval_contains_estimate_shrinks_and_is_reproducible() -> None:
+    small = lc_win_rate_interval(_length_hacker(40, seed=5), n_boot=300, seed=1)
+    large = lc_win_rate_interval(_length_hacker(640, seed=5), n_boot=300, seed=1)
+    assert small is not None and large is not None
+    assert small.low <= small.estimate <= small.high
+    assert (large.high - large.low) < 0.5 * (small.high - small.low)
+    assert small.n_clusters == 40 and small.n_votes == 80
+    again = lc_win_rate_interval(_length_hacker(40, seed=5), n_boot=300, seed=1)
+    assert again == small
