@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.render import render
-from app.routes import admin, pages
+from app.routes import admin, pages, research
 from app.routes import judging as judging_routes
 from judging.data.db import make_engine, make_session_factory
 from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(judging_routes.router)
     app.include_router(admin.router)
+    app.include_router(research.router)
     app.add_exception_handler(LabError, _lab_error)  # type: ignore[arg-type]
     return app
 

@@ -1,0 +1,150 @@
+"""Research pages (admins only): runs overlaid, a run, a study's results, a checkpoint, a prompt.
+
+Figures are built server-side (app/plots.py) and shipped as JSON data blocks that the static
+charts.js renders, so the pages need no inline script. Run selection is a plain GET form of
+checkboxes (`?run=1&run=3`), so every view is a shareable URL and works without htmx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from app import plots
+from app.auth import AdminRater
+from app.deps import SessionDep
+from app.render import render
+from app.report import build_report, render_html, render_markdown
+from judging.analysis import dashboard as dash
+from judging.errors import NotFoundError
+
+router = APIRouter(prefix="/research")
+
+
+def _base_context(who: AdminRater) -> dict[str, Any]:
+    return {"who": who, "csrf": who.csrf}
+
+
+def _charts(
+    session: Session,
+    runs: list[dash.RunSummary],
+    points: list[dash.CheckpointPoint],
+    rows: list[dash.VoteRow],
+) -> list[plots.Chart]:
+    series = dash.metric_series(session, [r.id for r in runs])
+    rates = dash.win_rates(rows)
+    return plots.run_charts(runs, points, series, rates, fit=plots.fit_for(points, rates))
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(
+    request: Request,
+    session: SessionDep,
+    who: AdminRater,
+    run: list[int] | None = Query(default=None),
+) -> HTMLResponse:
+    all_runs = dash.list_runs(session)
+    chosen = set(run) if run else {r.id for r in all_runs[:4]}
+    runs = [r for r in all_runs if r.id in chosen]
+    points = dash.checkpoint_points(session, run_ids=[r.id for r in runs])
+    rows = dash.vote_rows(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
+    context = {
+        **_base_context(who),
+        "all_runs": all_runs,
+        "chosen": chosen,
+        "runs": runs,
+        "charts": _charts(session, runs, points, rows),
+        "studies": dash.list_studies(session, [p.id for p in points]),
+    }
+    return render(request, "research/overview.html", context, block="charts")
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: int, session: SessionDep, who: AdminRater) -> HTMLResponse:
+    run = dash.get_run(session, run_id)
+    points = dash.checkpoint_points(session, run_ids=[run.id])
+    rows = dash.vote_rows(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
+    rates = dash.win_rates(rows)
+    context = {
+        **_base_context(who),
+        "run": run,
+        "points": points,
+        "rates": rates,
+        "charts": _charts(session, [run], points, rows),
+        "studies": dash.list_studies(session, [p.id for p in points]),
+    }
+    return render(request, "research/run.html", context, block="charts")
+
+
+@router.get("/studies/{study_id}", response_class=HTMLResponse)
+def study_page(
+    request: Request, study_id: int, session: SessionDep, who: AdminRater
+) -> HTMLResponse:
+    report = build_report(session, study_id)
+    context = {
+        **_base_context(who),
+        "report": report,
+        "study": report.study,
+        "charts": report.charts,
+        "prompts": dash.study_prompts(session, report.study, report.votes),
+    }
+    return render(request, "research/study.html", context, block="charts")
+
+
+@router.get("/studies/{study_id}/report.{fmt}", response_model=None)
+def study_report(study_id: int, fmt: str, session: SessionDep, _who: AdminRater) -> Response:
+    if fmt not in ("md", "html"):
+        raise NotFoundError("reports are .md or .html")
+    report = build_report(session, study_id)
+    if fmt == "md":
+        body, media = render_markdown(report), "text/markdown; charset=utf-8"
+    else:
+        body, media = render_html(report), "text/html; charset=utf-8"
+    name = f"study-{study_id}-report.{fmt}"
+    return Response(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.get("/checkpoints/{checkpoint_id}", response_class=HTMLResponse)
+def checkpoint_page(
+    request: Request, checkpoint_id: int, session: SessionDep, who: AdminRater
+) -> HTMLResponse:
+    point = dash.get_checkpoint_point(session, checkpoint_id)
+    rows = dash.vote_rows(session, checkpoint_ids=[checkpoint_id])
+    by_study: dict[int, list[dash.VoteRow]] = {}
+    for row in rows:
+        by_study.setdefault(row.study_id, []).append(row)
+    studies = {s.id: s for s in dash.list_studies(session, [checkpoint_id])}
+    rates = [
+        (studies[sid], dash.win_rates(mine)[checkpoint_id])
+        for sid, mine in by_study.items()
+        if sid in studies
+    ]
+    context = {
+        **_base_context(who),
+        "point": point,
+        "metrics": [(label, point.stat(key)) for key, label in dash.HELDOUT_METRICS.items()],
+        "rates": rates,
+        "studies": list(studies.values()),
+        "prompts": dash.checkpoint_prompts(session, checkpoint_id),
+    }
+    return render(request, "research/checkpoint.html", context, block="prompts")
+
+
+@router.get("/prompts/{prompt_id}", response_class=HTMLResponse)
+def prompt_page(
+    request: Request,
+    prompt_id: int,
+    session: SessionDep,
+    who: AdminRater,
+    run: list[int] | None = Query(default=None),
+) -> HTMLResponse:
+    context = {
+        **_base_context(who),
+        "drill": dash.prompt_drilldown(session, prompt_id, run_ids=run or None),
+    }
+    return render(request, "research/prompt.html", context)
