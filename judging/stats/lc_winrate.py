@@ -33,6 +33,8 @@ from judging.stats.winrate import Interval, percentile_interval
 LENGTH_L2 = 1.0
 """Ridge penalty on the length slope: one pseudo-observation's worth, negligible beyond ~20 votes,
 but it keeps the slope finite when the longer answer always wins (perfect separation)."""
+BOOT_TOL = 1e-6
+"""Newton tolerance inside the bootstrap: far below the resolution of a percentile of 1000 draws."""
 INTERCEPT_L2 = 1e-4
 """A vanishing penalty on the intercept, only so that a clean sweep (all votes won) stays finite."""
 
@@ -112,46 +114,11 @@ def _loglik(rows: Sequence[Row], a: float, b: float, l2_a: float, l2_b: float) -
 
 
 def fit_rows(
-    rows: Sequence[Row],
-    *,
-    start: tuple[float, float] = (0.0, 0.0),
-    l2_a: float = INTERCEPT_L2,
-    l2_b: float = LENGTH_L2,
-    tol: float = 1e-9,
-    max_iter: int = 100,
+    rows: Sequence[Row], *, start: tuple[float, float] = (0.0, 0.0), tol: float = 1e-9
 ) -> tuple[float, float]:
-    """Penalised maximum likelihood (a, b) by Newton-Raphson with step halving."""
-    a, b = start
-    current = _loglik(rows, a, b, l2_a, l2_b)
-    for _ in range(max_iter):
-        g_a, g_b = -l2_a * a, -l2_b * b
-        h_aa, h_ab, h_bb = l2_a, 0.0, l2_b  # observed information (negative Hessian)
-        for x, s, w in rows:
-            p = sigmoid(a + b * x)
-            g_a += s - w * p
-            g_b += (s - w * p) * x
-            v = w * p * (1 - p)
-            h_aa += v
-            h_ab += v * x
-            h_bb += v * x * x
-        det = h_aa * h_bb - h_ab * h_ab
-        if det <= 0:
-            break
-        step_a = (h_bb * g_a - h_ab * g_b) / det
-        step_b = (h_aa * g_b - h_ab * g_a) / det
-        t = 1.0
-        while t > 1e-6:
-            cand_a, cand_b = a + t * step_a, b + t * step_b
-            value = _loglik(rows, cand_a, cand_b, l2_a, l2_b)
-            if value >= current - 1e-12:
-                break
-            t /= 2
-        else:
-            break
-        a, b, current = cand_a, cand_b, value
-        if abs(t * step_a) < tol and abs(t * step_b) < tol:
-            break
-    return a, b
+    """Penalised maximum likelihood (a, b) of one checkpoint's rows."""
+    a, b = fit_shared_rows({0: rows}, ({0: start[0]}, start[1]), tol=tol)
+    return a[0], b
 
 
 def fit_length_model(
@@ -196,12 +163,185 @@ def lc_win_rate_interval(
     rng = random.Random(seed)
     samples = []
     for _ in range(n_boot):
-        a, _b = fit_rows(resample_rows(clusters, keys, rng), start=(fit.intercept, fit.slope))
+        rows = resample_rows(clusters, keys, rng)
+        a, _b = fit_rows(rows, start=(fit.intercept, fit.slope), tol=BOOT_TOL)
         samples.append(sigmoid(a))
     low, high = percentile_interval(samples, level)
     return Interval(fit.lc_win_rate, low, high, n_clusters=len(keys), n_votes=len(votes))
 
 
-def prompt_rows(votes: Sequence[LengthVote], scale: float) -> dict[Hashable, list[Row]]:
-    """Sufficient statistics per prompt, for callers that resample several checkpoints jointly."""
-    return _rows_by_prompt(votes, scale)
+# ---- several checkpoints with one length slope ------------------------------------------------
+#
+# Raters' taste for length belongs to the raters, not to a checkpoint. Fitted per checkpoint, the
+# slope is poorly identified exactly where it matters: a length hacker is longer than the base on
+# nearly every prompt, so its votes say little about what happens at zero difference. Sharing one
+# slope (and one scale) across the checkpoints of a study borrows that information from the
+# checkpoints whose lengths vary around the base's, as AlpacaEval borrows it from its many models:
+#     logit P(checkpoint k wins) = a_k + b * tanh(delta / s).
+
+
+@dataclass(frozen=True)
+class SharedLengthFit:
+    intercepts: dict[Hashable, float]
+    slope: float
+    scale: float
+
+    def lc_win_rate(self, key: Hashable) -> float:
+        return sigmoid(self.intercepts[key])
+
+
+@dataclass
+class _Pass:
+    """Log-likelihood, gradient and the arrow-shaped information matrix at one point."""
+
+    loglik: float
+    g_a: dict[Hashable, float]
+    d_a: dict[Hashable, float]
+    """Diagonal of the intercept block."""
+    c_a: dict[Hashable, float]
+    """Intercept-slope entries."""
+    g_b: float
+    e: float
+    """Slope-slope entry."""
+
+
+def _evaluate(
+    groups: Mapping[Hashable, Sequence[Row]], a: Mapping[Hashable, float], b: float
+) -> _Pass:
+    """One pass over the rows: one exp and one log1p per row (the bootstrap's inner loop)."""
+    out = _Pass(-0.5 * LENGTH_L2 * b * b, {}, {}, {}, -LENGTH_L2 * b, LENGTH_L2)
+    for key, rows in groups.items():
+        ak = a[key]
+        ll, ga, da, ca = -0.5 * INTERCEPT_L2 * ak * ak, -INTERCEPT_L2 * ak, INTERCEPT_L2, 0.0
+        for x, s, w in rows:
+            z = ak + b * x
+            if z >= 0:
+                t = math.exp(-z)
+                p, log_p = 1.0 / (1.0 + t), -math.log1p(t)
+            else:
+                t = math.exp(z)
+                p, log_p = t / (1.0 + t), z - math.log1p(t)
+            ll += s * log_p + (w - s) * (log_p - z)
+            r, v = s - w * p, w * p * (1.0 - p)
+            ga += r
+            da += v
+            ca += v * x
+            out.g_b += r * x
+            out.e += v * x * x
+        out.loglik += ll
+        out.g_a[key], out.d_a[key], out.c_a[key] = ga, da, ca
+    return out
+
+
+def fit_shared_rows(
+    groups: Mapping[Hashable, Sequence[Row]],
+    start: tuple[Mapping[Hashable, float], float] | None = None,
+    *,
+    tol: float = 1e-9,
+    max_iter: int = 100,
+) -> tuple[dict[Hashable, float], float]:
+    """Penalised MLE of (a_k, b) by Newton-Raphson with step halving. The information matrix is
+    arrow-shaped, so each step is solved in O(K) through the Schur complement of the intercepts."""
+    a = {k: (start[0].get(k, 0.0) if start else 0.0) for k in groups}
+    b = start[1] if start else 0.0
+    point = _evaluate(groups, a, b)
+    for _ in range(max_iter):
+        schur = point.e - sum(point.c_a[k] ** 2 / point.d_a[k] for k in groups)
+        if schur <= 0:
+            break
+        step_b = (point.g_b - sum(point.c_a[k] * point.g_a[k] / point.d_a[k] for k in groups)) / (
+            schur
+        )
+        step_a = {k: (point.g_a[k] - point.c_a[k] * step_b) / point.d_a[k] for k in groups}
+        t = 1.0
+        while t > 1e-6:
+            cand_a = {k: a[k] + t * step_a[k] for k in groups}
+            cand = _evaluate(groups, cand_a, b + t * step_b)
+            if cand.loglik >= point.loglik - 1e-12:
+                break
+            t /= 2
+        else:
+            break
+        a, b, point = cand_a, b + t * step_b, cand
+        if max([abs(t * step_b), *(abs(t * v) for v in step_a.values())]) < tol:
+            break
+    return a, b
+
+
+def fit_shared_length_model(
+    groups: Mapping[Hashable, Sequence[LengthVote]], *, scale: float | None = None
+) -> SharedLengthFit | None:
+    """One length slope for all groups (checkpoints), one intercept each; None without votes."""
+    voted = {k: v for k, v in groups.items() if v}
+    if not voted:
+        return None
+    s = scale if scale is not None else length_scale([v for vs in voted.values() for v in vs])
+    rows = {k: [r for g in _rows_by_prompt(vs, s).values() for r in g] for k, vs in voted.items()}
+    a, b = fit_shared_rows(rows)
+    return SharedLengthFit(a, b, s)
+
+
+@dataclass(frozen=True)
+class JointDraws:
+    """Bootstrap draws for several checkpoints from the same resampled prompts."""
+
+    fit: SharedLengthFit
+    raw: dict[Hashable, list[float | None]]
+    lc: dict[Hashable, list[float | None]]
+    """None where a resample drew none of a checkpoint's prompts."""
+    n_prompts: dict[Hashable, int]
+    n_votes: dict[Hashable, int]
+
+
+def joint_bootstrap(
+    groups: Mapping[Hashable, Sequence[LengthVote]], n_boot: int = 1000, seed: int = 0
+) -> JointDraws | None:
+    """Resample prompts (the same draw for every checkpoint: they share the held-out set) and
+    refit the shared model each time; raw and LC win rates per checkpoint and resample."""
+    fit = fit_shared_length_model(groups)
+    if fit is None:
+        return None
+    clusters = {k: _rows_by_prompt(vs, fit.scale) for k, vs in groups.items() if vs}
+    keys = sorted({p for c in clusters.values() for p in c}, key=repr)
+    rng = random.Random(seed)
+    raw: dict[Hashable, list[float | None]] = {k: [] for k in clusters}
+    lc: dict[Hashable, list[float | None]] = {k: [] for k in clusters}
+    for _ in range(n_boot):
+        counts = Counter(rng.choices(keys, k=len(keys)))
+        drawn = {
+            k: [(x, s * m, w * m) for p, m in counts.items() for x, s, w in c.get(p, ())]
+            for k, c in clusters.items()
+        }
+        present = {k: rows for k, rows in drawn.items() if rows}
+        a, _b = fit_shared_rows(present, (fit.intercepts, fit.slope), tol=BOOT_TOL)
+        for k, rows in drawn.items():
+            weight = sum(w for _, _, w in rows)
+            raw[k].append(sum(s for _, s, _ in rows) / weight if rows else None)
+            lc[k].append(sigmoid(a[k]) if rows else None)
+    return JointDraws(
+        fit,
+        raw,
+        lc,
+        {k: len(c) for k, c in clusters.items()},
+        {k: len(groups[k]) for k in clusters},
+    )
+
+
+def lc_win_rate_intervals(
+    groups: Mapping[Hashable, Sequence[LengthVote]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[Hashable, Interval]:
+    """LC win rate per checkpoint of one study (shared length slope) with prompt-clustered
+    intervals; checkpoints without votes are left out."""
+    draws = joint_bootstrap(groups, n_boot, seed)
+    if draws is None:
+        return {}
+    out = {}
+    for key, samples in draws.lc.items():
+        values = [v for v in samples if v is not None]
+        estimate = draws.fit.lc_win_rate(key)
+        low, high = percentile_interval(values, level) if values else (estimate, estimate)
+        out[key] = Interval(estimate, low, high, draws.n_prompts[key], draws.n_votes[key])
+    return out

@@ -14,8 +14,10 @@ from judging.stats.lc_winrate import (
     _loglik,
     _rows_by_prompt,
     fit_length_model,
+    fit_shared_length_model,
     lc_win_rate,
     lc_win_rate_interval,
+    lc_win_rate_intervals,
     length_scale,
     sigmoid,
 )
@@ -125,3 +127,36 @@ def test_interval_contains_estimate_shrinks_and_is_reproducible() -> None:
     assert small.n_clusters == 40 and small.n_votes == 80
     again = lc_win_rate_interval(_length_hacker(40, seed=5), n_boot=300, seed=1)
     assert again == small
+
+
+def test_shared_slope_pins_down_a_checkpoint_that_is_always_longer() -> None:
+    # A checkpoint longer on every prompt says little about zero difference on its own; the other
+    # checkpoint, whose lengths vary around the base's, identifies the raters' length slope.
+    rng = random.Random(8)
+
+    def votes(mean: float, quality: float) -> list[LengthVote]:
+        out = []
+        for p in range(150):
+            delta = rng.gauss(mean, 120)
+            won = rng.random() < sigmoid(quality + 2.0 * math.tanh(delta / 200))
+            out += [LengthVote(p, float(won), delta)] * 2
+        return out
+
+    groups = {"hacker": votes(500.0, -0.5), "plain": votes(0.0, 0.5)}
+    shared = lc_win_rate_intervals(groups, n_boot=300, seed=2)
+    alone = lc_win_rate_interval(groups["hacker"], n_boot=300, seed=2)
+    assert alone is not None
+    hacker = shared["hacker"]
+    # Alone, slope and intercept are collinear (tanh(delta/s) is ~1 on every vote): the fit puts
+    # the length effect into the intercept and the "LC" rate stays near the raw one, far too high.
+    assert alone.low > sigmoid(-0.5) + 0.2
+    assert hacker.low < sigmoid(-0.5) < hacker.high
+    assert shared["plain"].low < sigmoid(0.5) < shared["plain"].high
+    assert hacker.n_votes == 300 and hacker.n_clusters == 150
+
+
+def test_shared_fit_of_a_model_against_itself_is_one_half() -> None:
+    fit = fit_shared_length_model({"self": _self_votes(50, seed=4), "none": []})
+    assert fit is not None and set(fit.intercepts) == {"self"}
+    assert fit.lc_win_rate("self") == pytest.approx(0.5, abs=1e-9)
+    assert lc_win_rate_intervals({}) == {}
