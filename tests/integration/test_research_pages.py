@@ -16,7 +16,7 @@ from app import plots
 from app.report import build_report, render_html, render_markdown
 from judging.analysis import dashboard as dash
 from judging.data.models import Judgement, Prompt, Recommendation
-from tests.research_helpers import ResearchLab, build_research_lab, summary
+from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
 
 pytestmark = pytest.mark.integration
 
