@@ -1,175 +1,120 @@
-"""Builders for the research pages: runs with training curves, evaluated checkpoints, verdicts.
+"""A judged study on constructed data: four PPO checkpoints, the last one a length blow-up.
 
-`build_research_lab` makes a PPO run (base + trained checkpoints), optionally a second PPO run and
-a DPO reference run, held-out evaluations whose summaries are given per step, a study judged by
-two raters with verdicts chosen per (checkpoint, prompt, rater), and training metrics.
+Step 40 has the highest held-out reward, responses ~3x the base's length, a `length_growth>1.5`
+flag and a LOWER human win rate than step 20; the recommendation must not pick it.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from judging.data import registry
-from judging.data.models import (
-    Assignment,
-    Checkpoint,
-    Comparison,
-    Evaluation,
-    Generation,
-    Judgement,
-    Study,
-)
-from judging.studies import service as studies
+from judging.data.models import Assignment, Comparison, Evaluation, Study
+from judging.studies import rating
+from judging.studies.service import create_study
 from tests.judging_helpers import Lab, build_lab
 
-# winner for (checkpoint step, prompt index, rater index): checkpoint, reference, tie or both_bad.
-VerdictFn = Callable[[int, int, int], str | None]
+STEPS = (10, 20, 30, 40)
+WIN_RATES = {10: 0.5, 20: 0.8, 30: 0.6, 40: 0.35}
+REWARDS = {10: 0.4, 20: 0.9, 30: 1.4, 40: 2.6}
+KLS = {10: 1.0, 20: 2.5, 30: 5.0, 40: 11.0}
+GROWTH = {10: 1.0, 20: 1.1, 30: 1.3, 40: 3.1}
+LONG = " It keeps going, restating the point at length, to please the reward model." * 3
 
 
 @dataclass
-class ResearchLab:
+class JudgedStudy:
     lab: Lab
     study: Study
-    admin_token: str
-    rater_token: str
+    by_step: dict[int, int]
+    """Checkpoint id per step."""
+    pending: list[tuple[int, str]]
+    """(rater id, assignment public id) left unjudged, for tests that add a verdict later."""
 
 
-def summary(
-    reward: float, kl: float, length: float, *, ci: float = 0.1, **extra: float
-) -> dict[str, Any]:
-    """An Evaluation.summary shaped like judging.evaluation.results.finalize writes it."""
-    return {
-        "n": 4,
-        "reward": {"mean": reward, "ci_low": reward - ci, "ci_high": reward + ci, "n": 4},
-        "kl_k3": {"mean": kl, "ci_low": max(kl - ci, 0.0), "ci_high": kl + ci, "n": 4},
-        "length_tokens": length,
-        "truncation_rate": extra.pop("truncation_rate", 0.0),
-        "seq_rep_4": extra.pop("seq_rep_4", 0.05),
-        "distinct_1": extra.pop("distinct_1", 0.5),
-        "distinct_2": extra.pop("distinct_2", 0.8),
-        "self_bleu": extra.pop("self_bleu", 0.2),
-        "refusal_rate": extra.pop("refusal_rate", 0.0),
-        "sycophancy_rate": extra.pop("sycophancy_rate", 0.0),
-        "headers_rate": 0.0,
-        "bullets_rate": extra.pop("bullets_rate", 0.25),
-        "bold_rate": 0.0,
-        "emoji_rate": 0.0,
-        **extra,
-    }
-
-
-def add_evaluation(
-    session: Session,
-    checkpoint: Checkpoint,
-    prompt_set_id: int,
-    summary_: Mapping[str, Any],
-    flags: Sequence[str] = (),
-) -> None:
-    session.add(
-        Evaluation(
-            checkpoint_id=checkpoint.id,
-            prompt_set_id=prompt_set_id,
-            status="done",
-            summary=dict(summary_),
-            flags=list(flags),
-            finished_at=datetime.now(UTC),
-        )
-    )
-
-
-def judge_all(session: Session, study_id: int, verdict: VerdictFn, rater_ids: Sequence[int]) -> int:
-    """Write a judgement for every assignment whose verdict function returns a winner."""
-    rows = session.execute(
-        select(Assignment, Comparison.prompt_id, Checkpoint.step)
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Checkpoint, Checkpoint.id == Comparison.checkpoint_id)
-        .where(Comparison.study_id == study_id, Comparison.kind == "normal")
-    ).all()
-    prompt_index = {
-        pid: i
-        for i, pid in enumerate(
-            sorted({pid for _, pid, _ in rows})  # prompt ids are in position order
-        )
-    }
-    count = 0
-    for assignment, prompt_id, step in rows:
-        winner = verdict(step, prompt_index[prompt_id], list(rater_ids).index(assignment.rater_id))
-        if winner is None:
-            continue
-        other = "left" if assignment.checkpoint_side == "right" else "right"
-        choice = {"checkpoint": assignment.checkpoint_side, "reference": other}.get(winner, winner)
-        assignment.status = "done"
+def _evaluate(session: Session, lab: Lab) -> None:
+    for ckpt in lab.trained:
+        s = ckpt.step
+        flags = ["length_growth>1.5"] if GROWTH[s] > 1.5 else []
         session.add(
-            Judgement(
-                assignment_id=assignment.id,
-                choice=choice,
-                rationale=f"rationale {assignment.rater_id}/{prompt_id}",
-                time_on_item_ms=1000,
-                idempotency_key=uuid.uuid4().hex,
+            Evaluation(
+                checkpoint_id=ckpt.id,
+                prompt_set_id=lab.prompt_set_id,
+                status="done",
+                summary={
+                    "n": len(lab.prompt_ids),
+                    "reward": {"mean": REWARDS[s], "ci_low": REWARDS[s] - 0.1,
+                               "ci_high": REWARDS[s] + 0.1, "n": len(lab.prompt_ids)},
+                    "kl_k3": {"mean": KLS[s], "ci_low": KLS[s] - 0.3, "ci_high": KLS[s] + 0.3,
+                              "n": len(lab.prompt_ids)},
+                    "length_growth": GROWTH[s],
+                    "seq_rep_4": 0.01 * s / 10,
+                    "truncation_rate": 0.0,
+                },
+                flags=flags,
             )
-        )
-        count += 1
-    session.flush()
-    return count
+        )  # fmt: skip
 
 
-def build_research_lab(
-    session: Session,
-    tmp_path: Path,
-    *,
-    prompts: int = 4,
-    steps: tuple[int, ...] = (10, 20),
-    summaries: Mapping[int, Mapping[str, Any]] | None = None,
-    verdict: VerdictFn | None = None,
-    texts: dict[tuple[str, int], str] | None = None,
-    run_name: str = "ppo-research",
-    kl_coef: float = 0.05,
-    metrics: Mapping[int, Mapping[str, float]] | None = None,
-) -> ResearchLab:
-    """`summaries[step]` is the held-out summary of a step (0 = base); `verdict` decides votes."""
-    lab = build_lab(
+def _choice(step: int, prompt: int, side: str) -> str:
+    """Deterministic verdicts: the checkpoint wins on a WIN_RATES[step] share of the prompts."""
+    wins = (prompt * 7) % 20 < round(20 * WIN_RATES[step])
+    other = "right" if side == "left" else "left"
+    return side if wins else other
+
+
+def judged_study(
+    session: Session, tmp_path: Path, *, prompts: int = 30, leave: int = 1
+) -> JudgedStudy:
+    """Create, evaluate and judge; `leave` assignments of the first rater stay pending."""
+    texts = {("40", i): f"Variant answers prompt {i} thoroughly.{LONG}" for i in range(prompts)}
+    lab = build_lab(session, tmp_path, prompts=prompts, steps=STEPS, texts=texts)
+    _evaluate(session, lab)
+    study = create_study(
         session,
-        tmp_path,
-        prompts=prompts,
-        steps=steps,
-        raters=("alice", "bob", "admin"),
-        run_name=run_name,
-        texts=texts,
-    )
-    run = lab.base.run
-    run.config = {"kl_coef": kl_coef}
-    run.compute_spent_seconds = 123.0
-    run.compute_budget = {"max_steps": max(steps)}
-    run.device = "cpu"
-    for step, values in (metrics or {}).items():
-        registry.record_metrics(session, run_id=run.id, step=step, metrics=values)
-    for ckpt in [lab.base, *lab.trained]:
-        if summaries and ckpt.step in summaries:
-            add_evaluation(session, ckpt, lab.prompt_set_id, summaries[ckpt.step])
-            ckpt.status = "evaluated"
-    # Lengths in the drill-down: token counts follow the text, so the LC covariate is real.
-    for gen in session.scalars(
-        select(Generation).where(Generation.checkpoint_id.in_([c.id for c in lab.trained]))
-    ):
-        gen.token_count = len(gen.text.split())
-    study = studies.create_study(
-        session,
-        name=f"{run_name}-study",
+        name="lc-study",
         checkpoint_ids=[c.id for c in lab.trained],
         prompt_set_id=lab.prompt_set_id,
-        rater_ids=[lab.raters[0].id, lab.raters[1].id],
-        attention_check_rate=0,
-        seed=3,
+        rater_ids=[r.id for r in lab.raters],
+        raters_per_comparison=2,
+        attention_check_rate=0.0,
+        seed=1,
     )
-    if verdict is not None:
-        judge_all(session, study.id, verdict, [lab.raters[0].id, lab.raters[1].id])
-    session.flush()
-    return ResearchLab(lab, study, lab.tokens["admin"], lab.tokens["alice"])
+    by_step = {c.step: c.id for c in lab.trained}
+    step_of = {v: k for k, v in by_step.items()}
+    index = {pid: i for i, pid in enumerate(lab.prompt_ids)}
+    assignments = session.scalars(
+        select(Assignment)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Comparison.study_id == study.id)
+        .order_by(Assignment.rater_id, Assignment.id)
+    ).all()
+    pending = [(a.rater_id, a.public_id) for a in assignments[:leave]]
+    names = {r.id: r.name for r in lab.raters}
+    for a in assignments[leave:]:
+        comparison = a.comparison
+        step = step_of[comparison.checkpoint_id]
+        rating.record_judgement(
+            session,
+            rater_id=a.rater_id,
+            public_id=a.public_id,
+            choice=_choice(step, index[comparison.prompt_id], a.checkpoint_side),
+            rationale=f"=SUM(A1) {names[a.rater_id]} on step {step}",
+            idempotency_key=a.public_id,
+        )
+    return JudgedStudy(lab, study, by_step, pending)
+
+
+def judge_pending(session: Session, judged: JudgedStudy, choice: str = "tie") -> None:
+    for rater_id, public_id in judged.pending:
+        rating.record_judgement(
+            session,
+            rater_id=rater_id,
+            public_id=public_id,
+            choice=choice,
+            rationale=None,
+            idempotency_key=f"late-{public_id}",
+        )

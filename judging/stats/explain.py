@@ -176,6 +176,12 @@ def explain(d: Decision, evidence: Sequence[CheckpointEvidence]) -> list[str]:
         f"It is the best candidate in {confidence:.0%} of {d.rule.n_boot} prompt-clustered "
         f"bootstrap resamples."
     )
+    metric = s.metric(d.rule)
+    if metric is not None and metric.low <= 0.5:
+        lines.append(
+            f"Caution: its interval reaches {metric.low:.3f}, so humans cannot yet tell it "
+            f"apart from the reference; more verdicts would settle it."
+        )
     lines.append(_runner_line(d, by_id_ok))
     lines.append(_contrast(d, by_id_ok, "highest"))
     lines.append(_contrast(d, by_id_ok, "last"))

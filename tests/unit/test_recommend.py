@@ -128,3 +128,12 @@ def test_decision_is_reproducible_and_serialisable() -> None:
     assert data["scores"][0]["lc_win_rate"]["estimate"] == pytest.approx(
         first.scores[0].lc_win_rate.estimate  # type: ignore[union-attr]
     )
+
+
+def test_a_choice_not_distinguishable_from_the_reference_carries_a_caution() -> None:
+    weak = CheckpointEvidence(1, "ppo@1", "ppo", 1, _votes(7, 0.1, 0.0, n=40))
+    d = recommend([weak], RULE)
+    assert d.choice == 1
+    assert any(line.startswith("Caution: its interval reaches") for line in d.explanation)
+    strong = recommend(_lab(), RULE)
+    assert not any(line.startswith("Caution") for line in strong.explanation)

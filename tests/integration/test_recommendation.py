@@ -1,0 +1,97 @@
+"""The stored recommendation on PostgreSQL: the reward-hacked checkpoint is not chosen, history
+is kept, and a new verdict makes the stored one stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from judging.analysis.evidence import load_study_evidence
+from judging.analysis.recommendation import (
+    is_stale,
+    latest_recommendation,
+    recommendation_history,
+    refresh_recommendation,
+)
+from judging.stats.recommend import RecommendationRule
+from tests.research_helpers import judge_pending, judged_study
+
+pytestmark = pytest.mark.integration
+RULE = RecommendationRule(n_boot=200)
+
+
+def test_evidence_is_loaded_with_scores_lengths_and_summaries(
+    db_session: Session, tmp_path: Path
+) -> None:
+    judged = judged_study(db_session, tmp_path, leave=0)
+    study = load_study_evidence(db_session, judged.study.id)
+    assert [e.step for e in study.evidence] == [10, 20, 30, 40]
+    assert study.reference.label == "ppo-lab@base"
+    by_step = {e.step: e for e in study.evidence}
+    assert len(by_step[20].votes) == 60  # 30 prompts x 2 raters
+    # (7p mod 20) < 16 holds for 16 of p = 0..19 and 9 of p = 20..29.
+    assert sum(v.score for v in by_step[20].votes) / 60 == pytest.approx(25 / 30)
+    assert all(v.length_diff > 150 for v in by_step[40].votes)
+    assert all(v.length_diff == 0 for v in by_step[10].votes)
+    assert by_step[40].flags == ("length_growth>1.5",)
+    assert by_step[40].reward is not None and by_step[40].reward.estimate == 2.6
+    assert by_step[20].kl is not None and by_step[20].kl.low == pytest.approx(2.2)
+    assert by_step[30].repetition == pytest.approx(0.03)
+    assert study.n_judgements == 4 * 30 * 2
+
+
+def test_highest_reward_length_blow_up_is_not_recommended_and_the_rationale_says_why(
+    db_session: Session, tmp_path: Path
+) -> None:
+    judged = judged_study(db_session, tmp_path)
+    result = refresh_recommendation(db_session, judged.study.id, RULE)
+    assert result.computed and result.stored is not None
+    row = result.stored
+    assert row.checkpoint_id == judged.by_step[20]
+    assert "Recommended: ppo-lab@20" in row.rationale
+    assert "The highest-reward checkpoint, ppo-lab@40 (held-out reward 2.600" in row.rationale
+    assert "hard flag length_growth>1.5" in row.rationale
+    assert "x3.10 the base's length" in row.rationale
+    assert "last checkpoint of the run is the highest-reward one" in row.rationale
+    evidence = row.evidence
+    assert evidence["rule"]["min_verdicts"] == 20 and evidence["method"] == "lc-winrate-v1"
+    assert 0.5 < evidence["confidence"] <= 1.0
+    inputs = {i["step"]: i for i in evidence["inputs"]}
+    assert inputs[40]["flags"] == ["length_growth>1.5"]
+    assert inputs[20]["verdicts"]["n"] == 60
+    assert evidence["decision"]["choice"] == judged.by_step[20]
+
+
+def test_refresh_reuses_a_current_recommendation_and_appends_when_verdicts_change(
+    db_session: Session, tmp_path: Path
+) -> None:
+    judged = judged_study(db_session, tmp_path, leave=1)
+    first = refresh_recommendation(db_session, judged.study.id, RULE).stored
+    assert first is not None
+    assert not is_stale(db_session, judged.study.id, RULE)
+    again = refresh_recommendation(db_session, judged.study.id, RULE)
+    assert not again.computed and again.stored is not None and again.stored.id == first.id
+
+    judge_pending(db_session, judged)  # a new verdict arrives
+    assert is_stale(db_session, judged.study.id, RULE)
+    second = refresh_recommendation(db_session, judged.study.id, RULE).stored
+    assert second is not None and second.id != first.id
+    assert second.evidence["n_judgements"] == first.evidence["n_judgements"] + 1
+    history = recommendation_history(db_session, judged.study.id)
+    assert [r.id for r in history] == [first.id, second.id]  # the old one is kept, unchanged
+    latest = latest_recommendation(db_session, judged.study.id)
+    assert latest is not None and latest.id == second.id
+    # A different rule is a different input too.
+    assert is_stale(db_session, judged.study.id, RecommendationRule(n_boot=200, max_kl=2.0))
+
+
+def test_nothing_qualifies_nothing_is_stored(db_session: Session, tmp_path: Path) -> None:
+    judged = judged_study(db_session, tmp_path)
+    result = refresh_recommendation(
+        db_session, judged.study.id, RecommendationRule(n_boot=50, min_verdicts=500)
+    )
+    assert result.stored is None and result.decision is not None
+    assert "No checkpoint qualifies" in result.decision.explanation[-1]
+    assert latest_recommendation(db_session, judged.study.id) is None
