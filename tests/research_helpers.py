@@ -108,13 +108,14 @@ def judged_study(
     return JudgedStudy(lab, study, by_step, pending)
 
 
-def judge_pending(session: Session, judged: JudgedStudy, choice: str = "tie") -> None:
-    for rater_id, public_id in judged.pending:
+def judge_pending(session: Session, judged: JudgedStudy, *choices: str) -> None:
+    """Judge the pending assignments with these choices (default: one tie each)."""
+    for n, (rater_id, public_id) in enumerate(judged.pending):
         rating.record_judgement(
             session,
             rater_id=rater_id,
             public_id=public_id,
-            choice=choice,
+            choice=choices[n] if n < len(choices) else "tie",
             rationale=None,
             idempotency_key=f"late-{public_id}",
         )

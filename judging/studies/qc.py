@@ -249,9 +249,10 @@ def export_records(
     return out
 
 
-def _cell(value: Any) -> Any:
-    # A leading = + - @ makes spreadsheets run the cell as a formula (CSV injection).
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+def csv_cell(value: Any) -> Any:
+    """Quote a text cell that a spreadsheet would run as a formula (CSV injection, OWASP)."""
+    # A leading = + - @ (or a tab / carriage return before one) starts a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
 
@@ -260,7 +261,7 @@ def to_csv(records: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: _cell(v) for k, v in r.items()} for r in records)
+    writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in records)
     return buffer.getvalue()
 
 
