@@ -32,6 +32,7 @@ from judging.data.models import (
     TrainingRun,
 )
 from judging.errors import NotFoundError
+from judging.stats.bradley_terry import PairVote, Strength, bradley_terry_intervals
 from judging.stats.divergence import Estimate
 from judging.stats.lc_winrate import LengthVote
 from judging.stats.recommend import CheckpointEvidence
@@ -251,3 +252,40 @@ def load_study_evidence(session: Session, study_id: int) -> StudyEvidence:
         n_judgements=int(count),
         last_judgement_id=last,
     )
+
+
+def pair_votes(session: Session, study_ids: Sequence[int]) -> list[PairVote]:
+    """Each study's verdicts as checkpoint-vs-reference pairs, for a Bradley-Terry fit."""
+    references = dict(
+        session.execute(
+            select(Study.id, Study.reference_checkpoint_id).where(Study.id.in_(list(study_ids)))
+        ).all()
+    )
+    missing = sorted(set(study_ids) - set(references))
+    if missing:
+        raise NotFoundError(f"study {missing[0]} does not exist")
+    out = []
+    for sid in study_ids:
+        for checkpoint_id, votes in study_votes(session, sid).items():
+            out += [PairVote(v.prompt_id, checkpoint_id, references[sid], v.score) for v in votes]
+    return out
+
+
+def bradley_terry_strengths(
+    session: Session,
+    study_ids: Sequence[int],
+    *,
+    anchor: int | None = None,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> dict[int, Strength]:
+    """Strengths of every judged checkpoint and the references, in log-odds against `anchor`
+    (default: the first study's reference, usually the base), with prompt-clustered intervals.
+    Studies with different references link up through the checkpoints they share."""
+    votes = pair_votes(session, study_ids)
+    if anchor is None:
+        anchor = session.scalar(
+            select(Study.reference_checkpoint_id).where(Study.id == study_ids[0])
+        )
+    strengths = bradley_terry_intervals(votes, anchor=anchor, n_boot=n_boot, seed=seed)
+    return {k: v for k, v in strengths.items() if isinstance(k, int)}

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from judging.analysis.evidence import StudyEvidence, load_study_evidence
 from judging.data.models import Recommendation
+from judging.stats.bradley_terry import PairVote, bradley_terry_intervals
 from judging.stats.recommend import (
     METHOD,
     CheckpointEvidence,
@@ -95,6 +96,24 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def study_strengths(study: StudyEvidence, rule: RecommendationRule) -> dict[str, Any]:
+    """Bradley-Terry strengths against the reference (log-odds, reference = 0), by label."""
+    ref = study.reference.id
+    votes = [
+        PairVote(v.prompt_id, e.checkpoint_id, ref, v.score)
+        for e in study.evidence
+        for v in e.votes
+    ]
+    if not votes:
+        return {}
+    fitted = bradley_terry_intervals(votes, anchor=ref, n_boot=rule.n_boot // 2, seed=rule.seed)
+    labels = {e.checkpoint_id: e.label for e in study.evidence} | {ref: study.reference.label}
+    return {
+        labels[s.item]: {"estimate": s.estimate, "low": s.low, "high": s.high}  # type: ignore[index]
+        for s in fitted.values()
+    }
+
+
 def evidence_document(
     study: StudyEvidence, decision: Decision, rule: RecommendationRule, digest: str
 ) -> dict[str, Any]:
@@ -110,6 +129,7 @@ def evidence_document(
         "confidence": decision.confidence,
         "inputs": [_inputs(e) for e in study.evidence],
         "decision": _jsonable(decision.as_dict()),
+        "bradley_terry": study_strengths(study, rule),
     }  # fmt: skip
 
 

@@ -3,18 +3,20 @@ is kept, and a new verdict makes the stored one stale."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
-from judging.analysis.evidence import load_study_evidence
+from judging.analysis.evidence import bradley_terry_strengths, load_study_evidence
 from judging.analysis.recommendation import (
     is_stale,
     latest_recommendation,
     recommendation_history,
     refresh_recommendation,
 )
+from judging.errors import NotFoundError
 from judging.stats.recommend import RecommendationRule
 from tests.research_helpers import judge_pending, judged_study
 
@@ -95,3 +97,24 @@ def test_nothing_qualifies_nothing_is_stored(db_session: Session, tmp_path: Path
     assert result.stored is None and result.decision is not None
     assert "No checkpoint qualifies" in result.decision.explanation[-1]
     assert latest_recommendation(db_session, judged.study.id) is None
+
+
+def test_bradley_terry_strengths_of_a_study_and_in_the_stored_evidence(
+    db_session: Session, tmp_path: Path
+) -> None:
+    judged = judged_study(db_session, tmp_path, leave=0)
+    strengths = bradley_terry_strengths(db_session, [judged.study.id], n_boot=100)
+    base = judged.lab.base.id
+    assert strengths[base].estimate == 0.0
+    # Star design with one virtual tie: logit((wins + 1/2) / (verdicts + 1)); step 20 won 50/60.
+    s20 = strengths[judged.by_step[20]]
+    assert s20.estimate == pytest.approx(math.log(50.5 / 10.5), abs=1e-6)
+    assert s20.low < s20.estimate < s20.high
+    assert strengths[judged.by_step[40]].estimate < 0 < s20.low
+    stored = refresh_recommendation(db_session, judged.study.id, RULE).stored
+    assert stored is not None
+    bt = stored.evidence["bradley_terry"]
+    assert bt["ppo-lab@base"]["estimate"] == 0.0
+    assert bt["ppo-lab@20"]["estimate"] == pytest.approx(s20.estimate)
+    with pytest.raises(NotFoundError):
+        bradley_terry_strengths(db_session, [judged.study.id, 999_999])
