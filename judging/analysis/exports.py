@@ -333,6 +333,11 @@ def model_card_metadata(
     }
 
 
+def _text(text: str) -> str:
+    """Markdown prose from data: no raw HTML."""
+    return text.replace("<", "&lt;")
+
+
 def _cell(text: str) -> str:
     """A Markdown table cell: pipes escaped, no raw HTML."""
     return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
@@ -377,7 +382,7 @@ def model_card_markdown(
     labels = {int(i["checkpoint_id"]): str(i["label"]) for i in rec.evidence.get("inputs", [])}
     study = rec.evidence.get("study", {})
     body = [
-        f"# {info.label}",
+        f"# {_text(info.label)}",
         "",
         MODEL_CARD_MARKER,
         "",
@@ -400,7 +405,7 @@ def model_card_markdown(
         "",
         "## Why this checkpoint",
         "",
-        *[f"- {line}" for line in rec.rationale.splitlines()],
+        *[f"- {_text(line)}" for line in rec.rationale.splitlines()],
         "",
         f"Recommendation {rec.id} ({rec.method}), computed {rec.created_at.isoformat()}.",
         "",
