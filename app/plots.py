@@ -50,16 +50,17 @@ def _layout(title: str, x: str, y: str, **extra: Any) -> dict[str, Any]:
         "xaxis": {"title": {"text": x}, "zeroline": False},
         "yaxis": {"title": {"text": y}, "zeroline": False},
         "font": _FONT,
-        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
-        "legend": {"orientation": "h", "y": -0.25},
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+        "legend": {"orientation": "h", "y": -0.22, "yanchor": "top", "font": {"size": 11}},
         "hovermode": "closest",
         "height": 340,
         **extra,
     }
 
 
-def _colour(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
+def _colour(run_id: int) -> str:
+    """A run keeps its colour on every chart and every page."""
+    return PALETTE[run_id % len(PALETTE)]
 
 
 def _is_reference(algorithm: str) -> bool:
@@ -146,7 +147,7 @@ def heldout_figure(
     """One or more held-out metrics per checkpoint against step, with CIs where stored."""
     names = {r.id: r for r in runs}
     traces = []
-    for i, (run_id, mine) in enumerate(_by_run(points).items()):
+    for run_id, mine in _by_run(points).items():
         run = names.get(run_id)
         if run is None:
             continue
@@ -157,7 +158,7 @@ def heldout_figure(
                 name=f"{run.legend} · {HELDOUT_METRICS.get(key, key)}"
                 if len(keys) > 1
                 else run.legend,
-                colour=_colour(i),
+                colour=_colour(run_id),
                 reference=_is_reference(run.algorithm),
                 value_label=HELDOUT_METRICS.get(key, key),
                 dash=("solid", "dot", "dash", "dashdot")[j % 4],
@@ -167,7 +168,9 @@ def heldout_figure(
     if not traces:
         return None
     label = HELDOUT_METRICS.get(keys[0], keys[0]) if len(keys) == 1 else "value"
-    return {"data": traces, "layout": _layout(title, "training step", label)}
+    layout = _layout(title, "training step", label)
+    layout["height"] = 340 + 18 * max(0, len(traces) - 4)  # room for a long legend
+    return {"data": traces, "layout": layout}
 
 
 def training_figure(
@@ -183,7 +186,7 @@ def training_figure(
     """A training-time metric per step for every run (smoothed line over the raw one), plus the
     held-out estimate per checkpoint when `heldout_key` is given."""
     traces: list[dict[str, Any]] = []
-    for i, run in enumerate(runs):
+    for run in runs:
         s = series.get(run.id, {}).get(name)
         if not s or not s.steps:
             continue
@@ -191,24 +194,24 @@ def training_figure(
         if smoothing > 0:
             traces.append({
                 "type": "scatter", "mode": "lines", "name": f"{run.legend} (raw)", "x": s.steps,
-                "y": s.values, "line": {"color": _colour(i), "width": 1}, "opacity": 0.3,
+                "y": s.values, "line": {"color": _colour(run.id), "width": 1}, "opacity": 0.3,
                 "hovertemplate": f"{run.name}<br>step %{{x}}<br>{label}: %{{y:.3f}}<extra></extra>",
                 "showlegend": False,
             })  # fmt: skip
         traces.append({
             "type": "scatter", "mode": "lines", "name": f"{run.legend} (train)", "x": s.steps,
             "y": smooth(s.values, smoothing) if smoothing > 0 else s.values,
-            "line": {"color": _colour(i), "width": 2},
+            "line": {"color": _colour(run.id), "width": 2},
             "hovertemplate": f"{run.name}<br>step %{{x}}<br>{label}: %{{y:.3f}}<extra></extra>",
         })  # fmt: skip
     if heldout_key:
         by_run = _by_run(points)
-        for i, run in enumerate(runs):
+        for run in runs:
             trace = _points_trace(
                 by_run.get(run.id, []),
                 _stat_getter(heldout_key),
                 name=f"{run.legend} (held-out)",
-                colour=_colour(i),
+                colour=_colour(run.id),
                 reference=True,
                 value_label=HELDOUT_METRICS.get(heldout_key, heldout_key),
             )
@@ -216,10 +219,9 @@ def training_figure(
                 traces.append(trace)
     if not traces:
         return None
-    return {
-        "data": traces,
-        "layout": _layout(title, "training step", TRAINING_METRICS.get(name, name)),
-    }
+    layout = _layout(title, "training step", TRAINING_METRICS.get(name, name))
+    layout["height"] = 340 + 18 * max(0, len(traces) - 4)
+    return {"data": traces, "layout": layout}
 
 
 def _interval_getter(
@@ -246,7 +248,7 @@ def win_rate_figure(
     """Human win rate vs the base per step with 95% prompt-clustered intervals: raw and LC."""
     names = {r.id: r for r in runs}
     traces = []
-    for i, (run_id, mine) in enumerate(_by_run([p for p in points if p.id in rates]).items()):
+    for run_id, mine in _by_run([p for p in points if p.id in rates]).items():
         run = names.get(run_id)
         if run is None:
             continue
@@ -255,7 +257,7 @@ def win_rate_figure(
                 mine,
                 _interval_getter(rates, which),
                 name=f"{run.legend} · {suffix}",
-                colour=_colour(i),
+                colour=_colour(run_id),
                 reference=_is_reference(run.algorithm),
                 value_label=f"win rate ({suffix})",
                 dash=dash,
@@ -304,24 +306,32 @@ def win_rate_vs_kl_figure(
 ) -> Figure | None:
     """Win rate against held-out KL (or sqrt KL, Gao et al.'s x-axis) with the fitted curve and
     its predicted peak (the fit models the gain over the base; its baseline is added back)."""
-    xs, ys, custom, err = [], [], [], []
-    for p in points:
-        kl, wr = p.value(kl_key), rates.get(p.id)
-        if kl is None or wr is None or wr.raw is None:
+    traces: list[dict[str, Any]] = []
+    xs: list[float] = []
+    axis = "sqrt(KL)" if sqrt_axis else "KL"
+    for run_id, mine in _by_run(points).items():
+        run_xs, ys, custom, lows, highs = [], [], [], [], []
+        for p in sorted(mine, key=lambda q: q.step):
+            kl, wr = p.value(kl_key), rates.get(p.id)
+            if kl is None or wr is None or wr.raw is None:
+                continue
+            run_xs.append(math.sqrt(max(kl, 0.0)) if sqrt_axis else kl)
+            ys.append(wr.raw.estimate)
+            lows.append(wr.raw.low)
+            highs.append(wr.raw.high)
+            custom.append([checkpoint_url(p.id), p.label, p.step])
+        if not run_xs:
             continue
-        xs.append(math.sqrt(max(kl, 0.0)) if sqrt_axis else kl)
-        ys.append(wr.raw.estimate)
-        err.append((wr.raw.low, wr.raw.high))
-        custom.append([checkpoint_url(p.id), p.label, p.step])
-    if not xs:
+        xs += run_xs
+        traces.append({
+            "type": "scatter", "mode": "markers", "name": mine[0].run_name, "x": run_xs, "y": ys,
+            "customdata": custom, "marker": {"size": 9, "color": _colour(run_id)},
+            "error_y": _error(list(lows), list(highs), ys),
+            "hovertemplate": "<b>%{customdata[1]}</b><br>step %{customdata[2]}<br>"
+            + axis + ": %{x:.3f}<br>win rate: %{y:.3f}<extra></extra>",
+        })  # fmt: skip
+    if not traces:
         return None
-    traces: list[dict[str, Any]] = [{
-        "type": "scatter", "mode": "markers", "name": "checkpoints", "x": xs, "y": ys,
-        "customdata": custom, "marker": {"size": 9, "color": PALETTE[0]},
-        "error_y": _error([e[0] for e in err], [e[1] for e in err], ys),
-        "hovertemplate": "<b>%{customdata[1]}</b><br>step %{customdata[2]}<br>"
-        + ("sqrt(KL)" if sqrt_axis else "KL") + ": %{x:.3f}<br>win rate: %{y:.3f}<extra></extra>",
-    }]  # fmt: skip
     if fit is not None:
         top = max(xs if sqrt_axis else [math.sqrt(max(x, 0.0)) for x in xs])
         peak = _peak_d(fit)
@@ -357,7 +367,7 @@ def rm_vs_win_rate_figure(
     segment going right and down.
     """
     traces = []
-    for i, (_, mine) in enumerate(_by_run(points).items()):
+    for run_id, mine in _by_run(points).items():
         xs, ys, custom = [], [], []
         for p in sorted(mine, key=lambda q: q.step):
             reward, wr = p.value("reward"), rates.get(p.id)
@@ -370,8 +380,8 @@ def rm_vs_win_rate_figure(
             traces.append({
                 "type": "scatter", "mode": "lines+markers+text", "name": mine[0].run_name,
                 "x": xs, "y": ys, "customdata": custom, "text": [str(c[2]) for c in custom],
-                "textposition": "top center", "marker": {"size": 9, "color": _colour(i)},
-                "line": {"color": _colour(i), "width": 1},
+                "textposition": "top center", "marker": {"size": 9, "color": _colour(run_id)},
+                "line": {"color": _colour(run_id), "width": 1},
                 "hovertemplate": "<b>%{customdata[1]}</b><br>step %{customdata[2]}<br>"
                 "RM score: %{x:.3f}<br>win rate: %{y:.3f}<extra></extra>",
             })  # fmt: skip

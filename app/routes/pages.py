@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy import text
 
 from app.deps import SessionDep
 from app.render import render
 from judging.data.overview import run_overviews
+from judging.settings import PROJECT_ROOT
 
 router = APIRouter()
 
@@ -28,3 +29,9 @@ def health(session: SessionDep) -> JSONResponse:
 def index(request: Request, session: SessionDep) -> HTMLResponse:
     context: dict[str, Any] = {"runs": run_overviews(session)}
     return render(request, "index.html", context, block="runs")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """Browsers ask for it on every page that names no icon; a 404 there is console noise."""
+    return FileResponse(PROJECT_ROOT / "static" / "favicon.svg", media_type="image/svg+xml")

@@ -161,7 +161,7 @@ def test_figures_carry_checkpoint_links_and_the_gao_fit(
     figure = plots.win_rate_vs_kl_figure(points, rates, sqrt_axis=True, fit=fit)
     assert figure is not None
     names = [t["name"] for t in figure["data"]]
-    assert names == ["checkpoints", "fit d(a - b log d)", "predicted peak"]
+    assert names == ["r", "fit d(a - b log d)", "predicted peak"]
     assert figure["data"][0]["x"] == [1.0, 2.0, 3.0]
 
 
