@@ -51,7 +51,7 @@ def _layout(title: str, x: str, y: str, **extra: Any) -> dict[str, Any]:
         "yaxis": {"title": {"text": y}, "zeroline": False},
         "font": _FONT,
         "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
-        "legend": {"orientation": "h", "y": -0.22, "yanchor": "top", "font": {"size": 11}},
+        "legend": {"orientation": "h", "y": -0.3, "yanchor": "top", "font": {"size": 11}},
         "hovermode": "closest",
         "height": 340,
         **extra,

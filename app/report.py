@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app import plots
 from app.render import templates
 from judging.analysis import dashboard as dash
+from judging.analysis.recommendation import refresh_recommendation
 from judging.data.models import Checkpoint, TrainingRun
 from judging.settings import PROJECT_ROOT
 
@@ -62,8 +63,12 @@ def _run_ids(session: Session, study: dash.StudyInfo) -> list[int]:
     return sorted(runs | set(references))
 
 
-def build_report(session: Session, study_id: int) -> StudyReport:
+def build_report(session: Session, study_id: int, *, refresh: bool = False) -> StudyReport:
+    """Everything the study page and its reports show; `refresh` first recomputes the stored
+    recommendation if verdicts changed since (a new row; the history stays)."""
     study = dash.get_study_info(session, study_id)
+    if refresh:
+        refresh_recommendation(session, study.id)
     runs = dash.list_runs(session, _run_ids(session, study))
     points = dash.checkpoint_points(
         session, run_ids=[r.id for r in runs], prompt_set_id=study.prompt_set_id

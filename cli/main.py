@@ -13,7 +13,19 @@ import typer
 from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
-from cli import db, evaluate, export, imports, models, prompts, raters, serve, study, train
+from cli import (
+    db,
+    evaluate,
+    export,
+    export_report,
+    imports,
+    models,
+    prompts,
+    raters,
+    serve,
+    study,
+    train,
+)
 from cli.common import err_console
 from judging.errors import LabError
 
@@ -33,6 +45,7 @@ app.command("serve")(serve.serve)
 app.add_typer(train.app, name="train")
 app.command("evaluate")(evaluate.evaluate)
 app.add_typer(imports.app, name="import")
+export.app.command("report")(export_report.report)
 app.add_typer(export.app, name="export")
 
 

@@ -8,17 +8,19 @@ checkboxes (`?run=1&run=3`), so every view is a shareable URL and works without 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from app import plots
-from app.auth import AdminRater
+from app.auth import AdminForm, AdminRater
 from app.deps import SessionDep
 from app.render import render
 from app.report import build_report, render_html, render_markdown
 from judging.analysis import dashboard as dash
+from judging.analysis.recommendation import refresh_recommendation
 from judging.errors import NotFoundError
 
 router = APIRouter(prefix="/research")
@@ -90,6 +92,7 @@ def study_page(
         "study": report.study,
         "charts": report.charts,
         "prompts": dash.study_prompts(session, report.study, report.votes),
+        "message": request.query_params.get("message"),
     }
     return render(request, "research/study.html", context, block="charts")
 
@@ -98,7 +101,7 @@ def study_page(
 def study_report(study_id: int, fmt: str, session: SessionDep, _who: AdminRater) -> Response:
     if fmt not in ("md", "html"):
         raise NotFoundError("reports are .md or .html")
-    report = build_report(session, study_id)
+    report = build_report(session, study_id, refresh=True)
     if fmt == "md":
         body, media = render_markdown(report), "text/markdown; charset=utf-8"
     else:
@@ -106,6 +109,22 @@ def study_report(study_id: int, fmt: str, session: SessionDep, _who: AdminRater)
     name = f"study-{study_id}-report.{fmt}"
     return Response(
         body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.post("/studies/{study_id}/recommendation", response_model=None)
+def recompute(study_id: int, session: SessionDep, _form: AdminForm) -> Response:
+    """Recompute the recommendation now (a new row only if the verdicts changed)."""
+    dash.get_study_info(session, study_id)
+    result = refresh_recommendation(session, study_id)
+    session.commit()  # before the redirect: get_db would commit only after the response is sent
+    if result.stored is None:
+        why = result.decision.explanation[-1] if result.decision else "no verdicts yet"
+        note = f"no recommendation yet: {why}"
+    else:
+        note = "recomputed" if result.computed else "unchanged: no new verdicts since"
+    return RedirectResponse(
+        f"/research/studies/{study_id}?message={quote(note)}#recommendation", status_code=303
     )
 
 
