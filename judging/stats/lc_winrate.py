@@ -33,8 +33,9 @@ from judging.stats.winrate import Interval, percentile_interval
 LENGTH_L2 = 1.0
 """Ridge penalty on the length slope: one pseudo-observation's worth, negligible beyond ~20 votes,
 but it keeps the slope finite when the longer answer always wins (perfect separation)."""
-BOOT_TOL = 1e-6
-"""Newton tolerance inside the bootstrap: far below the resolution of a percentile of 1000 draws."""
+BOOT_TOL = 1e-4
+"""Newton stops inside the bootstrap once a step is below this: convergence is quadratic, so the
+error left is about the square of the last step, far below a percentile's resolution."""
 INTERCEPT_L2 = 1e-4
 """A vanishing penalty on the intercept, only so that a clean sweep (all votes won) stays finite."""
 
