@@ -132,6 +132,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             ids = _seed(url, Path(tmp), args.prompts, args.checkpoints)
+            with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.execute(text("ANALYZE"))  # what autovacuum does on a live database
             print(
                 f"seeded {args.checkpoints} checkpoints x {args.prompts} prompts x 2 raters "
                 f"in {time.perf_counter() - start:.1f} s"
