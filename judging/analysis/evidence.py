@@ -34,8 +34,9 @@ from judging.data.models import (
 from judging.errors import NotFoundError
 from judging.stats.bradley_terry import PairVote, Strength, bradley_terry_intervals
 from judging.stats.divergence import Estimate
-from judging.stats.lc_winrate import LengthVote
+from judging.stats.lc_winrate import LengthVote, lc_win_rate_intervals
 from judging.stats.recommend import CheckpointEvidence
+from judging.stats.winrate import Interval
 
 EVAL_REWARD_KEYS = ("eval_reward", "evaluation_reward", "reward_eval")
 """Summary keys under which an evaluation reward model's score may be stored (first found wins)."""
@@ -289,3 +290,11 @@ def bradley_terry_strengths(
         )
     strengths = bradley_terry_intervals(votes, anchor=anchor, n_boot=n_boot, seed=seed)
     return {k: v for k, v in strengths.items() if isinstance(k, int)}
+
+
+def study_lc_intervals(
+    session: Session, study_id: int, *, n_boot: int = 1000, seed: int = 0
+) -> dict[int, Interval]:
+    """LC win rate per checkpoint of a study, with the length slope shared across its checkpoints
+    (the estimate the recommendation ranks by, same seed and resamples give the same numbers)."""
+    return lc_win_rate_intervals(study_votes(session, study_id), n_boot=n_boot, seed=seed)

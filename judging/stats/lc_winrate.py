@@ -27,8 +27,11 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from judging.stats.winrate import Interval, percentile_interval
+
+K = TypeVar("K", bound=Hashable)
 
 LENGTH_L2 = 1.0
 """Ridge penalty on the length slope: one pseudo-observation's worth, negligible beyond ~20 votes,
@@ -329,18 +332,21 @@ def joint_bootstrap(
 
 
 def lc_win_rate_intervals(
-    groups: Mapping[Hashable, Sequence[LengthVote]],
+    groups: Mapping[K, Sequence[LengthVote]],
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-) -> dict[Hashable, Interval]:
+) -> dict[K, Interval]:
     """LC win rate per checkpoint of one study (shared length slope) with prompt-clustered
     intervals; checkpoints without votes are left out."""
-    draws = joint_bootstrap(groups, n_boot, seed)
+    draws = joint_bootstrap(dict(groups.items()), n_boot, seed)
     if draws is None:
         return {}
-    out = {}
-    for key, samples in draws.lc.items():
+    out: dict[K, Interval] = {}
+    for key in groups:
+        if key not in draws.lc:
+            continue
+        samples = draws.lc[key]
         values = [v for v in samples if v is not None]
         estimate = draws.fit.lc_win_rate(key)
         low, high = percentile_interval(values, level) if values else (estimate, estimate)

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from judging.analysis.evidence import bradley_terry_strengths, load_study_evidence
+from judging.analysis.evidence import (
+    bradley_terry_strengths,
+    load_study_evidence,
+    study_lc_intervals,
+)
 from judging.analysis.recommendation import (
     is_stale,
     latest_recommendation,
@@ -118,3 +122,16 @@ def test_bradley_terry_strengths_of_a_study_and_in_the_stored_evidence(
     assert bt["ppo-lab@20"]["estimate"] == pytest.approx(s20.estimate)
     with pytest.raises(NotFoundError):
         bradley_terry_strengths(db_session, [judged.study.id, 999_999])
+
+
+def test_study_lc_intervals_match_the_recommendation(db_session: Session, tmp_path: Path) -> None:
+    judged = judged_study(db_session, tmp_path, leave=0)
+    intervals = study_lc_intervals(db_session, judged.study.id, n_boot=200)
+    assert set(intervals) == set(judged.by_step.values())
+    stored = refresh_recommendation(db_session, judged.study.id, RULE).stored
+    assert stored is not None
+    scores = {s["checkpoint_id"]: s for s in stored.evidence["decision"]["scores"]}
+    for checkpoint_id, interval in intervals.items():
+        lc = scores[checkpoint_id]["lc_win_rate"]
+        assert interval.estimate == pytest.approx(lc["estimate"], abs=1e-9)
+        assert (interval.low, interval.high) == pytest.approx((lc["low"], lc["high"]))
