@@ -61,6 +61,18 @@ class RecommendationRule:
     """Joint prompt-clustered bootstrap resamples (intervals and confidence)."""
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.min_verdicts < 0:
+            raise ValueError("min_verdicts must be >= 0")
+        if self.max_kl is not None and self.max_kl < 0:
+            raise ValueError("max_kl must be >= 0 (or None for no budget)")
+        if self.metric not in ("lc", "raw"):
+            raise ValueError(f"metric must be 'lc' or 'raw', not {self.metric!r}")
+        if not 0 < self.level < 1:
+            raise ValueError("level must be within (0, 1)")
+        if self.n_boot < 1:
+            raise ValueError("n_boot must be >= 1")
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -137,3 +137,12 @@ def test_a_choice_not_distinguishable_from_the_reference_carries_a_caution() -> 
     assert any(line.startswith("Caution: its interval reaches") for line in d.explanation)
     strong = recommend(_lab(), RULE)
     assert not any(line.startswith("Caution") for line in strong.explanation)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("min_verdicts", -1), ("max_kl", -0.5), ("metric", "elo"), ("level", 1.0), ("n_boot", 0)],
+)
+def test_rule_rejects_nonsense(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        RecommendationRule(**{field: value})  # type: ignore[arg-type]
