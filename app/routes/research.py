@@ -76,7 +76,10 @@ def run_page(request: Request, run_id: int, session: SessionDep, who: AdminRater
         "points": points,
         "rates": rates,
         "charts": _charts(session, [run], points, rows),
-        "studies": dash.list_studies(session, [p.id for p in points]),
+        "studies": [
+            (s, dash.latest_recommendation(session, s.id))
+            for s in dash.list_studies(session, [p.id for p in points])
+        ],
     }
     return render(request, "research/run.html", context, block="charts")
 

@@ -244,6 +244,8 @@ def test_study_page_shows_the_stored_recommendation(
     page = client.get(f"/research/studies/{ids['study']}").text
     assert "Recommended:" in page and "ppo-research@20" in page and "Chose step 20." in page
     assert "It beats step 10 &lt;script&gt;" in page
+    run_page = client.get(f"/research/runs/{ids['run']}").text
+    assert 'class="recommended"' in run_page and "It beats step 10 &lt;script&gt;" in run_page
     markdown = client.get(f"/research/studies/{ids['study']}/report.md").text
     assert "**ppo-research@20** (lc-win-rate)" in markdown
     assert "It beats step 10 &lt;script&gt;" in markdown
