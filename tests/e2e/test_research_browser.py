@@ -163,6 +163,13 @@ def test_every_chart_renders_and_clicks_open_checkpoints(
         "() => document.getElementById('chart-wr-sqrt-kl').data.map(t => t.name)"
     )
     assert "fit d(a - b log d)" in traces
+    # The recommendation is on the study page, and the report downloads from it.
+    expect(page.locator("#recommendation")).to_contain_text("Recommended: ppo-kl0.05@20")
+    with page.expect_download() as download:
+        page.locator("#report-md").click()
+    markdown = Path(download.value.path()).read_text(encoding="utf-8")
+    assert markdown.startswith("# Study report: ppo-kl0.05-study")
+    assert "| ppo-kl0.05@40 | 40 | 24 |" in markdown
     # Clicking a point opens its checkpoint page (the handler reads customdata[0]).
     page.evaluate(
         """() => { const el = document.getElementById('chart-win-rate');
