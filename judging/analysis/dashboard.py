@@ -14,7 +14,8 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeGuard
+from functools import partial
+from typing import Any, TypeGuard, TypeVar
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session, aliased
@@ -37,8 +38,11 @@ from judging.data.models import (
 )
 from judging.errors import NotFoundError
 from judging.stats.agreement import winner as resolve_winner
-from judging.stats.lc_winrate import LengthVote, lc_win_rate_interval
+from judging.stats.lc_winrate import LengthVote, lc_win_rate_intervals
+from judging.stats.recommend import RecommendationRule
 from judging.stats.winrate import Interval, Vote, vote_score, win_rate_interval
+
+T = TypeVar("T")
 
 # Held-out metrics the pages plot and tabulate: key in Evaluation.summary -> label.
 HELDOUT_METRICS: dict[str, str] = {
@@ -368,7 +372,8 @@ def _vote_query() -> Select[Any]:
         .join(candidate, candidate.id == Comparison.candidate_generation_id)
         .outerjoin(reference, reference.id == Comparison.reference_generation_id)
         .where(Comparison.kind == "normal")
-        .order_by(Comparison.checkpoint_id, Comparison.prompt_id, Assignment.rater_id)
+        # The order of evidence.study_votes, so the LC bootstrap sees identical input.
+        .order_by(Comparison.checkpoint_id, Comparison.prompt_id, Judgement.id)
     )
 
 
@@ -430,63 +435,80 @@ class WinRates:
         return sum(self.outcomes.values())
 
 
-LcFunction = Callable[[Sequence[VoteRow], int, int], Interval | None]
-_CACHE: OrderedDict[tuple[Any, ...], WinRates] = OrderedDict()
+_RAW_CACHE: OrderedDict[tuple[Any, ...], tuple[Interval | None, dict[str, int]]] = OrderedDict()
+_LC_CACHE: OrderedDict[tuple[Any, ...], dict[int, Interval]] = OrderedDict()
 _CACHE_SIZE = 512
 N_BOOT = 1000
-LC_BOOT = 400
-"""Each LC resample refits a logistic model (~50x a raw resample); 400 draws keep a cold page of
-10 checkpoints near a second while the 2.5/97.5 percentiles stay stable to about 0.01."""
+LC_BOOT = RecommendationRule().n_boot
+"""The recommendation's resample count (and seed 0): pages show the LC intervals it ranks by."""
 
 
-def lc_interval(rows: Sequence[VoteRow], n_boot: int, seed: int) -> Interval | None:
-    """Length-controlled win rate (AlpacaEval-style logistic model on the length difference)."""
-    votes = [
-        LengthVote(r.prompt_id, vote_score(r.winner), float(r.length_diff))
-        for r in rows
-        if r.length_diff is not None
-    ]
-    return lc_win_rate_interval(votes, n_boot=n_boot, seed=seed)
+def _remember(
+    cache: OrderedDict[tuple[Any, ...], T], key: tuple[Any, ...], make: Callable[[], T]
+) -> T:
+    """Memoise on the exact inputs: a new verdict changes the key, an unchanged study hits."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = cache[key] = make()
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
+def _raw(rows: Sequence[VoteRow], n_boot: int, seed: int) -> tuple[Interval | None, dict[str, int]]:
+    outcomes: dict[str, int] = defaultdict(int)
+    for r in rows:
+        outcomes[r.winner] += 1
+    votes = [Vote(r.prompt_id, vote_score(r.winner)) for r in rows]
+    return win_rate_interval(votes, n_boot=n_boot, seed=seed), dict(outcomes)
+
+
+def study_lc(rows: Sequence[VoteRow], n_boot: int = LC_BOOT, seed: int = 0) -> dict[int, Interval]:
+    """LC win rates of one study's checkpoints with the length slope shared across them, fed the
+    same votes in the same order as `evidence.study_votes` (so the same numbers as the
+    recommendation); comparisons without a reference response are left out."""
+    groups: dict[int, list[LengthVote]] = defaultdict(list)
+    for r in rows:
+        if r.length_diff is not None:
+            groups[r.checkpoint_id].append(
+                LengthVote(r.prompt_id, vote_score(r.winner), float(r.length_diff))
+            )
+    return lc_win_rate_intervals(dict(groups), n_boot=n_boot, seed=seed) if groups else {}
 
 
 def win_rates(
-    rows: Sequence[VoteRow],
-    *,
-    n_boot: int = N_BOOT,
-    lc_boot: int = LC_BOOT,
-    seed: int = 0,
-    lc: LcFunction | None = None,
+    rows: Sequence[VoteRow], *, n_boot: int = N_BOOT, lc_boot: int = LC_BOOT, seed: int = 0
 ) -> dict[int, WinRates]:
-    """Per checkpoint: raw win rate with a prompt-clustered 95% interval, LC win rate, outcomes."""
-    lc_fn = lc or lc_interval
+    """Per checkpoint: raw win rate over all its verdicts with a prompt-clustered 95% interval,
+    outcomes, and the LC win rate of its study (the study with most of its verdicts when several
+    judged it)."""
+    by_study: dict[int, list[VoteRow]] = defaultdict(list)
+    for r in rows:
+        by_study[r.study_id].append(r)
+    lc: dict[int, tuple[int, Interval]] = {}
+    for study_id, mine in by_study.items():
+        key: tuple[Any, ...] = (
+            study_id,
+            lc_boot,
+            seed,
+            tuple((r.checkpoint_id, r.prompt_id, r.winner, r.length_diff) for r in mine),
+        )
+        intervals = _remember(_LC_CACHE, key, partial(study_lc, mine, lc_boot, seed))
+        for checkpoint_id, interval in intervals.items():
+            if checkpoint_id not in lc or interval.n_votes > lc[checkpoint_id][0]:
+                lc[checkpoint_id] = (interval.n_votes, interval)
     out: dict[int, WinRates] = {}
     for checkpoint_id, mine in votes_by_checkpoint(rows).items():
         key = (
             checkpoint_id,
             n_boot,
-            lc_boot,
             seed,
-            lc_fn,
-            tuple((r.prompt_id, r.rater_id, r.winner, r.length_diff) for r in mine),
+            tuple((r.prompt_id, r.rater_id, r.winner) for r in mine),
         )
-        cached = _CACHE.get(key)
-        if cached is None:
-            outcomes: dict[str, int] = defaultdict(int)
-            for r in mine:
-                outcomes[r.winner] += 1
-            votes = [Vote(r.prompt_id, vote_score(r.winner)) for r in mine]
-            cached = WinRates(
-                checkpoint_id,
-                win_rate_interval(votes, n_boot=n_boot, seed=seed),
-                lc_fn(mine, lc_boot, seed),
-                dict(outcomes),
-            )
-            _CACHE[key] = cached
-            while len(_CACHE) > _CACHE_SIZE:
-                _CACHE.popitem(last=False)
-        else:
-            _CACHE.move_to_end(key)
-        out[checkpoint_id] = cached
+        raw, outcomes = _remember(_RAW_CACHE, key, partial(_raw, mine, n_boot, seed))
+        found = lc.get(checkpoint_id)
+        out[checkpoint_id] = WinRates(checkpoint_id, raw, found[1] if found else None, outcomes)
     return out
 
 

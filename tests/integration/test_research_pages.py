@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app import plots
 from app.report import build_report, render_html, render_markdown
 from judging.analysis import dashboard as dash
+from judging.analysis.evidence import study_lc_intervals
 from judging.data.models import Judgement, Prompt, Recommendation
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
 
@@ -87,12 +88,19 @@ def test_vote_rows_and_win_rates_match_hand_counts(
     assert high.raw is not None and high.raw.estimate == pytest.approx(7.5 / 8)
     assert high.raw.low < high.raw.estimate <= high.raw.high == pytest.approx(1.0)
     assert high.lc is not None and 0.5 < high.lc.estimate < 1.0
+    # The LC intervals are the study-wide ones the recommendation ranks by, to the last digit.
+    assert {c: (w.lc.estimate, w.lc.low, w.lc.high) for c, w in rates.items() if w.lc} == {
+        c: (i.estimate, i.low, i.high)
+        for c, i in study_lc_intervals(db_session, ids["study"], n_boot=dash.LC_BOOT).items()
+    }
     # Length difference in characters: the hostile text of step 10 on prompt 0 is longer.
     row = next(r for r in rows if r.checkpoint_id == ids["c10"] and r.prompt_id == ids["prompt"])
     assert row.length_diff == len(HOSTILE) - row.reference_chars  # type: ignore[operator]
     # Against-the-base filter keeps them (the reference is the base); the cache returns the same.
     assert len(dash.vote_rows(db_session, against_base_only=True)) == 16
-    assert dash.win_rates(rows, n_boot=200)[ids["c20"]] is high
+    cached = (len(dash._RAW_CACHE), len(dash._LC_CACHE))
+    assert dash.win_rates(rows, n_boot=200)[ids["c20"]] == high
+    assert (len(dash._RAW_CACHE), len(dash._LC_CACHE)) == cached
 
 
 def test_checkpoint_points_metric_series_and_smoothing(
