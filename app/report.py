@@ -73,8 +73,8 @@ def build_report(session: Session, study_id: int, *, refresh: bool = False) -> S
     points = dash.checkpoint_points(
         session, run_ids=[r.id for r in runs], prompt_set_id=study.prompt_set_id
     )
-    votes = dash.vote_rows(session, study_id=study.id)
-    rates = dash.win_rates(votes)
+    judged = dash.verdicts(session, study_id=study.id)
+    votes, rates = judged.rows, judged.rates
     series = dash.metric_series(session, [r.id for r in runs])
     fit = plots.fit_for(points, rates)
     return StudyReport(

@@ -34,10 +34,9 @@ def _charts(
     session: Session,
     runs: list[dash.RunSummary],
     points: list[dash.CheckpointPoint],
-    rows: list[dash.VoteRow],
+    rates: dict[int, dash.WinRates],
 ) -> list[plots.Chart]:
     series = dash.metric_series(session, [r.id for r in runs])
-    rates = dash.win_rates(rows)
     return plots.run_charts(runs, points, series, rates, fit=plots.fit_for(points, rates))
 
 
@@ -52,13 +51,13 @@ def overview(
     chosen = set(run) if run else {r.id for r in all_runs[:4]}
     runs = [r for r in all_runs if r.id in chosen]
     points = dash.checkpoint_points(session, run_ids=[r.id for r in runs])
-    rows = dash.vote_rows(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
+    judged = dash.verdicts(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
     context = {
         **_base_context(who),
         "all_runs": all_runs,
         "chosen": chosen,
         "runs": runs,
-        "charts": _charts(session, runs, points, rows),
+        "charts": _charts(session, runs, points, judged.rates),
         "studies": dash.list_studies(session, [p.id for p in points]),
     }
     return render(request, "research/overview.html", context, block="charts")
@@ -68,14 +67,13 @@ def overview(
 def run_page(request: Request, run_id: int, session: SessionDep, who: AdminRater) -> HTMLResponse:
     run = dash.get_run(session, run_id)
     points = dash.checkpoint_points(session, run_ids=[run.id])
-    rows = dash.vote_rows(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
-    rates = dash.win_rates(rows)
+    judged = dash.verdicts(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
     context = {
         **_base_context(who),
         "run": run,
         "points": points,
-        "rates": rates,
-        "charts": _charts(session, [run], points, rows),
+        "rates": judged.rates,
+        "charts": _charts(session, [run], points, judged.rates),
         "studies": [
             (s, dash.latest_recommendation(session, s.id))
             for s in dash.list_studies(session, [p.id for p in points])
@@ -136,22 +134,19 @@ def checkpoint_page(
     request: Request, checkpoint_id: int, session: SessionDep, who: AdminRater
 ) -> HTMLResponse:
     point = dash.get_checkpoint_point(session, checkpoint_id)
-    rows = dash.vote_rows(session, checkpoint_ids=[checkpoint_id])
-    by_study: dict[int, list[dash.VoteRow]] = {}
-    for row in rows:
-        by_study.setdefault(row.study_id, []).append(row)
-    studies = {s.id: s for s in dash.list_studies(session, [checkpoint_id])}
+    studies = dash.list_studies(session, [checkpoint_id])
+    # Each study's own numbers (its LC shares one length slope across its checkpoints).
     rates = [
-        (studies[sid], dash.win_rates(mine)[checkpoint_id])
-        for sid, mine in by_study.items()
-        if sid in studies
+        (study, found)
+        for study in studies
+        if (found := dash.verdicts(session, study_id=study.id).rates.get(checkpoint_id))
     ]
     context = {
         **_base_context(who),
         "point": point,
         "metrics": [(label, point.stat(key)) for key, label in dash.HELDOUT_METRICS.items()],
         "rates": rates,
-        "studies": list(studies.values()),
+        "studies": studies,
         "prompts": dash.checkpoint_prompts(session, checkpoint_id),
     }
     return render(request, "research/checkpoint.html", context, block="prompts")

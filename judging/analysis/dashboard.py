@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard, TypeVar, TypeVarTuple
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session, aliased
@@ -43,6 +43,7 @@ from judging.stats.recommend import RecommendationRule
 from judging.stats.winrate import Interval, Vote, vote_score, win_rate_interval
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 # Held-out metrics the pages plot and tabulate: key in Evaluation.summary -> label.
 HELDOUT_METRICS: dict[str, str] = {
@@ -377,15 +378,12 @@ def _vote_query() -> Select[Any]:
     )
 
 
-def vote_rows(
-    session: Session,
-    *,
-    study_id: int | None = None,
-    checkpoint_ids: Sequence[int] | None = None,
-    against_base_only: bool = False,
-) -> list[VoteRow]:
-    """Verdicts of one study, or of every study (against a base reference when asked)."""
-    query = _vote_query()
+def _filtered(
+    query: Select[*Ts],
+    study_id: int | None,
+    checkpoint_ids: Sequence[int] | None,
+    against_base_only: bool,
+) -> Select[*Ts]:
     if study_id is not None:
         query = query.where(Comparison.study_id == study_id)
     if checkpoint_ids is not None:
@@ -395,6 +393,18 @@ def vote_rows(
         query = query.join(Study, Study.id == Comparison.study_id).join(
             ref_ckpt, and_(ref_ckpt.id == Study.reference_checkpoint_id, ref_ckpt.kind == "base")
         )
+    return query
+
+
+def vote_rows(
+    session: Session,
+    *,
+    study_id: int | None = None,
+    checkpoint_ids: Sequence[int] | None = None,
+    against_base_only: bool = False,
+) -> list[VoteRow]:
+    """Verdicts of one study, or of every study (against a base reference when asked)."""
+    query = _filtered(_vote_query(), study_id, checkpoint_ids, against_base_only)
     return [
         VoteRow(
             s,
@@ -409,6 +419,68 @@ def vote_rows(
         )
         for s, c, p, r, choice, side, ct, rt, cc, rc in session.execute(query)
     ]
+
+
+def vote_fingerprint(
+    session: Session,
+    *,
+    study_id: int | None = None,
+    checkpoint_ids: Sequence[int] | None = None,
+    against_base_only: bool = False,
+) -> tuple[int, int, int]:
+    """(count, max id, sum of ids) of the judgements `vote_rows` would return: one small
+    aggregate. Judgements are only ever inserted or deleted (an undo deletes; ids are never
+    reused), so any change to the verdicts changes it."""
+    query = (
+        select(
+            func.count(Judgement.id),
+            func.coalesce(func.max(Judgement.id), 0),
+            func.coalesce(func.sum(Judgement.id), 0),
+        )
+        .select_from(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Comparison.kind == "normal")
+    )
+    count, top, total = session.execute(
+        _filtered(query, study_id, checkpoint_ids, against_base_only)
+    ).one()
+    return int(count), int(top), int(total)
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    rows: list[VoteRow]
+    rates: dict[int, WinRates]
+
+
+_VERDICTS: OrderedDict[tuple[Any, ...], Verdicts] = OrderedDict()
+
+
+def verdicts(
+    session: Session,
+    *,
+    study_id: int | None = None,
+    checkpoint_ids: Sequence[int] | None = None,
+    against_base_only: bool = False,
+) -> Verdicts:
+    """`vote_rows` and their `win_rates`, memoised on the verdicts' fingerprint: an unchanged
+    study costs one aggregate query, a new verdict reloads the rows and recomputes."""
+    ids = tuple(sorted(checkpoint_ids)) if checkpoint_ids is not None else None
+    bind = session.get_bind()
+    where = str(bind.url) if hasattr(bind, "url") else ""
+    fingerprint = vote_fingerprint(
+        session, study_id=study_id, checkpoint_ids=ids, against_base_only=against_base_only
+    )
+    key = (where, study_id, ids, against_base_only, fingerprint)
+
+    def load() -> Verdicts:
+        rows = vote_rows(
+            session, study_id=study_id, checkpoint_ids=ids, against_base_only=against_base_only
+        )
+        return Verdicts(rows, win_rates(rows))
+
+    return _remember(_VERDICTS, key, load)
 
 
 def votes_by_checkpoint(rows: Iterable[VoteRow]) -> dict[int, list[VoteRow]]:

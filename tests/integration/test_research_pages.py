@@ -103,6 +103,21 @@ def test_vote_rows_and_win_rates_match_hand_counts(
     assert (len(dash._RAW_CACHE), len(dash._LC_CACHE)) == cached
 
 
+def test_verdicts_are_memoised_until_a_verdict_changes(
+    db_session: Session, research: ResearchLab
+) -> None:
+    ids = _ids(research)
+    first = dash.verdicts(db_session, study_id=ids["study"])
+    assert len(first.rows) == 16 and dash.verdicts(db_session, study_id=ids["study"]) is first
+    # An undo deletes a judgement: the fingerprint changes and the numbers are recomputed.
+    undone = db_session.scalars(select(Judgement).order_by(Judgement.id.desc()).limit(1)).one()
+    db_session.delete(undone)
+    db_session.flush()
+    second = dash.verdicts(db_session, study_id=ids["study"])
+    assert second is not first and len(second.rows) == 15
+    assert sum(w.n_votes for w in second.rates.values()) == 15
+
+
 def test_checkpoint_points_metric_series_and_smoothing(
     db_session: Session, research: ResearchLab
 ) -> None:
