@@ -725,7 +725,7 @@ def _tally(rows: Iterable[VoteRow]) -> dict[int, tuple[int, int, int]]:
 
 def checkpoint_prompts(session: Session, checkpoint_id: int) -> list[PromptTally]:
     """Every prompt this checkpoint answered on held-out sets, with its scores and verdicts."""
-    tallies = _tally(vote_rows(session, checkpoint_ids=[checkpoint_id]))
+    tallies = _tally(verdicts(session, checkpoint_ids=[checkpoint_id]).rows)
     rows = session.execute(
         select(
             Prompt.id,
