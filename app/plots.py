@@ -15,10 +15,12 @@ from typing import Any
 from judging.analysis.dashboard import (
     HELDOUT_METRICS,
     TRAINING_METRICS,
+    Alarm,
     CheckpointPoint,
     RunSummary,
     Series,
     WinRates,
+    alarms,
     smooth,
 )
 from judging.stats.gao import GaoFit, fit_gao
@@ -359,7 +361,9 @@ def win_rate_vs_kl_figure(
 
 
 def rm_vs_win_rate_figure(
-    points: Sequence[CheckpointPoint], rates: Mapping[int, WinRates]
+    points: Sequence[CheckpointPoint],
+    rates: Mapping[int, WinRates],
+    alarms: Sequence[Alarm] = (),
 ) -> Figure | None:
     """Held-out RM score against human win rate per checkpoint, in step order.
 
@@ -387,6 +391,21 @@ def rm_vs_win_rate_figure(
             })  # fmt: skip
     if not traces:
         return None
+    if alarms:
+        seg_x: list[float | None] = []
+        seg_y: list[float | None] = []
+        for alarm in alarms:
+            for point in (alarm.before, alarm.after):
+                interval = rates[point.id].raw
+                seg_x.append(point.value("reward"))
+                seg_y.append(interval.estimate if interval else None)
+            seg_x.append(None)  # a gap between segments
+            seg_y.append(None)
+        alarm_trace: dict[str, Any] = {
+            "type": "scatter", "mode": "lines", "name": "divergence alarm", "x": seg_x, "y": seg_y,
+            "line": {"color": "#c0392b", "width": 4}, "opacity": 0.6, "hoverinfo": "skip",
+        }  # fmt: skip
+        traces.append(alarm_trace)
     layout = _layout("RM score vs human win rate", "held-out RM score", "human win rate")
     layout["yaxis"]["range"] = [0, 1]
     return {"data": traces, "layout": layout}
@@ -462,6 +481,10 @@ def run_charts(
             "Win rate vs sqrt(KL)",
             win_rate_vs_kl_figure(points, rates, sqrt_axis=True, fit=fit),
         ),
-        ("rm-vs-wr", "RM score vs win rate", rm_vs_win_rate_figure(points, rates)),
+        (
+            "rm-vs-wr",
+            "RM score vs win rate",
+            rm_vs_win_rate_figure(points, rates, alarms(points, rates)),
+        ),
     ]
     return [Chart(cid, title, fig) for cid, title, fig in specs if fig is not None]

@@ -44,6 +44,7 @@ class StudyReport:
     charts: list[plots.Chart]
     recommendation: dash.RecommendationView | None
     generated_at: datetime
+    alarms: list[dash.Alarm]
 
     @property
     def judged(self) -> set[int]:
@@ -86,6 +87,7 @@ def build_report(session: Session, study_id: int, *, refresh: bool = False) -> S
         charts=plots.run_charts(runs, points, series, rates, fit=fit),
         recommendation=dash.latest_recommendation(session, study.id),
         generated_at=datetime.now(UTC),
+        alarms=dash.alarms(points, rates),
     )
 
 
@@ -217,6 +219,11 @@ def render_markdown(report: StudyReport) -> str:
     else:
         lines += [f"**{_md_cell(rec.checkpoint_label)}** ({_md_cell(rec.method)})", ""]
         lines += [_md_cell(line) if line.strip() else "" for line in rec.rationale.splitlines()]
+    lines += ["", "## Divergence alarms", ""]
+    lines += [f"- {_md_cell(a.text)}" for a in report.alarms] or [
+        "None: between consecutive checkpoints, the RM score and the human win rate never moved"
+        " in opposite directions beyond both 95% intervals."
+    ]
     lines += ["", "## Human win rate vs reference", ""]
     lines += _md_table(HUMAN_HEADER, human_rows(report))
     lines += [

@@ -73,6 +73,7 @@ def run_page(request: Request, run_id: int, session: SessionDep, who: AdminRater
         "run": run,
         "points": points,
         "rates": judged.rates,
+        "alarms": dash.alarms(points, judged.rates),
         "charts": _charts(session, [run], points, judged.rates),
         "studies": [
             (s, dash.latest_recommendation(session, s.id))

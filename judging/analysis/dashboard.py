@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -38,6 +38,8 @@ from judging.data.models import (
 )
 from judging.errors import NotFoundError
 from judging.stats.agreement import winner as resolve_winner
+from judging.stats.divergence import CurvePoint, Divergence, divergence_alarms
+from judging.stats.divergence import Estimate as DivergenceEstimate
 from judging.stats.lc_winrate import LengthVote, lc_win_rate_intervals
 from judging.stats.recommend import RecommendationRule
 from judging.stats.winrate import Interval, Vote, vote_score, win_rate_interval
@@ -581,6 +583,45 @@ def win_rates(
         raw, outcomes = _remember(_RAW_CACHE, key, partial(_raw, mine, n_boot, seed))
         found = lc.get(checkpoint_id)
         out[checkpoint_id] = WinRates(checkpoint_id, raw, found[1] if found else None, outcomes)
+    return out
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """Reward-model score and human win rate moved apart between two consecutive checkpoints."""
+
+    before: CheckpointPoint
+    after: CheckpointPoint
+    divergence: Divergence
+
+    @property
+    def text(self) -> str:
+        d = self.divergence
+        what = (
+            "reward up, humans down"
+            if d.kind == "reward_up_humans_down"
+            else "reward down, humans up"
+        )
+        return (
+            f"{self.before.label} → {self.after.label}: {what} (RM {d.reward_change:+.3f}, "
+            f"win rate {d.win_rate_change:+.3f}; beyond both 95% intervals)"
+        )
+
+
+def alarms(points: Sequence[CheckpointPoint], rates: Mapping[int, WinRates]) -> list[Alarm]:
+    """The divergence alarm (`judging.stats.divergence`) along each run's judged checkpoints."""
+    out: list[Alarm] = []
+    by_id: dict[Hashable, CheckpointPoint] = {p.id: p for p in points}
+    runs: dict[int, list[CurvePoint]] = defaultdict(list)
+    for p in points:
+        stat, wr = p.stat("reward"), rates.get(p.id)
+        if stat is None or stat.low is None or stat.high is None or wr is None or wr.raw is None:
+            continue
+        reward = DivergenceEstimate(stat.value, stat.low, stat.high)
+        runs[p.run_id].append(CurvePoint(p.id, p.step, reward, wr.raw))
+    for curve in runs.values():
+        for d in divergence_alarms(curve):
+            out.append(Alarm(by_id[d.before], by_id[d.after], d))
     return out
 
 

@@ -188,6 +188,28 @@ def test_figures_carry_checkpoint_links_and_the_gao_fit(
     assert figure["data"][0]["x"] == [1.0, 2.0, 3.0]
 
 
+def test_divergence_alarm_marks_reward_up_humans_down() -> None:
+    points = [
+        dash.CheckpointPoint(i, 1, "r", "ppo", 10 * i, "trained", "evaluated", None, None, {},
+                             {"reward": {"mean": rw, "ci_low": rw - 0.1, "ci_high": rw + 0.1}},
+                             [], 1)
+        for i, rw in ((1, 1.0), (2, 2.0), (3, 2.05))
+    ]  # fmt: skip
+    rates = {
+        i: dash.WinRates(i, plots.Interval(wr, wr - 0.1, wr + 0.1, 4, 8), None)
+        for i, wr in ((1, 0.8), (2, 0.4), (3, 0.1))
+    }
+    alarms = dash.alarms(points, rates)
+    # 10 -> 20: reward up and humans down, both beyond their intervals; 20 -> 30: reward flat.
+    assert [(a.before.step, a.after.step) for a in alarms] == [(10, 20)]
+    assert alarms[0].text.startswith("r@10 → r@20: reward up, humans down (RM +1.000")
+    figure = plots.rm_vs_win_rate_figure(points, rates, alarms)
+    assert figure is not None
+    segment = figure["data"][-1]
+    assert segment["name"] == "divergence alarm"
+    assert segment["x"] == [1.0, 2.0, None] and segment["y"] == [0.8, 0.4, None]
+
+
 # ---- pages -------------------------------------------------------------------------------------
 
 
@@ -305,6 +327,7 @@ def test_report_markdown_tables_and_self_contained_html(
     assert "## Human win rate vs reference" in markdown
     assert "| ppo-research@20 | 20 | 8 | 0.938 [" in markdown
     assert "## Reward and KL (held-out)" in markdown and "## Compute cost per run" in markdown
+    assert "## Divergence alarms\n\nNone: " in markdown  # reward and humans both went up
     assert "| ppo-research@base | ppo-research | 0 | 0.000 [-0.100, 0.100] |" in markdown
     assert "| ppo-research | PPO | running | 2 | cpu | 2.0 min | max_steps=20 |" in markdown
     html = render_html(report)
