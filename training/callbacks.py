@@ -129,11 +129,8 @@ class BudgetCallback(TrainerCallback):
         if self.start_step and state.global_step < self.start_step:
             state.global_step = self.start_step
             if hasattr(state, "episode"):
-                state.episode = (
-                    self.start_step
-                    * args.per_device_train_batch_size
-                    * max(args.gradient_accumulation_steps, 1)
-                )
+                # PPO: TRL's global rollout batch (all processes), which it adds every update.
+                state.episode = self.start_step * int(cast(Any, args).batch_size)
         state.max_steps = self.max_steps
         self.started = time.monotonic()
 

@@ -36,6 +36,16 @@ def setup_torch(cfg: TrainConfig) -> None:
     set_seed(cfg.run.seed)
 
 
+def world_size() -> int:
+    """Processes of this launch (torchrun, accelerate and deepspeed set WORLD_SIZE); 1 alone."""
+    return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+
+
+def global_batch(cfg: TrainConfig) -> int:
+    """Episodes (rollouts) per PPO update over all processes: what TRL divides by."""
+    return cfg.optim.batch_size * cfg.optim.gradient_accumulation_steps * world_size()
+
+
 def torch_dtype(name: str) -> torch.dtype:
     import torch
 

@@ -22,6 +22,7 @@ from training.common import (
     RunRecorder,
     chat_prompt_ids,
     freeze_below_top,
+    global_batch,
     load_tokenizer,
     lora_config,
     output_dir,
@@ -202,7 +203,6 @@ def _run_trainer(
     controller = make_controller(
         kl_coef, adaptive=cfg.ppo.kl.adaptive, target=cfg.ppo.kl.target, horizon=cfg.ppo.kl.horizon
     )
-    episodes = cfg.optim.batch_size * cfg.optim.gradient_accumulation_steps
     args = ppo_trl.make_args(cfg, out, cfg.run.max_steps - start, kl_coef)
     args.seed = cfg.run.seed + start  # a resumed run must not replay the same prompt order
     resume_cb = ResumeStateCallback(models["value_model"], out, cfg.run.keep_resume_states)
@@ -211,7 +211,9 @@ def _run_trainer(
         tokenizer=tokenizer,
         dataset=dataset,
         peft_config=lora_config(cfg, "CAUSAL_LM") if cfg.lora.enabled and state is None else None,
-        callbacks=[*callbacks, resume_cb, KLControlCallback(controller, episodes), budget],
+        # The controller counts global episodes (all processes), as Ziegler et al.'s horizon does.
+        callbacks=[*callbacks, resume_cb, KLControlCallback(controller, global_batch(cfg)), budget],
+        updates=cfg.run.max_steps - start,
         **models,
     )
     trainer.train()

@@ -13,6 +13,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl.experimental.ppo import PPOConfig, PPOTrainer
 
+from judging.errors import ConfigError
+from training.common import global_batch, world_size
 from training.config import TrainConfig
 
 
@@ -48,6 +50,19 @@ class LabPPOTrainer(PPOTrainer):
 
     gen_stats: GenerationStats | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        wrapped, inner = self.model, self.accelerator.unwrap_model(self.model)
+        if wrapped is not inner:
+            # TRL reads `self.model.policy` (reference log-probs through the disabled adapter,
+            # save_model) and `self.model.config` (model card at each save). DeepSpeed's engine
+            # forwards attributes to its module, DDP does not: without this a multi-process run
+            # dies at its first rollout or save. Plain attributes, not registered submodules, so
+            # DDP's parameters and state_dict stay as they are.
+            for name in ("policy", "config"):
+                if name not in vars(wrapped) and hasattr(inner, name):
+                    object.__setattr__(wrapped, name, getattr(inner, name))
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         logs = dict(logs)
         if "objective/kl" in logs:
@@ -71,14 +86,17 @@ class LabPPOTrainer(PPOTrainer):
 
 
 def make_args(cfg: TrainConfig, out: Path, steps: int, kl_coef: float) -> Any:
-    """TRL's PPOConfig for `steps` more rollout batches."""
-    episodes_per_step = cfg.optim.batch_size * cfg.optim.gradient_accumulation_steps
+    """TRL's PPOConfig for `steps` more rollout batches (updates), over all processes.
+
+    TRL makes ceil(total_episodes / global batch) updates, the global batch being per-device
+    batch x gradient accumulation x processes: total_episodes must count all processes.
+    """
     return PPOConfig(
         output_dir=str(out),
         per_device_train_batch_size=cfg.optim.batch_size,
         gradient_accumulation_steps=cfg.optim.gradient_accumulation_steps,
         num_mini_batches=cfg.ppo.num_mini_batches,
-        total_episodes=steps * episodes_per_step,
+        total_episodes=steps * global_batch(cfg),
         learning_rate=cfg.optim.learning_rate,
         lr_scheduler_type=cfg.optim.lr_scheduler_type,
         warmup_steps=cfg.optim.warmup_ratio,
@@ -119,7 +137,9 @@ def build_trainer(
     dataset: Any,
     peft_config: Any,
     callbacks: list[TrainerCallback],
+    updates: int,
 ) -> LabPPOTrainer:
+    """The trainer, checked to plan exactly `updates` PPO updates."""
     trainer = LabPPOTrainer(
         args=args,
         processing_class=tokenizer,
@@ -132,5 +152,11 @@ def build_trainer(
         peft_config=peft_config,
         callbacks=callbacks,
     )
+    planned = int(args.num_total_batches)  # set by PPOTrainer from its accelerator's world size
+    if planned != updates:  # e.g. WORLD_SIZE disagrees with the accelerator: fail before compute
+        raise ConfigError(
+            f"TRL plans {planned} PPO updates where {updates} were asked for "
+            f"(global batch {args.batch_size}, WORLD_SIZE {world_size()})"
+        )
     trainer.watch_generation(GenerationStats(int(tokenizer.eos_token_id)))
     return trainer
