@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -17,6 +19,19 @@ from training.common import RunRecorder
 log = logging.getLogger(__name__)
 
 CHECKPOINT_WEIGHTS = ("adapter_model.safetensors", "model.safetensors")
+CRASH_ENV = "RLHF_TEST_CRASH_AT"
+
+
+def crash_point(name: str, step: int) -> None:
+    """Tests only: SIGKILL this process at a named moment of a save.
+
+    `RLHF_TEST_CRASH_AT=name` or `name:step`; names: `saved` (checkpoint folder written, nothing
+    else), `resume_state` (resume state written, checkpoint not registered), `registered`.
+    A power cut leaves no chance to clean up, which is what the crash tests need to reproduce.
+    """
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted and wanted in (name, f"{name}:{step}"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class BudgetReached(Exception):
@@ -96,6 +111,7 @@ class RegistryCallback(TrainerCallback):
                 compute_spent_seconds=spent,
             )
         log.info("registered checkpoint %s (step %d)", path, step)
+        crash_point("registered", step)
 
     def _latest(self) -> dict[str, Any]:
         return self.logs[max(self.logs)] if self.logs else {}
@@ -112,8 +128,10 @@ class BudgetCallback(TrainerCallback):
         start_step: int = 0,
         raise_on_stop: bool,
         save: bool = True,
+        prior_seconds: float = 0.0,
     ) -> None:
         self.save = save
+        self.prior_seconds = prior_seconds
         self.max_steps = max_steps
         self.max_seconds = max_seconds
         self.start_step = start_step
@@ -140,7 +158,7 @@ class BudgetCallback(TrainerCallback):
     ) -> None:
         if state.global_step >= self.max_steps:
             self.reason = "max_steps"
-        elif self.max_seconds and time.monotonic() - self.started >= self.max_seconds:
+        elif self.max_seconds and self.elapsed() >= self.max_seconds:
             self.reason = "max_seconds"
         if self.reason:
             control.should_save = self.save
@@ -156,6 +174,10 @@ class BudgetCallback(TrainerCallback):
     ) -> None:
         if self.reason and self.raise_on_stop:
             raise BudgetReached(self.reason)
+
+    def elapsed(self) -> float:
+        """Training seconds counted against max_seconds, earlier attempts of a resume included."""
+        return self.prior_seconds + time.monotonic() - self.started
 
     @property
     def status(self) -> str:
