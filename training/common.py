@@ -86,7 +86,16 @@ def quantization_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """`from_pretrained` kwargs for dtype and optional 4-bit loading."""
     kwargs: dict[str, Any] = {"dtype": torch_dtype(cfg.model.dtype)}
     if cfg.model.load_in_4bit:
+        import importlib.util
+
+        import torch
         from transformers import BitsAndBytesConfig
+
+        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError(
+                "'model.load_in_4bit' (QLoRA) needs a CUDA GPU and bitsandbytes "
+                "(pip install bitsandbytes); set it to false on CPU"
+            )
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
