@@ -91,13 +91,23 @@ class RegistryCallback(TrainerCallback):
             return
         step = state.global_step
         path = checkpoint_path(args, step)
-        metrics = self.logs.get(step) or self._latest()
-        self.register(step, path, metrics)
+        source = step if step in self.logs else (max(self.logs) if self.logs else step)
+        self.register(step, path, self.logs.get(source, {}), metrics_step=source)
 
-    def register(self, step: int, path: Path, metrics: dict[str, Any]) -> None:
-        """One short transaction: the checkpoint row plus the run's compute so far."""
+    def register(
+        self, step: int, path: Path, metrics: dict[str, Any], metrics_step: int | None = None
+    ) -> None:
+        """One short transaction: the checkpoint row plus the run's compute so far.
+
+        The stored metrics are those logged at `metrics_step` (normally `step`). Logged train
+        metrics describe the model BEFORE that step's update (PPO: rollouts of the previous
+        checkpoint's policy), so `metrics_step` and `metrics_policy_step` = `metrics_step - 1`
+        are stored with them for the dashboard to say so.
+        """
         if not self.recorder.is_main:
             return
+        source = step if metrics_step is None else metrics_step
+        metrics = {**metrics, "metrics_step": source, "metrics_policy_step": source - 1}
         kl_coef = metrics.get("objective/kl_coef")
         with self.recorder.transaction() as session:
             spent = self.recorder.flush_compute(session)
@@ -112,9 +122,6 @@ class RegistryCallback(TrainerCallback):
             )
         log.info("registered checkpoint %s (step %d)", path, step)
         crash_point("registered", step)
-
-    def _latest(self) -> dict[str, Any]:
-        return self.logs[max(self.logs)] if self.logs else {}
 
 
 class BudgetCallback(TrainerCallback):

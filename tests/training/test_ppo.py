@@ -94,6 +94,13 @@ def test_ppo_registers_checkpoints_with_metrics(
             assert key in ckpt.metrics, key
         assert 1 <= ckpt.metrics["response_length_mean"] <= 8
         assert ckpt.kl_coef == pytest.approx(0.05)
+        # What the metrics describe: the step they were logged at, whose rollouts came from
+        # the policy before that update (the previous checkpoint); and the RM score without
+        # TRL's missing-EOS penalty (1.0 per response without EOS, the default).
+        assert ckpt.metrics["metrics_step"] == ckpt.step
+        assert ckpt.metrics["metrics_policy_step"] == ckpt.step - 1
+        penalised, truncated = ckpt.metrics["objective/scores"], ckpt.metrics["truncation_rate"]
+        assert ckpt.metrics["rm_score_mean"] == pytest.approx(penalised + 1.0 * truncated)
     first = _adapter_weights(Path(checkpoints[1].path))
     last = _adapter_weights(Path(checkpoints[3].path))
     # LoRA B starts at zero: any non-zero B (or a changed A) means the policy moved.
