@@ -91,8 +91,13 @@ class RegistryCallback(TrainerCallback):
             return
         step = state.global_step
         path = checkpoint_path(args, step)
-        source = step if step in self.logs else (max(self.logs) if self.logs else step)
+        source = self.metrics_step(step)
         self.register(step, path, self.logs.get(source, {}), metrics_step=source)
+
+    def metrics_step(self, step: int) -> int:
+        """The logged step whose metrics belong to a checkpoint saved at `step`: `step` itself,
+        or the latest logged one when logging_steps skipped it."""
+        return step if step in self.logs or not self.logs else max(self.logs)
 
     def register(
         self, step: int, path: Path, metrics: dict[str, Any], metrics_step: int | None = None
