@@ -4,7 +4,8 @@ The registry stays the one seam: whatever trains, its checkpoints reach the data
 through `registry.register_checkpoint`. An external engine knows nothing of our database, so a
 watcher polls its save folder and registers every folder that is complete:
 
-- its name carries the step: `checkpoint-N`, `global_step_N`, `global_stepN`, `step-N`, `step_N`;
+- its name carries the step: `checkpoint-N`, `global_step_N` (verl), `global_stepN_hf`
+  (OpenRLHF `--save_hf_ckpt`), `step-N`;
 - it holds Hugging Face weights (`model.safetensors`, every shard of `model-*.safetensors` that
   the index lists, or a LoRA `adapter_model.safetensors`) and a `config.json` or
   `adapter_config.json`, optionally under `subdir` (verl: `actor/huggingface`);
@@ -29,7 +30,7 @@ from judging.data import registry
 from judging.data.models import Checkpoint
 from judging.errors import NotFoundError
 
-STEP_NAME = re.compile(r"^(?:checkpoint|global_step|step)[-_]?(\d+)$")
+STEP_NAME = re.compile(r"^(?:checkpoint|global_step|step)[-_]?(\d+)(?:_hf)?$")
 WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin")
 CONFIGS = ("config.json", "adapter_config.json")
 

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from judging.data import registry
@@ -40,7 +40,7 @@ def _hf_folder(folder: Path, *, weights: str = "model.safetensors", old: bool = 
 def test_only_complete_settled_folders(tmp_path: Path) -> None:
     _hf_folder(tmp_path / "checkpoint-10")
     _hf_folder(tmp_path / "global_step_20" / "actor" / "huggingface")
-    _hf_folder(tmp_path / "global_step20", weights="adapter_model.safetensors")
+    _hf_folder(tmp_path / "global_step20_hf", weights="adapter_model.safetensors")
     _hf_folder(tmp_path / "checkpoint-30", old=False)  # still being written
     (tmp_path / "checkpoint-40").mkdir()  # no weights yet
     sharded = tmp_path / "step-50"
@@ -84,7 +84,7 @@ def test_register_new_is_idempotent_and_notices_changes(
     assert checkpoint.size_bytes == len(b"retrained") + len(b"{}")
 
 
-def test_cli_watch_once(pg_url: str, pg_engine: object, tmp_path: Path) -> None:
+def test_cli_watch_once(pg_url: str, pg_engine: Engine, tmp_path: Path) -> None:
     name = f"ext-cli-{uuid.uuid4().hex[:6]}"
     saves = tmp_path / "saves"
     _hf_folder(saves / "checkpoint-100")
@@ -100,7 +100,7 @@ def test_cli_watch_once(pg_url: str, pg_engine: object, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "registered step 100" in done.stdout
-    with Session(pg_engine) as session:  # type: ignore[call-overload]
+    with Session(pg_engine) as session:
         run = session.scalar(select(TrainingRun).where(TrainingRun.name == name))
         assert run is not None and run.algorithm == "ppo"
         assert [(c.step, c.kind) for c in run.checkpoints] == [(0, "base"), (100, "trained")]
