@@ -246,4 +246,10 @@ def _run_trainer(
         updates=cfg.run.max_steps - start,
         **models,
     )
-    trainer.train()
+    try:
+        trainer.train()
+    except BudgetReached:
+        # TRL's loop cannot be told to stop, so BudgetCallback raises after the final save;
+        # still end the training for the other callbacks (TensorBoard/W&B flush and close).
+        trainer.callback_handler.on_train_end(trainer.args, trainer.state, trainer.control)
+        raise

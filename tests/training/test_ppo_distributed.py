@@ -149,6 +149,12 @@ def test_two_processes_match_one_process(
     assert [c.kl_coef for c in ckpts_two[1:]] == pytest.approx(EXPECTED_BETAS)
     for ckpt in ckpts_two[1:]:
         assert ckpt.metrics["episode"] == ckpt.step * 4, ckpt.metrics
+        # Lengths and truncation over both processes' rollouts (4 responses, 8 tokens at most).
+        assert 1 <= ckpt.metrics["response_length_mean"] <= 8
+        assert ckpt.metrics["truncation_rate"] * 4 == pytest.approx(
+            round(ckpt.metrics["truncation_rate"] * 4)
+        )
+        assert ckpt.metrics["metrics_policy_step"] == ckpt.step - 1
         assert (Path(ckpt.path) / "adapter_model.safetensors").is_file()
         kl, non_score = ckpt.metrics["objective/kl"], ckpt.metrics["objective/non_score_reward"]
         assert non_score == pytest.approx(-ckpt.kl_coef * kl, abs=1e-6)
