@@ -22,6 +22,7 @@ from cli import (
     models,
     prompts,
     raters,
+    registry,
     serve,
     study,
     train,
@@ -47,6 +48,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.add_typer(imports.app, name="import")
 export.app.command("report")(export_report.report)
 app.add_typer(export.app, name="export")
+app.add_typer(registry.app, name="registry")
 
 
 def _database_message(exc: DBAPIError) -> str:

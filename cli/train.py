@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -28,6 +29,7 @@ def _run(
     from training.entry import train
 
     cfg = load_config(config, overrides or [], name=name)
+    _log_training_events()
     s = settings()
     result = train(
         algorithm, cfg, database_url=s.resolved_database_url, data_dir=s.data_dir, resume=resume
@@ -36,6 +38,16 @@ def _run(
         f"run [bold]{cfg.run.name}[/bold] ({algorithm}): {result.status}; "
         f"output in {result.output_dir}"
     )
+
+
+def _log_training_events() -> None:
+    """Registrations, resumes and stops on stderr (the `training` loggers, INFO)."""
+    logger = logging.getLogger("training")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 @app.command("rm")

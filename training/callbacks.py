@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -17,6 +19,19 @@ from training.common import RunRecorder
 log = logging.getLogger(__name__)
 
 CHECKPOINT_WEIGHTS = ("adapter_model.safetensors", "model.safetensors")
+CRASH_ENV = "RLHF_TEST_CRASH_AT"
+
+
+def crash_point(name: str, step: int) -> None:
+    """Tests only: SIGKILL this process at a named moment of a save.
+
+    `RLHF_TEST_CRASH_AT=name` or `name:step`; names: `saved` (checkpoint folder written, nothing
+    else), `resume_state` (resume state written, checkpoint not registered), `registered`.
+    A power cut leaves no chance to clean up, which is what the crash tests need to reproduce.
+    """
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted and wanted in (name, f"{name}:{step}"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class BudgetReached(Exception):
@@ -76,13 +91,28 @@ class RegistryCallback(TrainerCallback):
             return
         step = state.global_step
         path = checkpoint_path(args, step)
-        metrics = self.logs.get(step) or self._latest()
-        self.register(step, path, metrics)
+        source = self.metrics_step(step)
+        self.register(step, path, self.logs.get(source, {}), metrics_step=source)
 
-    def register(self, step: int, path: Path, metrics: dict[str, Any]) -> None:
-        """One short transaction: the checkpoint row plus the run's compute so far."""
+    def metrics_step(self, step: int) -> int:
+        """The logged step whose metrics belong to a checkpoint saved at `step`: `step` itself,
+        or the latest logged one when logging_steps skipped it."""
+        return step if step in self.logs or not self.logs else max(self.logs)
+
+    def register(
+        self, step: int, path: Path, metrics: dict[str, Any], metrics_step: int | None = None
+    ) -> None:
+        """One short transaction: the checkpoint row plus the run's compute so far.
+
+        The stored metrics are those logged at `metrics_step` (normally `step`). Logged train
+        metrics describe the model BEFORE that step's update (PPO: rollouts of the previous
+        checkpoint's policy), so `metrics_step` and `metrics_policy_step` = `metrics_step - 1`
+        are stored with them for the dashboard to say so.
+        """
         if not self.recorder.is_main:
             return
+        source = step if metrics_step is None else metrics_step
+        metrics = {**metrics, "metrics_step": source, "metrics_policy_step": source - 1}
         kl_coef = metrics.get("objective/kl_coef")
         with self.recorder.transaction() as session:
             spent = self.recorder.flush_compute(session)
@@ -96,9 +126,7 @@ class RegistryCallback(TrainerCallback):
                 compute_spent_seconds=spent,
             )
         log.info("registered checkpoint %s (step %d)", path, step)
-
-    def _latest(self) -> dict[str, Any]:
-        return self.logs[max(self.logs)] if self.logs else {}
+        crash_point("registered", step)
 
 
 class BudgetCallback(TrainerCallback):
@@ -112,8 +140,10 @@ class BudgetCallback(TrainerCallback):
         start_step: int = 0,
         raise_on_stop: bool,
         save: bool = True,
+        prior_seconds: float = 0.0,
     ) -> None:
         self.save = save
+        self.prior_seconds = prior_seconds
         self.max_steps = max_steps
         self.max_seconds = max_seconds
         self.start_step = start_step
@@ -129,11 +159,8 @@ class BudgetCallback(TrainerCallback):
         if self.start_step and state.global_step < self.start_step:
             state.global_step = self.start_step
             if hasattr(state, "episode"):
-                state.episode = (
-                    self.start_step
-                    * args.per_device_train_batch_size
-                    * max(args.gradient_accumulation_steps, 1)
-                )
+                # PPO: TRL's global rollout batch (all processes), which it adds every update.
+                state.episode = self.start_step * int(cast(Any, args).batch_size)
         state.max_steps = self.max_steps
         self.started = time.monotonic()
 
@@ -143,7 +170,7 @@ class BudgetCallback(TrainerCallback):
     ) -> None:
         if state.global_step >= self.max_steps:
             self.reason = "max_steps"
-        elif self.max_seconds and time.monotonic() - self.started >= self.max_seconds:
+        elif self.max_seconds and self.elapsed() >= self.max_seconds:
             self.reason = "max_seconds"
         if self.reason:
             control.should_save = self.save
@@ -159,6 +186,10 @@ class BudgetCallback(TrainerCallback):
     ) -> None:
         if self.reason and self.raise_on_stop:
             raise BudgetReached(self.reason)
+
+    def elapsed(self) -> float:
+        """Training seconds counted against max_seconds, earlier attempts of a resume included."""
+        return self.prior_seconds + time.monotonic() - self.started
 
     @property
     def status(self) -> str:

@@ -36,6 +36,16 @@ def setup_torch(cfg: TrainConfig) -> None:
     set_seed(cfg.run.seed)
 
 
+def world_size() -> int:
+    """Processes of this launch (torchrun, accelerate and deepspeed set WORLD_SIZE); 1 alone."""
+    return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+
+
+def global_batch(cfg: TrainConfig) -> int:
+    """Episodes (rollouts) per PPO update over all processes: what TRL divides by."""
+    return cfg.optim.batch_size * cfg.optim.gradient_accumulation_steps * world_size()
+
+
 def torch_dtype(name: str) -> torch.dtype:
     import torch
 
@@ -76,7 +86,16 @@ def quantization_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """`from_pretrained` kwargs for dtype and optional 4-bit loading."""
     kwargs: dict[str, Any] = {"dtype": torch_dtype(cfg.model.dtype)}
     if cfg.model.load_in_4bit:
+        import importlib.util
+
+        import torch
         from transformers import BitsAndBytesConfig
+
+        if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError(
+                "'model.load_in_4bit' (QLoRA) needs a CUDA GPU and bitsandbytes "
+                "(pip install bitsandbytes); set it to false on CPU"
+            )
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,

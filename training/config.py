@@ -39,7 +39,11 @@ class RunSection:
     threads: int = 0
     """torch CPU threads; 0 leaves torch's default."""
     report_to: Literal["none", "tensorboard", "wandb"] = "none"
-    """Passed to transformers' `report_to`."""
+    """Passed to transformers' `report_to`, for watching PPO live; the database stays the record.
+
+    `tensorboard` writes event files offline to `<output>/runs/` (tensorboardX, in the train
+    extra; view with `tensorboard --logdir <output>/runs`). `wandb` needs `pip install wandb`
+    and a login, or `WANDB_MODE=offline` to sync later."""
     logging_steps: int = 1
     """Log (and store) metrics every N steps."""
     keep_resume_states: int = 1

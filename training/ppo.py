@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -17,11 +18,18 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from typing_extensions import override
 
 from judging.errors import ConfigError, InputFileError
-from training.callbacks import BudgetCallback, BudgetReached, KLControlCallback, RegistryCallback
+from training.callbacks import (
+    BudgetCallback,
+    BudgetReached,
+    KLControlCallback,
+    RegistryCallback,
+    crash_point,
+)
 from training.common import (
     RunRecorder,
     chat_prompt_ids,
     freeze_below_top,
+    global_batch,
     load_tokenizer,
     lora_config,
     output_dir,
@@ -31,7 +39,13 @@ from training.common import (
 )
 from training.config import TrainConfig
 from training.kl_control import make_controller
-from training.resume import ResumeState, latest_state, register_missing, write_state
+from training.resume import (
+    ResumeState,
+    drop_unresumable,
+    latest_state,
+    register_missing,
+    write_state,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -48,24 +62,34 @@ class RunResult:
 
 
 class ResumeStateCallback(TrainerCallback):
-    """After each registered checkpoint, keep what a resume needs (value model, beta)."""
+    """After each save and BEFORE its registration, keep what a resume needs.
 
-    def __init__(self, value_model: Any, out: Path, keep: int) -> None:
+    Value model, beta and the training time so far. It must run before `RegistryCallback`: a
+    crash between the two then leaves an unregistered checkpoint that `--resume` registers and
+    continues from, never a registered (perhaps already evaluated) one that it would retrain.
+    """
+
+    def __init__(
+        self, value_model: Any, out: Path, keep: int, elapsed: Callable[[], float]
+    ) -> None:
         self.value_model = value_model
         self.out = out
         self.keep = keep
+        self.elapsed = elapsed
 
     @override
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         if state.is_world_process_zero:
+            crash_point("saved", state.global_step)
             write_state(
                 self.out,
                 state.global_step,
                 self.value_model,
                 float(cast(Any, args).kl_coef),
                 self.keep,
+                elapsed_seconds=self.elapsed(),
             )
 
 
@@ -163,21 +187,24 @@ def train_ppo(
         cfg, algorithm="ppo", out=out, reward_model=cfg.model.reward_model, resume=resume
     )
     registrar = RegistryCallback(recorder)
-    state = None
+    state = latest_state(out) if resume else None
+    start = state.step if state else 0
     if resume:
-        added = register_missing(registrar, out)
+        added = register_missing(registrar, out, upto=start)
         if added:
             log.info("registered checkpoints found on disk: %s", added)
-        state = latest_state(out)
-    start = state.step if state else 0
-    if start >= cfg.run.max_steps:
-        recorder.finish("finished")
-        return RunResult(recorder.run_id, "finished", out, start)
+        drop_unresumable(registrar, out, after=start)
+    elapsed = state.elapsed_seconds if state else 0.0
+    if start >= cfg.run.max_steps or (cfg.run.max_seconds and elapsed >= cfg.run.max_seconds):
+        status = "finished" if start >= cfg.run.max_steps else "stopped"
+        recorder.finish(status)
+        return RunResult(recorder.run_id, status, out, start)
     budget = BudgetCallback(
         max_steps=cfg.run.max_steps,
         max_seconds=cfg.run.max_seconds,
         start_step=start,
         raise_on_stop=True,
+        prior_seconds=elapsed,
     )
     with recorder.outcome(), contextlib.suppress(BudgetReached):
         _run_trainer(cfg, out, state, start, [registrar], budget)
@@ -202,16 +229,27 @@ def _run_trainer(
     controller = make_controller(
         kl_coef, adaptive=cfg.ppo.kl.adaptive, target=cfg.ppo.kl.target, horizon=cfg.ppo.kl.horizon
     )
-    episodes = cfg.optim.batch_size * cfg.optim.gradient_accumulation_steps
     args = ppo_trl.make_args(cfg, out, cfg.run.max_steps - start, kl_coef)
     args.seed = cfg.run.seed + start  # a resumed run must not replay the same prompt order
-    resume_cb = ResumeStateCallback(models["value_model"], out, cfg.run.keep_resume_states)
+    resume_cb = ResumeStateCallback(
+        models["value_model"], out, cfg.run.keep_resume_states, budget.elapsed
+    )
     trainer = ppo_trl.build_trainer(
         args=args,
         tokenizer=tokenizer,
         dataset=dataset,
         peft_config=lora_config(cfg, "CAUSAL_LM") if cfg.lora.enabled and state is None else None,
-        callbacks=[*callbacks, resume_cb, KLControlCallback(controller, episodes), budget],
+        # The controller counts global episodes (all processes), as Ziegler et al.'s horizon does.
+        # Order matters at each save: resume state first, then registration (see
+        # ResumeStateCallback), then the budget's stop.
+        callbacks=[resume_cb, *callbacks, KLControlCallback(controller, global_batch(cfg)), budget],
+        updates=cfg.run.max_steps - start,
         **models,
     )
-    trainer.train()
+    try:
+        trainer.train()
+    except BudgetReached:
+        # TRL's loop cannot be told to stop, so BudgetCallback raises after the final save;
+        # still end the training for the other callbacks (TensorBoard/W&B flush and close).
+        trainer.callback_handler.on_train_end(trainer.args, trainer.state, trainer.control)
+        raise

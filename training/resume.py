@@ -10,6 +10,7 @@ cost about twice the trainable weights): a resumed run restarts Adam's statistic
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from judging.data import registry
-from training.callbacks import RegistryCallback, is_complete, logged_metrics
+from training.callbacks import RegistryCallback, crash_point, is_complete, logged_metrics
+
+log = logging.getLogger(__name__)
 
 _STEP = re.compile(r"^(?:checkpoint|step)-(\d+)$")
 
@@ -28,6 +31,8 @@ class ResumeState:
     checkpoint: Path
     value_model: Path
     kl_coef: float
+    elapsed_seconds: float = 0.0
+    """Training time up to this step over all attempts, counted against `run.max_seconds`."""
 
 
 def _steps(folder: Path) -> dict[int, Path]:
@@ -46,8 +51,19 @@ def complete_checkpoints(output_dir: Path) -> dict[int, Path]:
     return {step: path for step, path in _steps(output_dir).items() if is_complete(path)}
 
 
-def write_state(output_dir: Path, step: int, value_model: Any, kl_coef: float, keep: int) -> Path:
-    """Save the value model and controller state atomically (tmp folder, then rename)."""
+def write_state(
+    output_dir: Path,
+    step: int,
+    value_model: Any,
+    kl_coef: float,
+    keep: int,
+    elapsed_seconds: float = 0.0,
+) -> Path:
+    """Save the value model and controller state atomically (tmp folder, then rename).
+
+    Written BEFORE the checkpoint is registered: a registered checkpoint always has the state
+    a resume continues from, so no resume retrains (and overwrites) a registered step.
+    """
     root = output_dir / "resume"
     final = root / f"step-{step}"
     tmp = root / f".step-{step}.tmp"
@@ -55,12 +71,14 @@ def write_state(output_dir: Path, step: int, value_model: Any, kl_coef: float, k
     tmp.mkdir(parents=True)
     value_model.save_pretrained(tmp / "value", safe_serialization=True)
     (tmp / "state.json").write_text(
-        json.dumps({"step": step, "kl_coef": kl_coef}), encoding="utf-8"
+        json.dumps({"step": step, "kl_coef": kl_coef, "elapsed_seconds": elapsed_seconds}),
+        encoding="utf-8",
     )
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     for old in sorted(_steps(root))[:-keep] if keep > 0 else []:
         shutil.rmtree(root / f"step-{old}", ignore_errors=True)
+    crash_point("resume_state", step)
     return final
 
 
@@ -73,21 +91,54 @@ def latest_state(output_dir: Path) -> ResumeState | None:
         if state_file.is_file() and (states[step] / "value" / "config.json").is_file():
             data = json.loads(state_file.read_text(encoding="utf-8"))
             return ResumeState(
-                step, checkpoints[step], states[step] / "value", float(data["kl_coef"])
+                step,
+                checkpoints[step],
+                states[step] / "value",
+                float(data["kl_coef"]),
+                float(data.get("elapsed_seconds", 0.0)),
             )
     return None
 
 
-def register_missing(callback: RegistryCallback, output_dir: Path) -> list[int]:
-    """Register complete checkpoint folders the database does not know (crash after save)."""
-    if not callback.recorder.is_main:
-        return []
+def _known_steps(callback: RegistryCallback) -> set[int]:
     with callback.recorder.transaction() as session:
         run = registry.get_run(session, callback.recorder.run_id)
-        known = {checkpoint.step for checkpoint in run.checkpoints}
+        return {checkpoint.step for checkpoint in run.checkpoints}
+
+
+def register_missing(
+    callback: RegistryCallback, output_dir: Path, upto: int | None = None
+) -> list[int]:
+    """Register complete checkpoint folders the database does not know (crash after save).
+
+    `upto`: only steps up to the one a resume continues from; later folders are retrained.
+    """
+    if not callback.recorder.is_main:
+        return []
+    known = _known_steps(callback)
     added = []
     for step, path in sorted(complete_checkpoints(output_dir).items()):
-        if step not in known:
+        if step not in known and (upto is None or step <= upto):
             callback.register(step, path, logged_metrics(path, step))
             added.append(step)
     return added
+
+
+def drop_unresumable(callback: RegistryCallback, output_dir: Path, after: int) -> list[int]:
+    """Delete unregistered checkpoint folders past the resume step (crash before their state).
+
+    The resumed run trains those steps again and writes new folders; keeping the old ones would
+    let a later `--resume` register weights nobody continues from. Registered ones are kept: if
+    a step is retrained, the registry sees the new checksum and re-queues its evaluations.
+    """
+    if not callback.recorder.is_main:
+        return []
+    known = _known_steps(callback)
+    dropped = []
+    for step, path in sorted(_steps(output_dir).items()):
+        if step > after and step not in known:
+            shutil.rmtree(path, ignore_errors=True)
+            dropped.append(step)
+    if dropped:
+        log.warning("removed checkpoint folders without a resume state: steps %s", dropped)
+    return dropped

@@ -144,7 +144,7 @@ def _finalise(
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
     step = int(trainer.state.global_step)
-    metrics = dict(registrar.logs.get(step) or registrar._latest())
+    metrics = dict(registrar.logs.get(registrar.metrics_step(step), {}))
     if heldout is not None:
         report = build_report(
             chosen=score(model, tokenizer, heldout["chosen_ids"]),
@@ -166,7 +166,7 @@ def _finalise(
                 "heldout/pairs": report["pairs"],
             }
         )
-    registrar.register(step, final, metrics)
+    registrar.register(step, final, metrics, metrics_step=registrar.metrics_step(step))
 
 
 def _model_card(cfg: TrainConfig, final: Path, n_train: int, step: int) -> dict[str, Any]:

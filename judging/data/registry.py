@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from judging.data.models import Checkpoint, TrainingMetric, TrainingRun
 from judging.errors import ConflictError, NotFoundError
+from judging.evaluation.queue import invalidate_checkpoint
 
 
 def utcnow() -> datetime:
@@ -148,7 +149,11 @@ def register_checkpoint(
     compute_spent_seconds: float | None = None,
     checksum: str | None = None,
 ) -> Checkpoint:
-    """Register the checkpoint saved at `step`; calling it again for the same step updates it."""
+    """Register the checkpoint saved at `step`; calling it again for the same step updates it.
+
+    When the files changed since the last registration (a resumed run retrained and overwrote
+    the step), the old weights' generations are deleted and their evaluations re-queued.
+    """
     get_run(session, run_id)
     path = Path(path)
     if not path.exists():
@@ -162,6 +167,8 @@ def register_checkpoint(
     if checkpoint is None:
         checkpoint = Checkpoint(run_id=run_id, step=step, kind="trained")
         session.add(checkpoint)
+    elif checkpoint.checksum is not None and checkpoint.checksum != checksum:
+        invalidate_checkpoint(session, checkpoint, reason=f"checksum {checkpoint.checksum[:12]}")
     checkpoint.path = str(path)
     checkpoint.checksum = checksum
     checkpoint.size_bytes = size

@@ -143,3 +143,59 @@ def test_reward_model_and_external_runs_get_no_jobs(db_session: Session, tmp_pat
         select(Evaluation.checkpoint_id).where(Evaluation.prompt_set_id == prompt_set_id)
     )
     assert sorted(jobs) == sorted(ids)
+
+
+def _done_evaluation(session: Session, checkpoint_id: int, prompt_set_id: int) -> Evaluation:
+    from judging.data.models import Generation, Prompt
+
+    ensure_evaluations(session, prompt_set_id=prompt_set_id, checkpoint_ids=[checkpoint_id])
+    evaluation = session.scalar(select(Evaluation).where(Evaluation.checkpoint_id == checkpoint_id))
+    assert evaluation is not None
+    prompt = session.scalar(select(Prompt).where(Prompt.prompt_set_id == prompt_set_id))
+    assert prompt is not None
+    session.add(
+        Generation(
+            checkpoint_id=checkpoint_id,
+            prompt_id=prompt.id,
+            text="old weights",
+            token_count=2,
+            finish_reason="stop",
+            backend="transformers",
+        )
+    )
+    evaluation.status, evaluation.summary, evaluation.flags = "done", {"reward_mean": 1.0}, []
+    evaluation.checkpoint.status = "evaluated"
+    session.flush()
+    return evaluation
+
+
+def _generations(session: Session, checkpoint_id: int) -> int:
+    from judging.data.models import Generation
+
+    query = select(func.count()).where(Generation.checkpoint_id == checkpoint_id)
+    return int(session.scalar(query.select_from(Generation)) or 0)
+
+
+@pytest.mark.integration
+def test_changed_checksum_requeues_evaluations(db_session: Session, tmp_path: Path) -> None:
+    prompt_set_id, ids = _setup(db_session, tmp_path, checkpoints=2)
+    checkpoint = registry.get_checkpoint(db_session, ids[1])
+    evaluation = _done_evaluation(db_session, checkpoint.id, prompt_set_id)
+
+    # Same files registered again (a resumed run re-registering): the evaluation stands.
+    registry.register_checkpoint(
+        db_session, run_id=checkpoint.run_id, step=10, path=checkpoint.path
+    )
+    assert evaluation.status == "done" and _generations(db_session, checkpoint.id) == 1
+
+    # Overwritten weights (a resume that retrained the step): results of the old ones are void.
+    (Path(checkpoint.path) / "adapter_model.safetensors").write_bytes(b"new weights")
+    registry.register_checkpoint(
+        db_session, run_id=checkpoint.run_id, step=10, path=checkpoint.path
+    )
+    db_session.refresh(evaluation)
+    assert evaluation.status == "pending"
+    assert evaluation.summary is None and evaluation.flags is None
+    assert _generations(db_session, checkpoint.id) == 0
+    assert checkpoint.status == "registered"
+    assert claim_next(db_session, worker="w", prompt_set_id=prompt_set_id) is not None

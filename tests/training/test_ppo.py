@@ -94,6 +94,13 @@ def test_ppo_registers_checkpoints_with_metrics(
             assert key in ckpt.metrics, key
         assert 1 <= ckpt.metrics["response_length_mean"] <= 8
         assert ckpt.kl_coef == pytest.approx(0.05)
+        # What the metrics describe: the step they were logged at, whose rollouts came from
+        # the policy before that update (the previous checkpoint); and the RM score without
+        # TRL's missing-EOS penalty (1.0 per response without EOS, the default).
+        assert ckpt.metrics["metrics_step"] == ckpt.step
+        assert ckpt.metrics["metrics_policy_step"] == ckpt.step - 1
+        penalised, truncated = ckpt.metrics["objective/scores"], ckpt.metrics["truncation_rate"]
+        assert ckpt.metrics["rm_score_mean"] == pytest.approx(penalised + 1.0 * truncated)
     first = _adapter_weights(Path(checkpoints[1].path))
     last = _adapter_weights(Path(checkpoints[3].path))
     # LoRA B starts at zero: any non-zero B (or a changed A) means the policy moved.
@@ -245,3 +252,49 @@ def test_full_finetuning_saves_full_checkpoints_and_resumes(
     for ckpt in checkpoints[1:]:
         assert (Path(ckpt.path) / "model.safetensors").is_file()
         assert (Path(ckpt.path) / "config.json").is_file()
+
+
+def _tensorboard_tags(folder: Path) -> set[str]:
+    """Scalar tags in TensorBoard event files (TFRecord framing: length, crc, data, crc)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    tags: set[str] = set()
+    for path in folder.rglob("events.out.tfevents*"):
+        data = path.read_bytes()
+        offset = 0
+        while offset + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            record = data[offset + 12 : offset + 12 + length]
+            offset += 12 + length + 4
+            event = Event.FromString(record)
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_tensorboard_event_files_offline(
+    tiny_models: dict[str, Path],
+    prompt_file: Path,
+    tmp_path: Path,
+    pg_url: str,
+    pg_engine: Engine,
+    cleanup_runs: list[str],
+) -> None:
+    pytest.importorskip("tensorboardX")
+    from training.ppo import train_ppo
+
+    cfg = _config(
+        tiny_models,
+        prompt_file,
+        tmp_path,
+        cleanup_runs,
+        "run.max_steps=1",
+        "run.report_to=tensorboard",
+    )
+    result = train_ppo(cfg, database_url=pg_url, data_dir=tmp_path)
+
+    tags = _tensorboard_tags(result.output_dir / "runs")
+    assert {"train/objective/kl", "train/objective/kl_coef", "train/response_length_mean"} <= tags
+    # The registry stays the source of truth: the same step is in the database.
+    assert (1, "objective/kl") in _metric_rows(pg_engine, cfg.run.name)
