@@ -272,6 +272,10 @@ class Study(Base):
         CheckConstraint(
             "attention_check_rate >= 0 AND attention_check_rate <= 1", name="attention_rate_range"
         ),
+        CheckConstraint(
+            "min_attention_pass_rate >= 0 AND min_attention_pass_rate <= 1",
+            name="attention_pass_range",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -282,6 +286,10 @@ class Study(Base):
     attention_check_rate: Mapped[float] = mapped_column(Float, default=0.05)
     seed: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="running")
+    guidelines: Mapped[str | None] = mapped_column(Text)
+    """Rater instructions (markdown): shown on a rater's first visit, then behind a link."""
+    min_attention_pass_rate: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
+    """Raters whose attention-check pass rate is below this are flagged on the QC page."""
     created_at: Mapped[datetime] = _now()
 
     reference: Mapped[Checkpoint] = relationship()
@@ -304,6 +312,37 @@ class StudyRater(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    guidelines_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the rater was first shown the study's guidelines (None: show them next)."""
+
+
+class RaterExclusion(Base):
+    """A rater's verdicts left out of a study's statistics, by whom and when; reversible.
+
+    Restoring sets `restored_at` (the row stays as the record); at most one active exclusion per
+    study and rater.
+    """
+
+    __tablename__ = "rater_exclusions"
+    __table_args__ = (
+        Index(
+            "uq_rater_exclusions_active",
+            "study_id",
+            "rater_id",
+            unique=True,
+            postgresql_where=text("restored_at IS NULL"),
+            sqlite_where=text("restored_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    excluded_by_id: Mapped[int | None] = mapped_column(ForeignKey("raters.id", ondelete="SET NULL"))
+    excluded_at: Mapped[datetime] = _now()
+    restored_by_id: Mapped[int | None] = mapped_column(ForeignKey("raters.id", ondelete="SET NULL"))
+    restored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Comparison(Base):
