@@ -167,6 +167,23 @@ def reassign(study_id: int, session: SessionDep, form: AdminForm) -> Response:
     return _back(session, study_id, f"reassigned {moved} unfinished items{note}", "/qc")
 
 
+@router.post("/studies/{study_id}/raters/{rater_id}/exclude", response_model=None)
+def exclude_rater(
+    study_id: int, rater_id: int, session: SessionDep, who: AdminRater, form: AdminForm
+) -> Response:
+    reason = str(form.get("reason") or "").strip()[:500] or None
+    qc.exclude_rater(session, _study(session, study_id), rater_id, by=who.rater_id, reason=reason)
+    return _back(session, study_id, "rater excluded from the statistics", "/qc")
+
+
+@router.post("/studies/{study_id}/raters/{rater_id}/restore", response_model=None)
+def restore_rater(
+    study_id: int, rater_id: int, session: SessionDep, who: AdminRater, _form: AdminForm
+) -> Response:
+    qc.restore_rater(session, _study(session, study_id), rater_id, by=who.rater_id)
+    return _back(session, study_id, "rater counted in the statistics again", "/qc")
+
+
 @router.post("/studies/{study_id}/status", response_model=None)
 def set_status(study_id: int, session: SessionDep, form: AdminForm) -> Response:
     studies.set_status(session, _study(session, study_id), str(form.get("status") or ""))
