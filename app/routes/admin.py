@@ -11,6 +11,7 @@ from app.auth import AdminForm, AdminRater
 from app.deps import SessionDep
 from app.render import render
 from judging.errors import ConflictError, NotFoundError
+from judging.studies import guidelines as rater_guidelines
 from judging.studies import qc
 from judging.studies import service as studies
 from judging.studies.raters import invite_rater, invite_url, list_raters
@@ -81,6 +82,11 @@ def create_study(session: SessionDep, form: AdminForm) -> Response:
         raters_per_comparison=_number(form, "raters_per_comparison", 2, int),
         attention_check_rate=_number(form, "attention_check_rate", 0.05),
     )
+    min_pass = _number(form, "min_attention_pass_rate", 0.8)
+    if not 0 <= min_pass <= 1:
+        raise ConflictError("the minimum attention pass rate must be within 0..1")
+    study.min_attention_pass_rate = min_pass
+    study.guidelines = rater_guidelines.clean(str(form.get("guidelines") or ""))
     session.commit()  # before the redirect: get_db would commit only after the response is sent
     return RedirectResponse(f"/admin/studies/{study.id}", status_code=303)
 
@@ -182,6 +188,13 @@ def restore_rater(
 ) -> Response:
     qc.restore_rater(session, _study(session, study_id), rater_id, by=who.rater_id)
     return _back(session, study_id, "rater counted in the statistics again", "/qc")
+
+
+@router.post("/studies/{study_id}/guidelines", response_model=None)
+def set_guidelines(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+    text = str(form.get("guidelines") or "")
+    rater_guidelines.set_guidelines(session, _study(session, study_id), text)
+    return _back(session, study_id, "guidelines saved; raters see them again on their next visit")
 
 
 @router.post("/studies/{study_id}/status", response_model=None)

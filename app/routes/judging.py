@@ -18,6 +18,7 @@ from app.deps import SessionDep
 from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
 from judging.errors import NotFoundError
+from judging.studies import guidelines as rater_guidelines
 from judging.studies import rating
 from judging.studies.raters import rater_for_token
 
@@ -67,7 +68,12 @@ def _page(
     request: Request, session: SessionDep, who: Identity, flash: str | None = None
 ) -> HTMLResponse:
     state = rating.queue_state(session, who.rater_id, undo_window(request))
-    context = {"who": who, "state": state, "flash": flash, "csrf": who.csrf}
+    guide = (
+        rater_guidelines.for_assignment(session, who.rater_id, state.item.public_id)
+        if state.item
+        else None
+    )
+    context = {"who": who, "state": state, "flash": flash, "csrf": who.csrf, "guidelines": guide}
     response = render(request, "rate.html", context, block="queue")
     # Commit before the response leaves: get_db commits only after it is sent (FastAPI's
     # "request" scope), and the browser's next request must see this one's writes.
@@ -85,6 +91,25 @@ def _after(request: Request, session: SessionDep, who: Identity, flash: str) -> 
     if is_htmx(request):
         return _page(request, session, who, flash)
     return RedirectResponse(f"/rate?flash={flash}", status_code=303)
+
+
+@router.get("/rate/guidelines/{study_id}", response_class=HTMLResponse)
+def guidelines_page(
+    request: Request, study_id: int, session: SessionDep, who: CurrentRater
+) -> HTMLResponse:
+    view = rater_guidelines.for_study(session, who.rater_id, study_id)
+    return render(request, "guidelines.html", {"who": who, "csrf": who.csrf, "guide": view})
+
+
+@router.post("/rate/guidelines/{study_id}/seen", response_model=None)
+def guidelines_seen(
+    request: Request, study_id: int, session: SessionDep, who: CurrentRater, _form: RaterForm
+) -> Response:
+    rater_guidelines.mark_seen(session, who.rater_id, study_id)
+    session.commit()
+    if is_htmx(request):
+        return _page(request, session, who)
+    return RedirectResponse("/rate", status_code=303)
 
 
 @router.post("/rate/undo", response_model=None)
