@@ -119,6 +119,44 @@ def study_rows(session: Session, study_id: int) -> list[Row]:
     return out
 
 
+AUTO_RATER = "(identical texts)"
+
+
+def auto_tie_rows(session: Session, study: Study) -> list[Row]:
+    """Comparisons never sent to humans (both texts identical) as ties, one per rater slot,
+    so such a prompt weighs in a checkpoint's win rate as much as a judged one."""
+    query = (
+        select(Comparison, Prompt.external_id, Prompt.category, Checkpoint, TrainingRun.name)
+        .join(Prompt, Prompt.id == Comparison.prompt_id)
+        .join(Checkpoint, Checkpoint.id == Comparison.checkpoint_id)
+        .join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
+        .where(Comparison.study_id == study.id, Comparison.auto_choice.is_not(None))
+        .order_by(Comparison.id)
+    )
+    return [
+        Row(
+            0,
+            c.id,
+            c.kind,
+            external_id,
+            _label(run_name, ckpt.step, ckpt.kind),
+            c.prompt_id,
+            category,
+            0,
+            AUTO_RATER,
+            "left",
+            "done",
+            c.closed_reason,
+            c.auto_choice,
+            None,
+            None,
+            None,
+        )
+        for c, external_id, category, ckpt, run_name in session.execute(query)
+        for _ in range(study.raters_per_comparison)
+    ]
+
+
 @dataclass
 class RaterQc:
     rater_id: int
@@ -296,10 +334,12 @@ def study_qc(session: Session, study: Study) -> StudyQc:
         by_rater[row.rater_id].append(row)
         names[row.rater_id] = row.rater_name
     counted = [r for r in rows if r.rater_id not in exclusions]
+    # Identical pairs count as ties for their checkpoint, never as a rater's verdicts.
+    auto = auto_tie_rows(session, study)
     by_ckpt: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
+    for row in rows + auto:
         by_ckpt[row.checkpoint_label].append(row)
-    missing, shared = _coverage(session, study, rows)
+    missing, shared = _coverage(session, study, rows + auto)
     raters = []
     for rid in sorted(names, key=lambda i: names[i]):
         rater = _rater_qc(rid, names[rid], rid in members, by_rater[rid])
@@ -315,7 +355,7 @@ def study_qc(session: Session, study: Study) -> StudyQc:
             _checkpoint_qc(
                 label,
                 by_ckpt.get(label, []),
-                [r for r in counted if r.checkpoint_label == label],
+                [r for r in counted + auto if r.checkpoint_label == label],
                 shared,
                 missing.get(label, []),
             )
@@ -329,7 +369,7 @@ def study_qc(session: Session, study: Study) -> StudyQc:
         missing=[(label, ext) for label in sorted(missing) for ext in missing[label]],
         uneven_coverage=any(missing.values()),
         shared_prompts=len(shared),
-        categories=_categories(counted, shared),
+        categories=_categories(counted + auto, shared),
         min_attention_pass_rate=study.min_attention_pass_rate,
         skips=[
             (r.rater_name, r.prompt_external_id, r.skip_reason)

@@ -84,7 +84,7 @@ def next_assignment(session: Session, rater_id: int) -> Assignment | None:
     )
 
 
-def _texts(session: Session, comparison: Comparison) -> tuple[str, str]:
+def comparison_texts(session: Session, comparison: Comparison) -> tuple[str, str]:
     """(checkpoint text, reference text); attention checks use the degraded copy as reference."""
     candidate = session.get(Generation, comparison.candidate_generation_id)
     assert candidate is not None  # FK guarantees it
@@ -99,7 +99,7 @@ def serve(session: Session, assignment: Assignment, now: datetime | None = None)
     """Mark the item shown now (time on item starts here) and build its blind view."""
     comparison = session.get(Comparison, assignment.comparison_id)
     assert comparison is not None
-    mine, theirs = _texts(session, comparison)
+    mine, theirs = comparison_texts(session, comparison)
     left, right = (mine, theirs) if assignment.checkpoint_side == "left" else (theirs, mine)
     # Only stamp the item if nobody holds it: a concurrent submit of this very item holds the row
     # lock, and waiting for it here (while holding our own locks) could deadlock.

@@ -35,6 +35,8 @@ from judging.data.models import (
 from judging.errors import ConflictError, NotFoundError
 from judging.settings import new_token
 from judging.studies import assignment as plan
+from judging.studies import attention
+from judging.studies.rating import comparison_texts
 
 _sides = random.SystemRandom()  # unpredictable: the side must not be guessable from a seed
 
@@ -168,49 +170,197 @@ def _generations(
     return {(g.checkpoint_id, g.prompt_id): g for g in rows}
 
 
-def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> int:
-    """Add comparisons for these checkpoints and assign them; returns how many were created."""
-    session.add_all(StudyCheckpoint(study_id=study.id, checkpoint_id=c) for c in checkpoint_ids)
-    ref = study.reference_checkpoint_id
-    gens = _generations(session, [*checkpoint_ids, ref], study.prompt_set_id)
+def _base_samples(
+    session: Session, study: Study, prompt_ids: Sequence[int]
+) -> dict[int, list[plan.Sample]]:
+    """prompt -> the reference's responses not yet used by a comparison of this study."""
+    used = set(
+        session.scalars(
+            select(Comparison.reference_generation_id).where(
+                Comparison.study_id == study.id, Comparison.reference_generation_id.is_not(None)
+            )
+        )
+    )
+    rows = session.scalars(
+        select(Generation)
+        .where(
+            Generation.checkpoint_id == study.reference_checkpoint_id,
+            Generation.prompt_id.in_(list(prompt_ids)),
+        )
+        .order_by(Generation.prompt_id, Generation.replicate, Generation.seed)
+    )
+    out: dict[int, list[plan.Sample]] = defaultdict(list)
+    for g in rows:
+        if g.id not in used:
+            out[g.prompt_id].append(plan.Sample(g.id, g.seed, g.text))
+    return out
+
+
+def _study_seeds(session: Session, study_id: int) -> dict[int, set[int]]:
+    """prompt -> the seeds of every response already in the study (either side)."""
+    out: dict[int, set[int]] = defaultdict(set)
+    for column in (Comparison.candidate_generation_id, Comparison.reference_generation_id):
+        rows = session.execute(
+            select(Comparison.prompt_id, Generation.seed)
+            .join(Generation, Generation.id == column)
+            .where(Comparison.study_id == study_id)
+        )
+        for prompt_id, seed in rows:
+            out[prompt_id].add(seed)
+    return out
+
+
+def _missing_base_message(
+    session: Session, study: Study, missing: int, prompts: int, needed: int
+) -> str:
+    ref = _checkpoints(session, [study.reference_checkpoint_id])[0]
+    prompt_set = session.get(PromptSet, study.prompt_set_id)
+    set_name = prompt_set.name if prompt_set else str(study.prompt_set_id)
+    return (
+        f"blind judging pairs every checkpoint with its own base response: the reference "
+        f"{ref.label} is missing {missing} base sample(s) on {prompts} prompt(s) "
+        f"({needed} per prompt needed, on seeds no judged checkpoint used); create them with "
+        f"`rlhf evaluate --checkpoint {ref.id} --prompt-set {set_name} --replicates {needed + 1}`"
+    )
+
+
+IDENTICAL = "identical texts on both sides: recorded as a tie without asking anyone"
+
+
+def _pair_normal(
+    session: Session, study: Study, checkpoint_ids: Sequence[int], rng: random.Random
+) -> list[Comparison]:
+    """One comparison per (checkpoint, prompt), each against its own independent base sample."""
+    gens = _generations(session, checkpoint_ids, study.prompt_set_id)
     prompts = session.scalars(
         select(Prompt.id)
         .where(Prompt.prompt_set_id == study.prompt_set_id)
         .order_by(Prompt.position)
     ).all()
+    base = _base_samples(session, study, prompts)
+    seeds = _study_seeds(session, study.id)
+    comparisons: list[Comparison] = []
+    missing = short_prompts = 0
+    for p in prompts:
+        candidates = {
+            c: plan.Sample(gens[(c, p)].id, gens[(c, p)].seed, gens[(c, p)].text)
+            for c in checkpoint_ids
+            if (c, p) in gens
+        }
+        if not candidates:
+            continue
+        pairing, lacking = plan.pair_with_base(candidates, base.get(p, []), rng, seeds[p])
+        if lacking:
+            missing, short_prompts = missing + lacking, short_prompts + 1
+            continue
+        for c, sample in candidates.items():
+            ref = pairing[c]
+            identical = plan.same_text(sample.text, ref.text)
+            comparisons.append(
+                Comparison(
+                    study_id=study.id,
+                    prompt_id=p,
+                    checkpoint_id=c,
+                    kind="normal",
+                    candidate_generation_id=sample.id,
+                    reference_generation_id=ref.id,
+                    auto_choice="tie" if identical else None,
+                    closed_reason=IDENTICAL if identical else None,
+                )
+            )
+    if missing:
+        needed = len(study_checkpoint_ids(session, study.id))
+        raise ConflictError(_missing_base_message(session, study, missing, short_prompts, needed))
+    return comparisons
+
+
+def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> int:
+    """Add comparisons for these checkpoints and assign them; returns how many were created."""
+    session.add_all(StudyCheckpoint(study_id=study.id, checkpoint_id=c) for c in checkpoint_ids)
+    session.flush()
     rng = _rng(study, f"extend:{','.join(map(str, checkpoint_ids))}")
-    normal = [
-        Comparison(
-            study_id=study.id,
-            prompt_id=p,
-            checkpoint_id=c,
-            kind="normal",
-            candidate_generation_id=gens[(c, p)].id,
-            reference_generation_id=gens[(ref, p)].id,
-        )
-        for c in checkpoint_ids
-        for p in prompts
-        if (c, p) in gens and (ref, p) in gens
-    ]
+    gens = _generations(session, checkpoint_ids, study.prompt_set_id)
+    paired = _pair_normal(session, study, checkpoint_ids, rng)
+    session.add_all(paired)
+    normal = [c for c in paired if c.auto_choice is None]
     attention = []
+    spares = _spare_samples(session, study, {c.prompt_id for c in normal})
     for twin in plan.pick_attention(normal, study.attention_check_rate, rng):
-        text, how = plan.degrade(gens[(twin.checkpoint_id, twin.prompt_id)].text, rng)
+        built = _attention_check(
+            session, spares, twin, gens[(twin.checkpoint_id, twin.prompt_id)], rng
+        )
+        if built is None:
+            continue  # no clean response on this prompt: better no check than an ambiguous one
+        source, text, how = built
         attention.append(
             Comparison(
                 study_id=study.id,
                 prompt_id=twin.prompt_id,
                 checkpoint_id=twin.checkpoint_id,
                 kind="attention",
-                candidate_generation_id=twin.candidate_generation_id,
+                candidate_generation_id=source.id,
                 reference_generation_id=None,
                 degraded_text=text,
                 degradation=how,
             )
         )
-    session.add_all(normal + attention)
+    session.add_all(attention)
     session.flush()
-    _assign(session, study, [c.id for c in normal + attention], rng)
-    return len(normal) + len(attention)
+    _assign(session, study, normal + attention, rng)
+    return len(paired) + len(attention)
+
+
+def _spare_samples(
+    session: Session, study: Study, prompt_ids: set[int]
+) -> dict[int, list[plan.Sample]]:
+    """prompt -> reference responses no comparison shows, with texts shown nowhere in the study."""
+    session.flush()
+    shown = {key for keys in _seen(session, study.id).values() for key in keys}
+    for comparison in session.scalars(select(Comparison).where(Comparison.study_id == study.id)):
+        shown |= _shown(session, comparison)
+    spares = _base_samples(session, study, sorted(prompt_ids))
+    return {
+        p: [s for s in samples if plan.text_key(s.text) not in shown]
+        for p, samples in spares.items()
+    }
+
+
+def _clean(session: Session, sample: plan.Sample) -> bool:
+    generation = session.get(Generation, sample.id)
+    return generation is not None and attention.is_clean(generation.text, generation.finish_reason)
+
+
+def _attention_check(
+    session: Session,
+    spares: dict[int, list[plan.Sample]],
+    twin: Comparison,
+    candidate: Generation,
+    rng: random.Random,
+) -> tuple[plan.Sample, str, str] | None:
+    """(clean response, its worse counterpart, how) for one check, or None without a clean one.
+
+    The right answer must be unambiguous, so the good side is a clean response (see
+    judging.studies.attention.is_clean): an unused base sample first (a copy of a real item's
+    text would show a rater that text twice, so such a check can only go to raters who do not
+    judge the item), the checkpoint's own response only if it is clean (a collapsed output
+    against its own degraded copy is "both bad"). The worse side is a clean unused response to
+    another prompt (off topic) or a cut/scrambled copy that keeps the response's formatting.
+    """
+    pool = [s for s in spares.get(twin.prompt_id, []) if _clean(session, s)]
+    if pool:
+        source = pool[-1]
+        spares[twin.prompt_id].remove(source)
+    elif attention.is_clean(candidate.text, candidate.finish_reason):
+        source = plan.Sample(candidate.id, candidate.seed, candidate.text)
+    else:
+        return None
+    decoys = [(p, s) for p, samples in spares.items() if p != twin.prompt_id for s in samples]
+    decoys = [(p, s) for p, s in decoys if _clean(session, s)]
+    decoy = rng.choice(decoys) if decoys else None
+    text, how = attention.degrade(source.text, rng, decoy=decoy[1].text if decoy else None)
+    if how == "off_topic" and decoy is not None:
+        spares[decoy[0]].remove(decoy[1])  # shown here, so never again elsewhere
+    return source, text, how
 
 
 def _loads(session: Session, study_id: int) -> Counter[int]:
@@ -223,11 +373,51 @@ def _loads(session: Session, study_id: int) -> Counter[int]:
     return Counter(dict(rows.all()))
 
 
-def _assign(session: Session, study: Study, comparison_ids: list[int], rng: random.Random) -> None:
-    raters = study_rater_ids(session, study.id)
-    chosen = plan.assign_raters(
-        comparison_ids, raters, study.raters_per_comparison, rng, _loads(session, study.id)
+def _shown(session: Session, comparison: Comparison) -> frozenset[str]:
+    """Keys of the texts a rater sees on this comparison."""
+    return frozenset(plan.text_key(t) for t in comparison_texts(session, comparison))
+
+
+def _seen(session: Session, study_id: int) -> dict[int, set[str]]:
+    """rater -> keys of every text their assignments in this study show (or showed)."""
+    out: dict[int, set[str]] = defaultdict(set)
+    rows = session.execute(
+        select(Assignment.rater_id, Comparison)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Comparison.study_id == study_id)
     )
+    for rater_id, comparison in rows:
+        out[rater_id] |= _shown(session, comparison)
+    return out
+
+
+NO_UNSEEN_RATER = "fewer raters than asked: the others had already been shown one of its texts"
+
+
+def _assign(
+    session: Session, study: Study, comparisons: list[Comparison], rng: random.Random
+) -> None:
+    raters = study_rater_ids(session, study.id)
+    texts = {c.id: _shown(session, c) for c in comparisons}
+    seen, load = _seen(session, study.id), _loads(session, study.id)
+    chosen: dict[int, list[int]] = {}
+    # Real comparisons first: an attention check must never take a rater a real item needed.
+    for kind in ("normal", "attention"):
+        batch = [c.id for c in comparisons if c.kind == kind]
+        picked = plan.assign_raters(
+            batch, raters, study.raters_per_comparison, rng, load, texts=texts, seen=seen
+        )
+        for comparison_id, people in picked.items():
+            for rater in people:
+                load[rater] += 1
+                seen[rater] |= texts[comparison_id]
+        chosen.update(picked)
+    for comparison in comparisons:
+        if comparison.kind == "attention" and not chosen[comparison.id]:
+            # A check nobody can take without meeting its text twice checks nothing.
+            session.delete(comparison)
+        elif len(chosen[comparison.id]) < study.raters_per_comparison:
+            comparison.closed_reason = NO_UNSEEN_RATER
     pairs = [(c, r) for c, rs in chosen.items() for r in rs]
     sides = plan.draw_sides(len(pairs), _sides)
     session.add_all(
