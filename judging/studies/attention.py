@@ -21,7 +21,7 @@ import re
 
 from judging.errors import ConflictError
 
-MIN_WORDS = 15
+MIN_WORDS = 8
 MAX_REPEATED_4GRAMS = 0.2
 # Split after a sentence end, keeping the whitespace; "1." list markers are not sentence ends.
 _SENTENCE_BREAK = re.compile(r"(?<=[^\d\s][.!?])(\s+)|(?<=[^\d\s][.!?]\*\*)(\s+)")

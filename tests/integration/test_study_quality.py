@@ -159,7 +159,15 @@ def test_breakdown_by_prompt_category(db_session: Session, tmp_path: Path) -> No
 
 
 def test_careless_rater_flagged_excluded_and_restored(db_session: Session, tmp_path: Path) -> None:
-    lab = build_lab(db_session, tmp_path, prompts=6, steps=(10,), raters=("alice", "bob", "admin"))
+    # A spare base sample per prompt: attention checks are built from unused clean responses.
+    lab = build_lab(
+        db_session,
+        tmp_path,
+        prompts=6,
+        steps=(10,),
+        raters=("alice", "bob", "admin"),
+        base_samples=2,
+    )
     alice, bob, admin = lab.raters
     study = studies.create_study(
         db_session,
@@ -209,7 +217,12 @@ def test_qc_page_flags_and_excludes_with_one_click(
     client: Any, db_session: Session, tmp_path: Path
 ) -> None:
     lab = build_lab(
-        db_session, tmp_path, prompts=6, steps=(10, 20), raters=("alice", "bob", "admin")
+        db_session,
+        tmp_path,
+        prompts=6,
+        steps=(10, 20),
+        raters=("alice", "bob", "admin"),
+        base_samples=3,
     )
     alice, bob, admin = lab.raters
     db_session.execute(
@@ -257,3 +270,50 @@ def test_qc_page_flags_and_excludes_with_one_click(
         f"/admin/studies/{study.id}/raters/{bob.id}/restore", data={"csrf_token": _csrf(html)}
     )
     assert qc.excluded_rater_ids(db_session, study.id) == set()
+
+
+COLLAPSED = "great great great great great great great great great great great great great"
+CLEAN = (
+    "Start with the basics.\n\n1. Read the question twice.\n2. Answer the part that matters.\n\n"
+    "Then **check** your answer against the question. Finally, cut what does not help."
+)
+
+
+def test_attention_checks_use_clean_responses_and_keep_their_form(
+    db_session: Session, tmp_path: Path
+) -> None:
+    # Every checkpoint output is collapsed ("both bad" would be right against anything), the base
+    # answers cleanly with markdown: checks must be built from the base, never the checkpoint.
+    prompts = 8
+    texts = {("10", i): COLLAPSED for i in range(prompts)}
+    texts |= {("base", i): CLEAN.replace("basics", f"basics of task {i}") for i in range(prompts)}
+    texts |= {
+        ("base#2", i): CLEAN.replace("basics", f"basics, take two, of task {i}")
+        for i in range(prompts)
+    }
+    lab = build_lab(db_session, tmp_path, prompts=prompts, steps=(10,), texts=texts, base_samples=2)
+    study = _study(db_session, lab, [lab.trained[0].id], attention_check_rate=0.5)
+    checks = db_session.scalars(
+        select(Comparison).where(Comparison.study_id == study.id, Comparison.kind == "attention")
+    ).all()
+    assert checks, "no attention checks were built"
+    for check in checks:
+        good = db_session.get(Generation, check.candidate_generation_id)
+        assert good is not None and good.text != COLLAPSED and "\n" in good.text
+        worse = check.degraded_text or ""
+        assert check.degradation in ("off_topic", "truncated", "shuffled")
+        assert "\n" in worse and worse.strip() != good.text.strip()
+        if check.degradation == "off_topic":
+            assert f"task {lab.prompt_ids.index(check.prompt_id)}." not in worse
+        else:
+            assert worse.count("\n") >= min(2, good.text.count("\n"))
+
+
+def test_no_attention_check_when_no_clean_response_exists(
+    db_session: Session, tmp_path: Path
+) -> None:
+    texts = {(who, i): COLLAPSED + f" {who} {i}" for who in ("base", "10") for i in range(4)}
+    lab = build_lab(db_session, tmp_path, prompts=4, steps=(10,), texts=texts, base_samples=2)
+    study = _study(db_session, lab, [lab.trained[0].id], attention_check_rate=1.0)
+    kinds = db_session.scalars(select(Comparison.kind).where(Comparison.study_id == study.id)).all()
+    assert "attention" not in kinds and kinds.count("normal") == 4
