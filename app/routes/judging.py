@@ -113,8 +113,15 @@ def guidelines_seen(
 
 
 @router.post("/rate/undo", response_model=None)
-def undo(request: Request, session: SessionDep, who: CurrentRater, _form: RaterForm) -> Response:
-    undone = rating.undo_last(session, rater_id=who.rater_id, window=undo_window(request))
+def undo(request: Request, session: SessionDep, who: CurrentRater, form: RaterForm) -> Response:
+    item = _field(form, "undo_item")
+    if not item:
+        raise rating.InvalidSubmission(
+            "undo needs to know which verdict to withdraw; reload the page and use its button"
+        )
+    undone = rating.undo(
+        session, rater_id=who.rater_id, public_id=item, window=undo_window(request)
+    )
     return _after(request, session, who, "undone" if undone else "nothing-to-undo")
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from judging.data.models import CHOICES, Assignment, Comparison, Generation, Judgement, Study
 from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
 from judging.settings import new_token
+from judging.studies import audit
 
 MAX_RATIONALE_CHARS = 2000
 MAX_SKIP_REASON_CHARS = 500
@@ -43,6 +44,8 @@ class QueueState:
     total: int
     item: ItemView | None
     can_undo: bool
+    undo_item: str | None = None
+    """Public id of the item whose verdict an undo withdraws (the form names it)."""
 
 
 def _now() -> datetime:
@@ -132,7 +135,10 @@ def queue_state(
     done, total = progress(session, rater_id)
     current = next_assignment(session, rater_id)
     item = serve(session, current) if current else None
-    return QueueState(done, total, item, last_undoable(session, rater_id, undo_window) is not None)
+    last = last_undoable(session, rater_id, undo_window)
+    return QueueState(
+        done, total, item, last is not None, last.assignment.public_id if last else None
+    )
 
 
 def own_assignment(
@@ -202,7 +208,9 @@ def record_judgement(
     """Store the verdict; returns False when it was already recorded (double submit, retry)."""
     now = now or _now()
     assignment = own_assignment(session, rater_id, public_id, lock=True)
-    if session.scalar(select(Judgement.id).where(Judgement.assignment_id == assignment.id)):
+    if _key_holder(session, idempotency_key, assignment.id):
+        return False
+    if session.scalar(select(Judgement.id).where(*_live_of(assignment.id))):
         return False
     judgement = Judgement(
         assignment_id=assignment.id,
@@ -217,9 +225,31 @@ def record_judgement(
             session.flush()
     except IntegrityError:
         # Same key or same assignment recorded by a concurrent request: that one stands.
+        _key_holder(session, idempotency_key, assignment.id)
         return False
     assignment.status, assignment.done_at = "done", now
     session.flush()
+    return True
+
+
+def _live_of(assignment_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return Judgement.assignment_id == assignment_id, Judgement.withdrawn_at.is_(None)
+
+
+def _key_holder(session: Session, key: str, assignment_id: int) -> bool:
+    """True if this key already recorded this item (a retry); 409 if it recorded another one.
+
+    Keys are single-use per verdict: silently treating a reused key as "already recorded"
+    would drop this item's verdict without anyone knowing.
+    """
+    holder = session.scalar(select(Judgement.assignment_id).where(Judgement.idempotency_key == key))
+    if holder is None:
+        return False
+    if holder != assignment_id:
+        raise ConflictError(
+            "this submission key was already used for another item, so nothing was saved "
+            "for this one: reload the page and judge it again"
+        )
     return True
 
 
@@ -251,7 +281,11 @@ def last_undoable(session: Session, rater_id: int, window: timedelta) -> Judgeme
         .join(Assignment, Assignment.id == Judgement.assignment_id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
         .join(Study, Study.id == Comparison.study_id)
-        .where(Assignment.rater_id == rater_id, Study.status == "running")
+        .where(
+            Assignment.rater_id == rater_id,
+            Study.status == "running",
+            Judgement.withdrawn_at.is_(None),
+        )
         .order_by(Judgement.created_at.desc(), Judgement.id.desc())
         .limit(1)
     )
@@ -260,13 +294,35 @@ def last_undoable(session: Session, rater_id: int, window: timedelta) -> Judgeme
     return judgement
 
 
-def undo_last(session: Session, *, rater_id: int, window: timedelta = DEFAULT_UNDO_WINDOW) -> bool:
-    """Withdraw the last judgement within the window; the item comes back next. False if none."""
+def undo(
+    session: Session,
+    *,
+    rater_id: int,
+    public_id: str,
+    window: timedelta = DEFAULT_UNDO_WINDOW,
+) -> bool:
+    """Withdraw the verdict on the named item if it is still the rater's last one, within the
+    window; the item comes back next. False if there is nothing to undo there (a second click).
+
+    The judgement is marked withdrawn, never deleted, and the withdrawal is audited.
+    """
+    assignment = own_assignment(session, rater_id, public_id, lock=True)
     judgement = last_undoable(session, rater_id, window)
-    if judgement is None:
+    if judgement is None or judgement.assignment_id != assignment.id:
         return False
-    assignment = judgement.assignment
-    session.delete(judgement)
+    judgement.withdrawn_at = _now()
     assignment.status, assignment.done_at, assignment.served_at = "served", None, None
     session.flush()
+    study_id = session.scalar(
+        select(Comparison.study_id).where(Comparison.id == assignment.comparison_id)
+    )
+    audit.record(
+        session,
+        "withdraw",
+        study_id=study_id,
+        actor_id=rater_id,
+        assignment_id=assignment.id,
+        judgement_id=judgement.id,
+        choice=judgement.choice,
+    )
     return True

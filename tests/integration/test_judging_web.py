@@ -37,7 +37,8 @@ def _login(client: TestClient, token: str) -> None:
 
 
 def _count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Judgement)) or 0
+    live = select(func.count()).select_from(Judgement).where(Judgement.withdrawn_at.is_(None))
+    return session.scalar(live) or 0
 
 
 @pytest.fixture
@@ -231,8 +232,13 @@ def test_skip_returns_at_the_end_and_undo_restores(
             f"/rate/{pid}", data={"choice": "right", "csrf_token": csrf, "key": _form(html, "key")}
         )
     assert seen[-1] == first and first not in seen[:-1]
-    assert "Undo last verdict" in client.get("/rate").text
-    response = client.post("/rate/undo", data={"csrf_token": csrf}, follow_redirects=False)
+    html = client.get("/rate").text
+    assert "Undo last verdict" in html
+    response = client.post(
+        "/rate/undo",
+        data={"csrf_token": csrf, "undo_item": _form(html, "undo_item")},
+        follow_redirects=False,
+    )
     assert "undone" in response.headers["location"]
     assert _item(client.get("/rate").text) == first
     assert _count(db_session) == len(seen) - 1
@@ -242,7 +248,11 @@ def test_skip_returns_at_the_end_and_undo_restores(
     assert (
         fragment.status_code == 200 and "<html" not in fragment.text and "Skipped" in fragment.text
     )
-    undo = client.post("/rate/undo", data={"csrf_token": csrf}, headers={"HX-Request": "true"})
+    undo = client.post(
+        "/rate/undo",
+        data={"csrf_token": csrf, "undo_item": first},
+        headers={"HX-Request": "true"},
+    )
     assert undo.status_code == 200 and "<html" not in undo.text
 
 
@@ -251,7 +261,9 @@ def test_undo_window_expires(client: Any, lab: Lab, db_session: Session) -> None
     _login(client, lab.tokens["alice"])
     _, public_id, csrf, key = _page(client)
     client.post(f"/rate/{public_id}", data={"choice": "left", "csrf_token": csrf, "key": key})
-    response = client.post("/rate/undo", data={"csrf_token": csrf}, follow_redirects=False)
+    response = client.post(
+        "/rate/undo", data={"csrf_token": csrf, "undo_item": public_id}, follow_redirects=False
+    )
     assert "nothing-to-undo" in response.headers["location"]
     assert _count(db_session) == 1
 

@@ -343,17 +343,20 @@ def test_judging_works_on_embedded_sqlite(tmp_path: Path) -> None:
         session.commit()
         second = rating.next_assignment(session, rid)
         assert second is not None
-        # A reused key fails inside its savepoint and leaves the transaction usable.
-        assert not rating.record_judgement(
-            session,
-            rater_id=rid,
-            public_id=second.public_id,
-            choice="left",
-            rationale=None,
-            idempotency_key="k1",
-        )
+        # A key reused on another item is refused and leaves the transaction usable.
+        with pytest.raises(ConflictError, match="another item"):
+            rating.record_judgement(
+                session,
+                rater_id=rid,
+                public_id=second.public_id,
+                choice="left",
+                rationale=None,
+                idempotency_key="k1",
+            )
         session.commit()
-        assert rating.undo_last(session, rater_id=rid)
+        assert rating.undo(session, rater_id=rid, public_id=first.public_id)
         session.commit()
-        assert session.scalar(select(func.count()).select_from(Judgement)) == 0
+        live = select(func.count()).select_from(Judgement).where(Judgement.withdrawn_at.is_(None))
+        assert session.scalar(live) == 0
+        assert session.scalar(select(func.count()).select_from(Judgement)) == 1
     engine.dispose()
