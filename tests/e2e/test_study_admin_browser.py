@@ -11,11 +11,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from judging.data.models import Judgement, Study
+from judging.settings import PROJECT_ROOT
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
+SCREENSHOTS = PROJECT_ROOT / "screenshots"
 LONG = "\n\n".join(f"Paragraph {i}: a long and careful answer goes on." for i in range(200))
 
 
@@ -147,3 +149,92 @@ def test_verdict_bar_reachable_on_a_very_long_response(
         expect(page.locator("#done-count")).to_have_text("1")
     finally:
         context.close()
+
+
+def test_qc_page_one_click_exclusion_and_screenshot(
+    live_server: str, committed_session: Session, page: Page, tmp_path: Path
+) -> None:
+    from sqlalchemy import delete
+
+    from judging.data.models import Comparison, Generation, Prompt
+    from judging.studies import rating
+
+    lab = build_lab(
+        committed_session,
+        tmp_path,
+        prompts=12,
+        steps=(10, 20),
+        raters=("alice", "bob", "carol", "admin"),
+        run_name="qcrun",
+        base_samples=3,
+    )
+    categories = ["how-to", "advice", "creative-writing"]
+    for i, pid in enumerate(lab.prompt_ids):
+        prompt = committed_session.get(Prompt, pid)
+        assert prompt is not None
+        prompt.category = categories[i % 3]
+    committed_session.execute(  # step 20 has no response to the last prompt
+        delete(Generation).where(
+            Generation.checkpoint_id == lab.trained[1].id,
+            Generation.prompt_id == lab.prompt_ids[-1],
+        )
+    )
+    alice, bob, carol, _admin = lab.raters
+    study = studies.create_study(
+        committed_session,
+        name="quality study",
+        checkpoint_ids=[c.id for c in lab.trained],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[alice.id, bob.id, carol.id],
+        attention_check_rate=0.25,
+        seed=7,
+    )
+    step20 = lab.trained[1].id
+
+    def honest(otherwise: str) -> Any:
+        # The intact side on attention checks; step 20 wins; step 10 gets `otherwise`.
+        return lambda a, c: (
+            a.checkpoint_side if c.kind == "attention" or c.checkpoint_id == step20 else otherwise
+        )
+
+    picks = {
+        alice.id: honest("tie"),
+        bob.id: honest("left"),
+        carol.id: lambda a, c: "right" if a.checkpoint_side == "left" else "left",  # careless
+    }
+    for rater_id, pick in picks.items():
+        while (a := rating.next_assignment(committed_session, rater_id)) is not None:
+            rating.serve(committed_session, a)
+            comparison = committed_session.get(Comparison, a.comparison_id)
+            assert comparison is not None
+            rating.record_judgement(
+                committed_session,
+                rater_id=rater_id,
+                public_id=a.public_id,
+                choice=pick(a, comparison),
+                rationale=None,
+                idempotency_key=a.public_id,
+            )
+    committed_session.commit()
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server}/invite/{lab.tokens['admin']}")
+    page.goto(f"{live_server}/admin/studies/{study.id}/qc")
+    expect(page.locator("#uneven-coverage")).to_contain_text("Uneven prompt coverage")
+    expect(page.locator("table.qc-checkpoints")).to_contain_text("p011")
+    expect(page.locator("table.qc-categories")).to_contain_text("creative-writing")
+    expect(page.locator("#fleiss-kappa")).not_to_have_text("–")
+    expect(page.locator("table.qc-pairs")).to_contain_text("alice · bob")
+    carol_row = page.locator("tr[data-rater=carol]")
+    expect(carol_row).to_contain_text("below 80% pass rate")
+    before = page.locator("table.qc-checkpoints td.win-rate").all_inner_texts()
+    carol_row.get_by_role("button", name="Exclude from statistics").click()
+    expect(page.locator(".flash").first).to_contain_text("excluded")
+    expect(carol_row).to_contain_text("excluded by admin")
+    after = page.locator("table.qc-checkpoints td.win-rate").all_inner_texts()
+    assert after != before  # carol's verdicts no longer count
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "qc-page-quality.png"), full_page=True)
+    carol_row.get_by_role("button", name="Count again").click()
+    expect(carol_row.get_by_role("button", name="Exclude from statistics")).to_be_visible()
+    assert page.locator("table.qc-checkpoints td.win-rate").all_inner_texts() == before
