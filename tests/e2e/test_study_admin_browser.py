@@ -131,7 +131,8 @@ def test_all_done_flash_without_javascript(
 def test_verdict_bar_reachable_on_a_very_long_response(
     live_server: str, committed_session: Session, browser: Any, tmp_path: Path
 ) -> None:
-    texts = {("base", 0): LONG, ("10", 0): LONG}
+    # Two different long texts (identical ones would be a tie recorded without asking anyone).
+    texts = {("base", 0): LONG, ("10", 0): LONG.replace("careful", "thorough")}
     lab = build_lab(
         committed_session, tmp_path, prompts=1, steps=(10,), run_name="longrun", texts=texts
     )
