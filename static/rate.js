@@ -11,6 +11,8 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     if (!event.detail.successful) { busy = false; }  // nothing will be swapped in
   });
+  document.addEventListener("htmx:sendError", function () { busy = false; });
+  document.addEventListener("htmx:timeout", function () { busy = false; });
   document.addEventListener("htmx:afterSettle", function () { busy = false; shownAt = performance.now(); });
   // A plain-form round trip leaves ?flash=... in the address; drop it so a reload does not
   // repeat a stale message.

@@ -239,3 +239,22 @@ def test_qc_page_one_click_exclusion_and_screenshot(
     carol_row.get_by_role("button", name="Count again").click()
     expect(carol_row.get_by_role("button", name="Exclude from statistics")).to_be_visible()
     assert page.locator("table.qc-checkpoints td.win-rate").all_inner_texts() == before
+
+
+def test_keys_work_again_after_a_refused_verdict(
+    live_server: str, committed_session: Session, page: Page, tmp_path: Path
+) -> None:
+    lab = build_lab(committed_session, tmp_path, prompts=3, run_name="errrun")
+    study_id = _study(committed_session, lab)
+    page.goto(f"{live_server}/invite/{lab.tokens['alice']}")
+    expect(page.locator("#total-count")).to_have_text("3")
+    study = committed_session.get(Study, study_id)
+    assert study is not None
+    study.status = "closed"
+    committed_session.commit()
+    page.keyboard.press("1")
+    expect(page.locator("#flash")).to_contain_text("Not saved")
+    study.status = "running"
+    committed_session.commit()
+    page.keyboard.press("1")  # the refused request must not leave the keyboard locked
+    expect(page.locator("#done-count")).to_have_text("1")
