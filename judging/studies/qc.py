@@ -440,6 +440,7 @@ EXPORT_FIELDS = (
     "rationale",
     "time_on_item_ms",
     "judged_at",
+    "excluded",
 )
 
 
@@ -452,8 +453,12 @@ def pseudonym(key: bytes, rater_id: int) -> str:
 def export_records(
     session: Session, study: Study, *, anonymise: bool, key: bytes
 ) -> list[dict[str, Any]]:
-    """Judged rows of a study, unblinded (checkpoint labels); rater names only if not anonymised."""
+    """Judged rows of a study, unblinded (checkpoint labels); rater names only if not anonymised.
+
+    Verdicts of raters excluded from the statistics are kept, marked `excluded`.
+    """
     out = []
+    excluded = excluded_rater_ids(session, study.id)
     for r in study_rows(session, study.id):
         if r.choice is None:
             continue
@@ -470,6 +475,7 @@ def export_records(
                 "rationale": r.rationale or "",
                 "time_on_item_ms": r.time_ms,
                 "judged_at": r.judged_at,
+                "excluded": r.rater_id in excluded,
             }
         )
     return out

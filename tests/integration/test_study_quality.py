@@ -194,6 +194,10 @@ def test_careless_rater_flagged_excluded_and_restored(db_session: Session, tmp_p
     record = db_session.scalars(select(RaterExclusion)).one()
     assert record.excluded_by_id == admin.id and record.excluded_at is not None
     assert record.restored_at is None
+    # Exports keep every verdict and say which ones the statistics leave out.
+    exported = qc.export_records(db_session, study, anonymise=False, key=b"k")
+    assert {r["rater"] for r in exported if r["excluded"]} == {"bob"}
+    assert any(not r["excluded"] for r in exported)
 
     qc.restore_rater(db_session, study, bob.id, by=admin.id)
     assert qc.study_qc(db_session, study).checkpoints[0].win_rate == pytest.approx(0.5)
