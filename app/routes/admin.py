@@ -155,20 +155,22 @@ def add_checkpoints(study_id: int, session: SessionDep, form: AdminForm) -> Resp
 
 
 @router.post("/studies/{study_id}/raters", response_model=None)
-def add_rater(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+def add_rater(study_id: int, session: SessionDep, who: AdminRater, form: AdminForm) -> Response:
     ids = _ints(form, "rater")
     if not ids:
         raise ConflictError("pick a rater to add")
-    moved = studies.add_rater(session, _study(session, study_id), ids[0])
+    moved = studies.add_rater(session, _study(session, study_id), ids[0], actor_id=who.rater_id)
     return _back(session, study_id, f"rater added; {moved} unstarted items moved to them")
 
 
 @router.post("/studies/{study_id}/reassign", response_model=None)
-def reassign(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+def reassign(study_id: int, session: SessionDep, who: AdminRater, form: AdminForm) -> Response:
     ids = _ints(form, "rater")
     if not ids:
         raise ConflictError("pick a rater whose work to reassign")
-    moved, stuck = studies.reassign_rater_work(session, _study(session, study_id), ids[0])
+    moved, stuck = studies.reassign_rater_work(
+        session, _study(session, study_id), ids[0], actor_id=who.rater_id
+    )
     note = f"; {stuck} items had no eligible rater and stayed" if stuck else ""
     return _back(session, study_id, f"reassigned {moved} unfinished items{note}", "/qc")
 
