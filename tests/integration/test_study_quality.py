@@ -84,6 +84,8 @@ def test_win_rate_interval_is_clustered_by_prompt(db_session: Session, tmp_path:
     assert (ckpt.interval.low, ckpt.interval.high) == pytest.approx((expected.low, expected.high))
     assert ckpt.win_rate is not None
     assert ckpt.interval.low < ckpt.win_rate < ckpt.interval.high
+    quick = qc.study_qc(db_session, study, n_boot=0).checkpoints[0]
+    assert quick.interval is None and quick.win_rate == ckpt.win_rate
 
 
 def test_fleiss_and_per_pair_kappa(db_session: Session, tmp_path: Path) -> None:
