@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from app.auth import AdminForm, AdminRater
 from app.deps import SessionDep
 from app.render import render
+from judging.data.models import Rater, Study
 from judging.errors import ConflictError, NotFoundError
+from judging.settings import Settings
+from judging.studies import audit, leases, qc
 from judging.studies import guidelines as rater_guidelines
-from judging.studies import qc
 from judging.studies import service as studies
 from judging.studies.raters import invite_rater, invite_url, list_raters
 
@@ -132,8 +136,23 @@ def qc_page(request: Request, study_id: int, session: SessionDep, who: AdminRate
         "study": study,
         "report": qc.study_qc(session, study),
         "message": request.query_params.get("message"),
+        **_integrity(request, session, study),
     }
     return render(request, "admin/qc.html", context)
+
+
+def _integrity(request: Request, session: SessionDep, study: Study) -> dict[str, Any]:
+    """Completion, "cannot judge" flags and the audit log for the QC page."""
+    settings: Settings = request.app.state.settings
+    leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds))
+    session.commit()
+    names = dict(session.execute(select(Rater.id, Rater.name)).all())
+    return {
+        "completion": leases.completion(session, study),
+        "flags": leases.flagged_items(session, study.id),
+        "audit_log": audit.entries(session, study.id),
+        "names": names,
+    }
 
 
 def _back(session: SessionDep, study_id: int, message: str, page: str = "") -> RedirectResponse:

@@ -18,8 +18,9 @@ from app.deps import SessionDep
 from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
 from judging.errors import NotFoundError
+from judging.settings import Settings
 from judging.studies import guidelines as rater_guidelines
-from judging.studies import rating
+from judging.studies import leases, rating
 from judging.studies.raters import rater_for_token
 
 router = APIRouter()
@@ -32,6 +33,11 @@ def undo_window(request: Request) -> timedelta:
     if isinstance(window, timedelta):
         return window
     return timedelta(seconds=int(os.environ.get("RLHF_UNDO_SECONDS", "120")))
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def _field(form: Any, name: str) -> str | None:
@@ -67,6 +73,8 @@ def logout(_form: RaterForm) -> Response:
 def _page(
     request: Request, session: SessionDep, who: Identity, flash: str | None = None
 ) -> HTMLResponse:
+    # Stalled items (shown, never judged) go back to the pool whenever anyone asks for work.
+    leases.release_expired(session, lease=timedelta(seconds=_settings(request).lease_seconds))
     state = rating.queue_state(session, who.rater_id, undo_window(request))
     guide = (
         rater_guidelines.for_assignment(session, who.rater_id, state.item.public_id)
@@ -151,5 +159,21 @@ def judge(
 def skip(
     request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
 ) -> Response:
-    rating.skip(session, rater_id=who.rater_id, public_id=public_id, reason=_field(form, "reason"))
+    leases.skip_item(
+        session,
+        rater_id=who.rater_id,
+        public_id=public_id,
+        reason=_field(form, "reason"),
+        max_skips=_settings(request).max_skips,
+    )
     return _after(request, session, who, "skipped")
+
+
+@router.post("/rate/{public_id}/flag", response_model=None)
+def flag(
+    request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
+) -> Response:
+    """ "Cannot judge" (broken, unsafe...): out of this queue, shown to admins with the reason."""
+    kind, reason = leases.parse_flag(_field(form, "kind"), _field(form, "reason"))
+    leases.flag(session, rater_id=who.rater_id, public_id=public_id, kind=kind, reason=reason)
+    return _after(request, session, who, "flagged")

@@ -59,7 +59,8 @@ def pair_with_base(
     eligible = [b for b in base if b.seed not in taken_seeds]
     rng.shuffle(eligible)
     seen: set[str] = set()
-    fresh, repeats = [], []
+    fresh: list[Sample] = []
+    repeats: list[Sample] = []
     for sample in eligible:
         key = text_key(sample.text)
         (repeats if key in seen else fresh).append(sample)
@@ -300,3 +301,46 @@ def degrade(text: str, rng: random.Random) -> tuple[str, str]:
         return " ".join(shuffled), method
     chunk = " ".join(words[: max(3, min(12, len(words)))]) or "..."
     return " ".join([chunk] * 4), method
+
+
+def pick_replacement(
+    candidates: Sequence[R],
+    holders: Collection[R],
+    load: Mapping[R, int],
+    seen: Mapping[R, set[str]],
+    texts: frozenset[str],
+    rng: random.Random,
+) -> R | None:
+    """Who takes over an item handed back to the pool: the least-loaded rater who is not on the
+    comparison yet and has not been shown any of its texts (ties at random); None if nobody."""
+    eligible = [r for r in candidates if r not in holders and not texts & seen.get(r, set())]
+    if not eligible:
+        return None
+    return min(eligible, key=lambda r: (load.get(r, 0), rng.random()))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a comparison stands: complete (N live verdicts, or decided without humans), open
+    (someone still holds it) or short (fewer than N verdicts, and `reason` says why)."""
+
+    state: str
+    reason: str | None = None
+
+
+def comparison_outcome(
+    needed: int,
+    verdicts: int,
+    open_items: int,
+    flags: Sequence[str] = (),
+    auto_choice: str | None = None,
+    closed_reason: str | None = None,
+) -> Outcome:
+    if auto_choice is not None:
+        return Outcome("complete", closed_reason)
+    if verdicts >= needed:
+        return Outcome("complete")
+    if open_items:
+        return Outcome("open")
+    reasons = [*flags, *([closed_reason] if closed_reason else [])]
+    return Outcome("short", "; ".join(reasons) or "no eligible rater was left to judge it")

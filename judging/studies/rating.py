@@ -66,22 +66,27 @@ def _open_queue(rater_id: int) -> Select[Assignment]:
     )
 
 
+QUEUED = ("pending", "served", "skipped")
+"""Statuses still waiting in a rater's queue; done and flagged are finished, released moved on."""
+
+
 def progress(session: Session, rater_id: int) -> tuple[int, int]:
-    """(done, total) over the rater's running studies."""
+    """(done, total) over the rater's running studies; items handed to others do not count."""
     rows = session.execute(
         _open_queue(rater_id)
         .with_only_columns(Assignment.status, func.count())
         .group_by(Assignment.status)
     )
     counts = dict(rows.all())
-    return counts.get("done", 0), sum(counts.values())
+    counts.pop("released", None)
+    return counts.get("done", 0) + counts.get("flagged", 0), sum(counts.values())
 
 
 def next_assignment(session: Session, rater_id: int) -> Assignment | None:
     """First unfinished item: lowest study, then queue position (skips were moved to the end)."""
     return session.scalar(
         _open_queue(rater_id)
-        .where(Assignment.status != "done")
+        .where(Assignment.status.in_(QUEUED))
         .order_by(Comparison.study_id, Assignment.position, Assignment.id)
         .limit(1)
     )
@@ -162,6 +167,18 @@ def own_assignment(
     return assignment
 
 
+def item_gone(assignment: Assignment) -> ConflictError:
+    """Why an item no longer takes a verdict from this rater."""
+    if assignment.status == "released":
+        return ConflictError(
+            "this item went to another rater (it waited too long or was skipped); "
+            "here is your next one"
+        )
+    if assignment.status == "flagged":
+        return ConflictError("you marked this item as one you cannot judge")
+    return ConflictError("this item already has your verdict")
+
+
 def parse_submission(
     choice: str | None, rationale: str | None, client_ms: str | None, key: str | None
 ) -> tuple[str, str | None, int | None, str]:
@@ -212,6 +229,8 @@ def record_judgement(
         return False
     if session.scalar(select(Judgement.id).where(*_live_of(assignment.id))):
         return False
+    if assignment.status not in QUEUED:
+        raise item_gone(assignment)
     judgement = Judgement(
         assignment_id=assignment.id,
         choice=choice,
@@ -253,14 +272,15 @@ def _key_holder(session: Session, key: str, assignment_id: int) -> bool:
     return True
 
 
-def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None) -> None:
-    """Put the item back at the end of this rater's queue for the study."""
+def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None) -> Assignment:
+    """Put the item back at the end of this rater's queue for the study, counting the skip
+    (judging.studies.leases hands it on after too many)."""
     text = (reason or "").strip()
     if len(text) > MAX_SKIP_REASON_CHARS:
         raise InvalidSubmission(f"the skip reason is limited to {MAX_SKIP_REASON_CHARS} characters")
     assignment = own_assignment(session, rater_id, public_id, lock=True)
-    if assignment.status == "done":
-        return
+    if assignment.status not in QUEUED:
+        return assignment
     study_id = session.scalar(
         select(Comparison.study_id).where(Comparison.id == assignment.comparison_id)
     )
@@ -271,7 +291,9 @@ def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None)
     )
     assignment.position = (last or 0) + 1
     assignment.status, assignment.skip_reason = "skipped", text or None
+    assignment.skip_count += 1
     session.flush()
+    return assignment
 
 
 def last_undoable(session: Session, rater_id: int, window: timedelta) -> Judgement | None:

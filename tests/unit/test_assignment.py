@@ -186,3 +186,30 @@ def test_no_rater_is_given_a_text_twice() -> None:
 def test_same_text_ignores_whitespace_only() -> None:
     assert plan.same_text("A  b\n c", "A b c")
     assert not plan.same_text("A b c", "a b c")
+
+
+def test_replacement_is_least_loaded_eligible_rater() -> None:
+    rng = random.Random(0)
+    load = {"a": 5, "b": 1, "c": 0, "d": 0}
+    seen = {"c": {"t1"}}
+    # a holds it already, c has seen one of its texts: b or d, and d is idler.
+    assert (
+        plan.pick_replacement(["a", "b", "c", "d"], {"a"}, load, seen, frozenset({"t1"}), rng)
+        == "d"
+    )
+    assert plan.pick_replacement(["a", "c"], {"a"}, load, seen, frozenset({"t1"}), rng) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((2, 2, 0), plan.Outcome("complete")),
+        ((2, 1, 1), plan.Outcome("open")),
+        ((2, 1, 0, ["flagged unsafe: pii"]), plan.Outcome("short", "flagged unsafe: pii")),
+        ((2, 0, 0, [], "tie", "identical"), plan.Outcome("complete", "identical")),
+        ((2, 1, 0, [], None, "skipped twice"), plan.Outcome("short", "skipped twice")),
+        ((2, 1, 0), plan.Outcome("short", "no eligible rater was left to judge it")),
+    ],
+)
+def test_comparison_outcome(args: tuple, expected: plan.Outcome) -> None:
+    assert plan.comparison_outcome(*args) == expected
