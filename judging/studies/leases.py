@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from judging.data.models import (
@@ -111,7 +112,12 @@ def hand_back(
         note = f"{reason}; no other eligible rater"
         comparison.closed_reason = "; ".join(filter(None, [comparison.closed_reason, note]))
     else:
-        _give(session, study, comparison.id, target)
+        try:
+            with session.begin_nested():
+                _give(session, study, comparison.id, target)
+        except IntegrityError:
+            # A concurrent hand-back gave this rater the same comparison: one is enough.
+            target = None
     audit.record(
         session,
         action,
