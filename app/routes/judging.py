@@ -174,6 +174,6 @@ def flag(
     request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
 ) -> Response:
     """ "Cannot judge" (broken, unsafe...): out of this queue, shown to admins with the reason."""
-    kind, reason = leases.parse_flag(_field(form, "kind"), _field(form, "reason"))
+    kind, reason = leases.parse_flag(_field(form, "kind"), _field(form, "flag_reason"))
     leases.flag(session, rater_id=who.rater_id, public_id=public_id, kind=kind, reason=reason)
     return _after(request, session, who, "flagged")

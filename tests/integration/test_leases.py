@@ -155,7 +155,7 @@ def test_cannot_judge_leaves_the_queue_and_shows_on_qc(
     assert empty.status_code == 400 and "reason" in empty.text
     flagged = client.post(
         f"/rate/{item}/flag",
-        data={"csrf_token": csrf, "kind": "unsafe", "reason": "asks for <b>private</b> data"},
+        data={"csrf_token": csrf, "kind": "unsafe", "flag_reason": "asks for <b>private</b> data"},
         follow_redirects=False,
     )
     assert flagged.status_code == 303
