@@ -466,6 +466,7 @@ def requeue(session: Session, study: Study, rater_id: int, rng: random.Random) -
 
 def add_checkpoints(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> int:
     """Judge more checkpoints in a running study; returns the number of new comparisons."""
+    lock_study(session, study)  # one extension at a time: base samples are taken once each
     current = set(study_checkpoint_ids(session, study.id))
     new = [c for c in dict.fromkeys(checkpoint_ids) if c not in current]
     if not new:
