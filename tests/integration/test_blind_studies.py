@@ -167,3 +167,38 @@ def test_identical_pair_is_a_tie_without_a_human(db_session: Session, tmp_path: 
     assert checkpoint.outcomes.get("tie") == 2
     assert checkpoint.win_rate == pytest.approx(5 / 6)
     assert checkpoint.missing_prompts == []
+
+
+def test_added_checkpoint_gets_unused_base_samples(db_session: Session, tmp_path: Path) -> None:
+    lab = build_lab(db_session, tmp_path, prompts=3, steps=(10, 20), base_samples=2)
+    first, second = lab.trained
+    study = studies.create_study(
+        db_session,
+        name="grow",
+        checkpoint_ids=[first.id],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[r.id for r in lab.raters],
+        attention_check_rate=0.0,
+    )
+    studies.add_checkpoints(db_session, study, [second.id])
+    refs = db_session.scalars(
+        select(Comparison.reference_generation_id).where(Comparison.study_id == study.id)
+    ).all()
+    assert len(refs) == 6 and len(set(refs)) == 6  # every comparison its own base sample
+    for rater in lab.raters:
+        served = _serve_everything(db_session, rater.id)
+        texts = Counter(t for left, right, _, _ in served for t in (left, right))
+        assert len(served) == 6 and max(texts.values()) == 1
+    third = build_lab(
+        db_session, tmp_path, prompts=2, steps=(10, 20), base_samples=1, run_name="short", raters=()
+    )
+    other = studies.create_study(
+        db_session,
+        name="short",
+        checkpoint_ids=[third.trained[0].id],
+        prompt_set_id=third.prompt_set_id,
+        rater_ids=[r.id for r in lab.raters],
+        attention_check_rate=0.0,
+    )
+    with pytest.raises(ConflictError, match="missing 2 base sample"):
+        studies.add_checkpoints(db_session, other, [third.trained[1].id])
