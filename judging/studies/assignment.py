@@ -58,7 +58,8 @@ def pair_with_base(
     taken_seeds = {c.seed for c in candidates.values()} | set(blocked_seeds)
     eligible = [b for b in base if b.seed not in taken_seeds]
     rng.shuffle(eligible)
-    seen: set[str] = set()
+    # A base text equal to some checkpoint's text on this prompt would be a repeat on screen.
+    seen: set[str] = {text_key(c.text) for c in candidates.values()}
     fresh: list[Sample] = []
     repeats: list[Sample] = []
     for sample in eligible:

@@ -91,7 +91,8 @@ def study_rows(session: Session, study_id: int) -> list[Row]:
             Judgement,
             and_(Judgement.assignment_id == Assignment.id, Judgement.withdrawn_at.is_(None)),
         )
-        .where(Comparison.study_id == study_id)
+        # An item handed back to the pool lives on in its new rater's assignment.
+        .where(Comparison.study_id == study_id, Assignment.status != "released")
         .order_by(Comparison.id, Assignment.rater_id)
     )
     out = []

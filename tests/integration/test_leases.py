@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from judging.data.models import Assignment, AuditEntry, Comparison, Study
 from judging.errors import ConflictError
-from judging.studies import leases, rating
+from judging.studies import leases, qc, rating
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab
 
@@ -44,7 +44,7 @@ def _holders(session: Session, comparison_id: int) -> dict[int, str]:
 def test_unjudged_served_item_returns_to_the_pool(db_session: Session, tmp_path: Path) -> None:
     lab = build_lab(db_session, tmp_path, prompts=4, raters=("alice", "bob", "carol"))
     alice, bob, carol = lab.raters
-    _study(db_session, lab, 3)
+    study = _study(db_session, lab, 3)
     start = datetime.now(UTC)
     item = rating.next_assignment(db_session, alice.id)
     assert item is not None
@@ -69,6 +69,8 @@ def test_unjudged_served_item_returns_to_the_pool(db_session: Session, tmp_path:
         )
     following = rating.next_assignment(db_session, alice.id)
     assert following is not None and following.id != item.id
+    # The QC totals count the item once, with its new rater: still 4 comparisons x 2 verdicts.
+    assert qc.study_qc(db_session, study).total == 8
 
 
 def test_lease_without_another_eligible_rater_stays(db_session: Session, tmp_path: Path) -> None:

@@ -213,3 +213,11 @@ def test_replacement_is_least_loaded_eligible_rater() -> None:
 )
 def test_comparison_outcome(args: tuple, expected: plan.Outcome) -> None:
     assert plan.comparison_outcome(*args) == expected
+
+
+def test_base_sample_equal_to_a_checkpoint_text_goes_last() -> None:
+    candidates = {0: _sample(100, 0, "shared answer"), 1: _sample(101, 0, "other answer")}
+    base = [_sample(1, 1, "shared  answer"), _sample(2, 2, "base a"), _sample(3, 3, "base b")]
+    for seed in range(20):
+        pairing, missing = plan.pair_with_base(candidates, base, random.Random(seed))
+        assert missing == 0 and {s.id for s in pairing.values()} == {2, 3}
