@@ -93,6 +93,7 @@ def admin_identity(identity: Annotated[Identity, Depends(current_identity)]) -> 
 
 
 CurrentRater = Annotated[Identity, Depends(current_identity)]
+MaybeRater = Annotated[Identity | None, Depends(optional_identity)]
 AdminRater = Annotated[Identity, Depends(admin_identity)]
 
 

@@ -18,7 +18,8 @@ _STATUS = {NotFoundError: 404, PermissionDeniedError: 403, ConflictError: 409}
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="RLHF checkpoint lab", docs_url="/api/docs", redoc_url=None)
+    # The schema and its viewers are served by app.routes.pages, for admins only.
+    app = FastAPI(title="RLHF checkpoint lab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.engine = make_engine(settings.resolved_database_url)
     app.state.session_factory = make_session_factory(app.state.engine)

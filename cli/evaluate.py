@@ -41,6 +41,12 @@ def evaluate(
     ),
     limit: int | None = typer.Option(None, help="Only the first N prompts of the set."),
     poll: float = typer.Option(10.0, help="Seconds between polls with --watch."),
+    replicates: int | None = typer.Option(
+        None,
+        "--replicates",
+        min=1,
+        help="With --checkpoint: responses per prompt (a base needs one per judged checkpoint).",
+    ),
 ) -> None:
     """Evaluate checkpoints that have no finished evaluation (base checkpoints first)."""
     from judging.data.db import check_connection, make_engine, make_session_factory
@@ -59,8 +65,10 @@ def evaluate(
 
     try:
         if checkpoint is not None:
-            _one(factory, checkpoint, set_name, config, report)
+            _one(factory, checkpoint, set_name, config, report, replicates)
             return
+        if replicates is not None:
+            raise ConflictError("--replicates needs --checkpoint (the base to sample again)")
         outcomes = watch_loop(
             factory,
             config=config,
@@ -83,14 +91,20 @@ def _one(
     set_name: str | None,
     config: EvalConfig,
     report: Callable[[JobOutcome], None],
+    replicates: int | None = None,
 ) -> None:
-    """Evaluate one checkpoint now (re-queueing it if it failed before)."""
+    """Evaluate one checkpoint now (re-queueing it if it failed before, or wants more samples)."""
     from judging.evaluation.queue import default_prompt_set, requeue
     from training.evaluation.worker import process_one
 
     with factory() as session:
         prompt_set_id = default_prompt_set(session, set_name).id
-        evaluation = requeue(session, checkpoint_id=checkpoint_id, prompt_set_id=prompt_set_id)
+        evaluation = requeue(
+            session,
+            checkpoint_id=checkpoint_id,
+            prompt_set_id=prompt_set_id,
+            replicates=replicates,
+        )
         status = evaluation.status
         session.commit()
     if status == "done":

@@ -76,7 +76,7 @@ def list_() -> None:
 
     with db_session() as session:
         for s in list_studies(session):
-            report = study_qc(session, s)
+            report = study_qc(session, s, n_boot=0)  # progress only: no intervals
             console.print(
                 f"{s.id}\t{s.name}\t{s.status}\t{report.done}/{report.total} judged",
                 highlight=False,

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     )
     """Signs session cookies and CSRF tokens."""
 
+    lease_seconds: int = Field(default=1800, ge=1, validation_alias="RLHF_LEASE_SECONDS")
+    """A served item with no verdict after this long goes to another eligible rater."""
+
+    max_skips: int = Field(default=2, ge=1, validation_alias="RLHF_MAX_SKIPS")
+    """After this many skips by one rater an item goes to another eligible rater."""
+
     host: str = Field(default="127.0.0.1", validation_alias="RLHF_HOST")
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="RLHF_PORT")
 

@@ -33,8 +33,14 @@ def build_lab(
     raters: tuple[str, ...] = ("alice", "bob"),
     run_name: str = "ppo-lab",
     texts: dict[tuple[str, int], str] | None = None,
+    base_samples: int | None = None,
 ) -> Lab:
-    """`texts[(who, prompt index)]` overrides a response; who is "base" or the step as str."""
+    """`texts[(who, prompt index)]` overrides a response; who is "base" or the step as str.
+
+    Checkpoints answer with seed 0; the base gets `base_samples` (default: one per checkpoint)
+    independent samples on seeds 1.. (replicates 1..), as a blind study needs. Base sample r > 1
+    reads `texts[("base#r", i)]`, by default the base text with " Take r." appended.
+    """
     run = registry.start_run(
         session, name=run_name, algorithm="ppo", base_model="models/base", config={}
     )
@@ -54,23 +60,28 @@ def build_lab(
     )
     prompt_ids = [p.id for p in prompt_set.prompts]
     texts = texts or {}
+    samples = len(steps) if base_samples is None else base_samples
     for n, (who, ckpt) in enumerate([("base", base), *[(str(c.step), c) for c in trained]]):
         for i, pid in enumerate(prompt_ids):
             # A neutral variant letter, never the run or step (the blindness tests look for those).
             letter = "QRSTUVWXYZ"[n % 10]
             default = f"Variant {letter} answers prompt {i}. It has two sentences. And a third."
             text = texts.get((who, i), default)
-            session.add(
-                Generation(
-                    checkpoint_id=ckpt.id,
-                    prompt_id=pid,
-                    text=text,
-                    token_count=12,
-                    finish_reason="stop",
-                    backend="import",
-                    seed=0,
+            replicates = range(1, samples + 1) if who == "base" else range(1)
+            for r in replicates:
+                take = text if r <= 1 else texts.get((f"base#{r}", i), f"{text} Take {r}.")
+                session.add(
+                    Generation(
+                        checkpoint_id=ckpt.id,
+                        prompt_id=pid,
+                        text=take,
+                        token_count=12,
+                        finish_reason="stop",
+                        backend="import",
+                        seed=r,
+                        replicate=r,
+                    )
                 )
-            )
     tokens, people = {}, []
     for name in raters:
         rater, token = invite_rater(

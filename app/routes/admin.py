@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from app.auth import AdminForm, AdminRater
 from app.deps import SessionDep
 from app.render import render
+from judging.data.models import Rater, Study
 from judging.errors import ConflictError, NotFoundError
-from judging.studies import qc
+from judging.settings import Settings
+from judging.studies import audit, leases, qc
+from judging.studies import guidelines as rater_guidelines
 from judging.studies import service as studies
 from judging.studies.raters import invite_rater, invite_url, list_raters
 
@@ -81,6 +86,11 @@ def create_study(session: SessionDep, form: AdminForm) -> Response:
         raters_per_comparison=_number(form, "raters_per_comparison", 2, int),
         attention_check_rate=_number(form, "attention_check_rate", 0.05),
     )
+    min_pass = _number(form, "min_attention_pass_rate", 0.8)
+    if not 0 <= min_pass <= 1:
+        raise ConflictError("the minimum attention pass rate must be within 0..1")
+    study.min_attention_pass_rate = min_pass
+    study.guidelines = rater_guidelines.clean(str(form.get("guidelines") or ""))
     session.commit()  # before the redirect: get_db would commit only after the response is sent
     return RedirectResponse(f"/admin/studies/{study.id}", status_code=303)
 
@@ -126,8 +136,23 @@ def qc_page(request: Request, study_id: int, session: SessionDep, who: AdminRate
         "study": study,
         "report": qc.study_qc(session, study),
         "message": request.query_params.get("message"),
+        **_integrity(request, session, study),
     }
     return render(request, "admin/qc.html", context)
+
+
+def _integrity(request: Request, session: SessionDep, study: Study) -> dict[str, Any]:
+    """Completion, "cannot judge" flags and the audit log for the QC page."""
+    settings: Settings = request.app.state.settings
+    leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds))
+    session.commit()
+    names = dict(session.execute(select(Rater.id, Rater.name)).all())
+    return {
+        "completion": leases.completion(session, study),
+        "flags": leases.flagged_items(session, study.id),
+        "audit_log": audit.entries(session, study.id),
+        "names": names,
+    }
 
 
 def _back(session: SessionDep, study_id: int, message: str, page: str = "") -> RedirectResponse:
@@ -149,22 +174,48 @@ def add_checkpoints(study_id: int, session: SessionDep, form: AdminForm) -> Resp
 
 
 @router.post("/studies/{study_id}/raters", response_model=None)
-def add_rater(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+def add_rater(study_id: int, session: SessionDep, who: AdminRater, form: AdminForm) -> Response:
     ids = _ints(form, "rater")
     if not ids:
         raise ConflictError("pick a rater to add")
-    moved = studies.add_rater(session, _study(session, study_id), ids[0])
+    moved = studies.add_rater(session, _study(session, study_id), ids[0], actor_id=who.rater_id)
     return _back(session, study_id, f"rater added; {moved} unstarted items moved to them")
 
 
 @router.post("/studies/{study_id}/reassign", response_model=None)
-def reassign(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+def reassign(study_id: int, session: SessionDep, who: AdminRater, form: AdminForm) -> Response:
     ids = _ints(form, "rater")
     if not ids:
         raise ConflictError("pick a rater whose work to reassign")
-    moved, stuck = studies.reassign_rater_work(session, _study(session, study_id), ids[0])
+    moved, stuck = studies.reassign_rater_work(
+        session, _study(session, study_id), ids[0], actor_id=who.rater_id
+    )
     note = f"; {stuck} items had no eligible rater and stayed" if stuck else ""
     return _back(session, study_id, f"reassigned {moved} unfinished items{note}", "/qc")
+
+
+@router.post("/studies/{study_id}/raters/{rater_id}/exclude", response_model=None)
+def exclude_rater(
+    study_id: int, rater_id: int, session: SessionDep, who: AdminRater, form: AdminForm
+) -> Response:
+    reason = str(form.get("reason") or "").strip()[:500] or None
+    qc.exclude_rater(session, _study(session, study_id), rater_id, by=who.rater_id, reason=reason)
+    return _back(session, study_id, "rater excluded from the statistics", "/qc")
+
+
+@router.post("/studies/{study_id}/raters/{rater_id}/restore", response_model=None)
+def restore_rater(
+    study_id: int, rater_id: int, session: SessionDep, who: AdminRater, _form: AdminForm
+) -> Response:
+    qc.restore_rater(session, _study(session, study_id), rater_id, by=who.rater_id)
+    return _back(session, study_id, "rater counted in the statistics again", "/qc")
+
+
+@router.post("/studies/{study_id}/guidelines", response_model=None)
+def set_guidelines(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+    text = str(form.get("guidelines") or "")
+    rater_guidelines.set_guidelines(session, _study(session, study_id), text)
+    return _back(session, study_id, "guidelines saved; raters see them again on their next visit")
 
 
 @router.post("/studies/{study_id}/status", response_model=None)

@@ -18,7 +18,9 @@ from app.deps import SessionDep
 from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
 from judging.errors import NotFoundError
-from judging.studies import rating
+from judging.settings import Settings
+from judging.studies import guidelines as rater_guidelines
+from judging.studies import leases, rating
 from judging.studies.raters import rater_for_token
 
 router = APIRouter()
@@ -31,6 +33,11 @@ def undo_window(request: Request) -> timedelta:
     if isinstance(window, timedelta):
         return window
     return timedelta(seconds=int(os.environ.get("RLHF_UNDO_SECONDS", "120")))
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def _field(form: Any, name: str) -> str | None:
@@ -66,8 +73,15 @@ def logout(_form: RaterForm) -> Response:
 def _page(
     request: Request, session: SessionDep, who: Identity, flash: str | None = None
 ) -> HTMLResponse:
+    # Stalled items (shown, never judged) go back to the pool whenever anyone asks for work.
+    leases.release_expired(session, lease=timedelta(seconds=_settings(request).lease_seconds))
     state = rating.queue_state(session, who.rater_id, undo_window(request))
-    context = {"who": who, "state": state, "flash": flash, "csrf": who.csrf}
+    guide = (
+        rater_guidelines.for_assignment(session, who.rater_id, state.item.public_id)
+        if state.item
+        else None
+    )
+    context = {"who": who, "state": state, "flash": flash, "csrf": who.csrf, "guidelines": guide}
     response = render(request, "rate.html", context, block="queue")
     # Commit before the response leaves: get_db commits only after it is sent (FastAPI's
     # "request" scope), and the browser's next request must see this one's writes.
@@ -87,9 +101,35 @@ def _after(request: Request, session: SessionDep, who: Identity, flash: str) -> 
     return RedirectResponse(f"/rate?flash={flash}", status_code=303)
 
 
+@router.get("/rate/guidelines/{study_id}", response_class=HTMLResponse)
+def guidelines_page(
+    request: Request, study_id: int, session: SessionDep, who: CurrentRater
+) -> HTMLResponse:
+    view = rater_guidelines.for_study(session, who.rater_id, study_id)
+    return render(request, "guidelines.html", {"who": who, "csrf": who.csrf, "guide": view})
+
+
+@router.post("/rate/guidelines/{study_id}/seen", response_model=None)
+def guidelines_seen(
+    request: Request, study_id: int, session: SessionDep, who: CurrentRater, _form: RaterForm
+) -> Response:
+    rater_guidelines.mark_seen(session, who.rater_id, study_id)
+    session.commit()
+    if is_htmx(request):
+        return _page(request, session, who)
+    return RedirectResponse("/rate", status_code=303)
+
+
 @router.post("/rate/undo", response_model=None)
-def undo(request: Request, session: SessionDep, who: CurrentRater, _form: RaterForm) -> Response:
-    undone = rating.undo_last(session, rater_id=who.rater_id, window=undo_window(request))
+def undo(request: Request, session: SessionDep, who: CurrentRater, form: RaterForm) -> Response:
+    item = _field(form, "undo_item")
+    if not item:
+        raise rating.InvalidSubmission(
+            "undo needs to know which verdict to withdraw; reload the page and use its button"
+        )
+    undone = rating.undo(
+        session, rater_id=who.rater_id, public_id=item, window=undo_window(request)
+    )
     return _after(request, session, who, "undone" if undone else "nothing-to-undo")
 
 
@@ -119,5 +159,21 @@ def judge(
 def skip(
     request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
 ) -> Response:
-    rating.skip(session, rater_id=who.rater_id, public_id=public_id, reason=_field(form, "reason"))
+    leases.skip_item(
+        session,
+        rater_id=who.rater_id,
+        public_id=public_id,
+        reason=_field(form, "reason"),
+        max_skips=_settings(request).max_skips,
+    )
     return _after(request, session, who, "skipped")
+
+
+@router.post("/rate/{public_id}/flag", response_model=None)
+def flag(
+    request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
+) -> Response:
+    """ "Cannot judge" (broken, unsafe...): out of this queue, shown to admins with the reason."""
+    kind, reason = leases.parse_flag(_field(form, "kind"), _field(form, "flag_reason"))
+    leases.flag(session, rater_id=who.rater_id, public_id=public_id, kind=kind, reason=reason)
+    return _after(request, session, who, "flagged")

@@ -1,13 +1,20 @@
-"""Index and health."""
+"""Index (admins only), the API docs (admins only) and health.
+
+Run names and each checkpoint's reward, KL and length are exactly what a rater must not see
+("longer means trained"), so the index and the API schema are admin pages: a signed-in rater is
+sent to their queue, anyone else to the invite notice.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
 
+from app.auth import NEED_INVITE, MaybeRater
 from app.deps import SessionDep
 from app.render import render
 from judging.data.overview import run_overviews
@@ -25,9 +32,21 @@ def health(session: SessionDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
-@router.get("/", response_class=HTMLResponse)
-def index(request: Request, session: SessionDep) -> HTMLResponse:
-    context: dict[str, Any] = {"runs": run_overviews(session)}
+def _not_for_you(who: MaybeRater) -> Response | None:
+    """Where a non-admin goes instead: a rater to their queue, anyone else to the invite notice."""
+    if who is None:
+        return RedirectResponse(NEED_INVITE, status_code=303)
+    if not who.is_admin:
+        return RedirectResponse("/rate", status_code=303)
+    return None
+
+
+@router.get("/", response_model=None)
+def index(request: Request, session: SessionDep, who: MaybeRater) -> Response:
+    elsewhere = _not_for_you(who)
+    if elsewhere is not None:
+        return elsewhere
+    context: dict[str, Any] = {"runs": run_overviews(session), "who": who}
     return render(request, "index.html", context, block="runs")
 
 
@@ -35,3 +54,22 @@ def index(request: Request, session: SessionDep) -> HTMLResponse:
 def favicon() -> FileResponse:
     """Browsers ask for it on every page that names no icon; a 404 there is console noise."""
     return FileResponse(PROJECT_ROOT / "static" / "favicon.svg", media_type="image/svg+xml")
+
+
+@router.get("/openapi.json", include_in_schema=False, response_model=None)
+def openapi_schema(request: Request, who: MaybeRater) -> Response:
+    return _not_for_you(who) or JSONResponse(request.app.openapi())
+
+
+@router.get("/api/docs", include_in_schema=False, response_model=None)
+def api_docs(who: MaybeRater) -> Response:
+    return _not_for_you(who) or get_swagger_ui_html(
+        openapi_url="/openapi.json", title="RLHF checkpoint lab API"
+    )
+
+
+@router.get("/api/redoc", include_in_schema=False, response_model=None)
+def api_redoc(who: MaybeRater) -> Response:
+    return _not_for_you(who) or get_redoc_html(
+        openapi_url="/openapi.json", title="RLHF checkpoint lab API"
+    )

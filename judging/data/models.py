@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -37,7 +38,20 @@ FINISH_REASONS = ("stop", "length")
 EVALUATION_STATUSES = ("pending", "running", "done", "failed")
 STUDY_STATUSES = ("draft", "running", "closed")
 COMPARISON_KINDS = ("normal", "attention")
-ASSIGNMENT_STATUSES = ("pending", "served", "skipped", "done")
+ASSIGNMENT_STATUSES = ("pending", "served", "skipped", "done", "flagged", "released")
+"""flagged: marked cannot-judge by its rater; released: handed back to the pool."""
+FLAG_KINDS = ("broken", "unsafe", "other")
+AUTO_CHOICES = ("tie",)
+AUDIT_ACTIONS = (
+    "reassign",
+    "rebalance",
+    "withdraw",
+    "lease_expired",
+    "skip_released",
+    "flagged",
+    "auto_tie",
+    "closed",
+)
 SIDES = ("left", "right")
 CHOICES = ("left", "right", "tie", "both_bad")
 ROLES = ("rater", "admin")
@@ -185,6 +199,8 @@ class Generation(Base):
     """Which weights produced it: base model path plus adapter path, or a served model name."""
     sampling_params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     seed: Mapped[int] = mapped_column(Integer, default=0)
+    replicate: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """0 for the response every checkpoint shares a seed with; 1.. for extra base samples."""
     reward_score: Mapped[float | None] = mapped_column(Float)
     kl_k1: Mapped[float | None] = mapped_column(Float)
     """Sum over response tokens of log p_ckpt - log p_base (k1 estimator)."""
@@ -204,12 +220,19 @@ class Evaluation(Base):
     __table_args__ = (
         UniqueConstraint("checkpoint_id", "prompt_set_id"),
         _one_of("status", EVALUATION_STATUSES),
+        CheckConstraint("replicates >= 1", name="replicates_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id", ondelete="CASCADE"))
     prompt_set_id: Mapped[int] = mapped_column(ForeignKey("prompt_sets.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default="pending")
+    replicates: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Responses per prompt: replicate 0 uses the shared seed, replicates 1.. use disjoint seeds.
+
+    Extra replicates are wanted for the base, so every checkpoint of a study is compared against
+    its own independently sampled base response (see README, "Blind by construction").
+    """
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     """Aggregates (mean reward, KL with CI, diagnostics); written only when every row exists."""
@@ -249,6 +272,10 @@ class Study(Base):
         CheckConstraint(
             "attention_check_rate >= 0 AND attention_check_rate <= 1", name="attention_rate_range"
         ),
+        CheckConstraint(
+            "min_attention_pass_rate >= 0 AND min_attention_pass_rate <= 1",
+            name="attention_pass_range",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -259,6 +286,10 @@ class Study(Base):
     attention_check_rate: Mapped[float] = mapped_column(Float, default=0.05)
     seed: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="running")
+    guidelines: Mapped[str | None] = mapped_column(Text)
+    """Rater instructions (markdown): shown on a rater's first visit, then behind a link."""
+    min_attention_pass_rate: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
+    """Raters whose attention-check pass rate is below this are flagged on the QC page."""
     created_at: Mapped[datetime] = _now()
 
     reference: Mapped[Checkpoint] = relationship()
@@ -281,6 +312,37 @@ class StudyRater(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    guidelines_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the rater was first shown the study's guidelines (None: show them next)."""
+
+
+class RaterExclusion(Base):
+    """A rater's verdicts left out of a study's statistics, by whom and when; reversible.
+
+    Restoring sets `restored_at` (the row stays as the record); at most one active exclusion per
+    study and rater.
+    """
+
+    __tablename__ = "rater_exclusions"
+    __table_args__ = (
+        Index(
+            "uq_rater_exclusions_active",
+            "study_id",
+            "rater_id",
+            unique=True,
+            postgresql_where=text("restored_at IS NULL"),
+            sqlite_where=text("restored_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    excluded_by_id: Mapped[int | None] = mapped_column(ForeignKey("raters.id", ondelete="SET NULL"))
+    excluded_at: Mapped[datetime] = _now()
+    restored_by_id: Mapped[int | None] = mapped_column(ForeignKey("raters.id", ondelete="SET NULL"))
+    restored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Comparison(Base):
@@ -294,6 +356,7 @@ class Comparison(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "prompt_id", "checkpoint_id", "kind"),
         _one_of("kind", COMPARISON_KINDS),
+        CheckConstraint("auto_choice IS NULL OR auto_choice IN ('tie')", name="auto_choice_valid"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -305,6 +368,10 @@ class Comparison(Base):
     kind: Mapped[str] = mapped_column(String(16), default="normal")
     degraded_text: Mapped[str | None] = mapped_column(Text)
     degradation: Mapped[str | None] = mapped_column(String(32))
+    auto_choice: Mapped[str | None] = mapped_column(String(16))
+    """Set when no human is asked: identical texts on both sides are recorded as a tie."""
+    closed_reason: Mapped[str | None] = mapped_column(Text)
+    """Why the comparison ends with fewer than N human verdicts (identical texts, flagged...)."""
     created_at: Mapped[datetime] = _now()
 
     prompt: Mapped[Prompt] = relationship()
@@ -321,6 +388,10 @@ class Assignment(Base):
         UniqueConstraint("comparison_id", "rater_id"),
         _one_of("status", ASSIGNMENT_STATUSES),
         _one_of("checkpoint_side", SIDES),
+        CheckConstraint(
+            "flag_kind IS NULL OR flag_kind IN ('broken', 'unsafe', 'other')",
+            name="flag_kind_valid",
+        ),
         Index("ix_assignments_rater_queue", "rater_id", "status", "position"),
     )
 
@@ -333,6 +404,10 @@ class Assignment(Base):
     position: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     skip_reason: Mapped[str | None] = mapped_column(Text)
+    skip_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    flag_kind: Mapped[str | None] = mapped_column(String(16))
+    """broken or unsafe or other: the rater says it cannot be judged (see flag_reason)."""
+    flag_reason: Mapped[str | None] = mapped_column(Text)
     served_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
@@ -342,11 +417,20 @@ class Assignment(Base):
 
 
 class Judgement(Base):
-    """A rater's verdict on one assignment; at most one per assignment, enforced by the database."""
+    """A rater's verdict on one assignment; at most one live (not withdrawn) per assignment.
+
+    Undo never deletes: it sets `withdrawn_at`, and every statistic and export reads live rows only.
+    """
 
     __tablename__ = "judgements"
     __table_args__ = (
-        UniqueConstraint("assignment_id"),
+        Index(
+            "uq_judgements_live_assignment",
+            "assignment_id",
+            unique=True,
+            postgresql_where=text("withdrawn_at IS NULL"),
+            sqlite_where=text("withdrawn_at IS NULL"),
+        ),
         UniqueConstraint("idempotency_key"),
         _one_of("choice", CHOICES),
         CheckConstraint("time_on_item_ms IS NULL OR time_on_item_ms >= 0", name="time_nonnegative"),
@@ -358,9 +442,34 @@ class Judgement(Base):
     rationale: Mapped[str | None] = mapped_column(Text)
     time_on_item_ms: Mapped[int | None] = mapped_column(Integer)
     idempotency_key: Mapped[str] = mapped_column(String(100))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
 
     assignment: Mapped[Assignment] = relationship()
+
+
+class AuditEntry(Base):
+    """Who moved or withdrew what, when: admin moves, released leases, undone verdicts."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        _one_of("action", AUDIT_ACTIONS),
+        Index("ix_audit_log_study_created", "study_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("raters.id", ondelete="SET NULL"))
+    """The admin or rater who acted; None for the system (expired lease, identical texts)."""
+    action: Mapped[str] = mapped_column(String(32))
+    assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignments.id", ondelete="SET NULL")
+    )
+    judgement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("judgements.id", ondelete="SET NULL")
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = _now()
 
 
 class Recommendation(Base):

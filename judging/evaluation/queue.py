@@ -160,8 +160,14 @@ def mark_failed(session: Session, evaluation: Evaluation, error: str) -> None:
     session.flush()
 
 
-def requeue(session: Session, *, checkpoint_id: int, prompt_set_id: int) -> Evaluation:
-    """Make one checkpoint's job claimable again (a retry after failure, or a forced re-run)."""
+def requeue(
+    session: Session, *, checkpoint_id: int, prompt_set_id: int, replicates: int | None = None
+) -> Evaluation:
+    """Make one checkpoint's job claimable again (a retry after failure, or a forced re-run).
+
+    `replicates` raises the number of responses per prompt; a finished job becomes pending again
+    and a worker fills only the missing samples.
+    """
     ensure_evaluations(session, prompt_set_id=prompt_set_id, checkpoint_ids=[checkpoint_id])
     evaluation = session.scalar(
         select(Evaluation).where(
@@ -173,6 +179,10 @@ def requeue(session: Session, *, checkpoint_id: int, prompt_set_id: int) -> Eval
     if evaluation.status == "failed":
         evaluation.status = "pending"
         evaluation.error = None
+    if replicates is not None and replicates > evaluation.replicates:
+        evaluation.replicates = replicates
+        if evaluation.status == "done":
+            evaluation.status = "pending"
     session.flush()
     return evaluation
 

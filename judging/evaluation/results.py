@@ -39,6 +39,7 @@ class NewGeneration:
     kl_k1: float | None = None
     kl_k3: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    replicate: int = 0
 
 
 def job_prompts(session: Session, prompt_set_id: int, limit: int | None = None) -> list[Prompt]:
@@ -46,16 +47,30 @@ def job_prompts(session: Session, prompt_set_id: int, limit: int | None = None) 
     return list(session.scalars(query.limit(limit) if limit else query))
 
 
-def prompt_seed(config: EvalConfig, prompt: Prompt) -> int:
-    """The same prompt gets the same seed for the base and every checkpoint."""
-    return config.seed + prompt.position
+REPLICATE_SEED_STRIDE = 1_000_000
+"""Replicate r >= 1 samples with seed + r * stride + position: never a seed replicate 0 uses
+(prompt sets stay far below a million prompts), so an extra base sample never repeats the text
+a checkpoint drew with the shared seed."""
+
+
+def prompt_seed(config: EvalConfig, prompt: Prompt, replicate: int = 0) -> int:
+    """Replicate 0: the same seed for the base and every checkpoint (paired KL and reward).
+
+    Replicates 1.. are extra, independent samples (wanted for the base: a blind study pairs each
+    checkpoint with its own base response), on seeds disjoint from replicate 0's.
+    """
+    return config.seed + replicate * REPLICATE_SEED_STRIDE + prompt.position
 
 
 def done_prompt_ids(
-    session: Session, checkpoint_id: int, prompts: Sequence[Prompt], config: EvalConfig
+    session: Session,
+    checkpoint_id: int,
+    prompts: Sequence[Prompt],
+    config: EvalConfig,
+    replicate: int = 0,
 ) -> set[int]:
     """Prompts of the job that already have a row for their seed (a resumed job skips them)."""
-    seeds = {p.id: prompt_seed(config, p) for p in prompts}
+    seeds = {p.id: prompt_seed(config, p, replicate) for p in prompts}
     rows = session.execute(
         select(Generation.prompt_id, Generation.seed).where(
             Generation.checkpoint_id == checkpoint_id, Generation.prompt_id.in_(list(seeds))
@@ -81,6 +96,7 @@ def store_generations(
             checkpoint_id=checkpoint_id,
             prompt_id=item.prompt_id,
             seed=item.seed,
+            replicate=item.replicate,
             text=item.text,
             token_count=item.token_count,
             finish_reason=item.finish_reason,
@@ -113,7 +129,10 @@ def _records(
     rows = session.scalars(
         select(Generation)
         .where(
-            Generation.checkpoint_id == checkpoint_id, Generation.prompt_id.in_(list(prompt_ids))
+            Generation.checkpoint_id == checkpoint_id,
+            Generation.prompt_id.in_(list(prompt_ids)),
+            # Extra base samples are for studies; the aggregates stay on the shared seed.
+            Generation.replicate == 0,
         )
         .order_by(Generation.prompt_id, Generation.seed)
     )

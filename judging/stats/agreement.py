@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import combinations, permutations
 from typing import TypeVar
 
@@ -96,3 +97,66 @@ def winner(choice: str, checkpoint_side: str) -> str:
     if choice in ("tie", "both_bad"):
         return choice
     return "checkpoint" if choice == checkpoint_side else "reference"
+
+
+def fleiss_kappa(units: Iterable[Sequence[L]]) -> float | None:
+    """Fleiss' kappa for a fixed number n >= 2 of ratings per unit (Fleiss 1971).
+
+    P_i = (sum_j n_ij^2 - n) / (n (n - 1)) is unit i's pairwise agreement, P_bar their mean;
+    p_j is category j's share of all ratings and P_e = sum_j p_j^2. kappa = (P_bar - P_e) /
+    (1 - P_e). Raters need not be the same people across units (that is the point of Fleiss'
+    kappa, and of our design where each comparison draws its own N raters). Raises ValueError
+    when units have different numbers of ratings; None without units or when P_e is 1.
+    """
+    rows = [Counter(labels) for labels in units]
+    if not rows:
+        return None
+    sizes = {sum(row.values()) for row in rows}
+    if len(sizes) != 1:
+        raise ValueError(
+            f"Fleiss' kappa needs the same number of ratings per unit, got {sorted(sizes)}"
+        )
+    n = sizes.pop()
+    if n < 2:
+        raise ValueError("Fleiss' kappa needs at least two ratings per unit")
+    p_bar = sum((sum(c * c for c in row.values()) - n) / (n * (n - 1)) for row in rows) / len(rows)
+    totals: Counter[L] = Counter()
+    for row in rows:
+        totals.update(row)
+    p_e = sum((count / (n * len(rows))) ** 2 for count in totals.values())
+    if p_e == 1:
+        return 1.0 if p_bar == 1 else None
+    return (p_bar - p_e) / (1 - p_e)
+
+
+R = TypeVar("R", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class PairAgreement:
+    """Agreement of one pair of raters over the units both rated."""
+
+    rater_a: Hashable
+    rater_b: Hashable
+    n: int
+    agreement: float
+    kappa: float | None
+
+
+def pairwise_cohen_kappa(units: Iterable[Mapping[R, L]]) -> list[PairAgreement]:
+    """Cohen's kappa for every pair of raters over the units both of them rated.
+
+    `units` maps rater -> label per unit. Pairs are ordered by sorted rater key, so each pair's
+    two marginals belong to two real people (pooling all pairs into one "Cohen's kappa" mixes
+    raters and is not Cohen's kappa).
+    """
+    by_pair: dict[tuple[R, R], list[tuple[L, L]]] = defaultdict(list)
+    for unit in units:
+        raters = sorted(unit, key=repr)
+        for a, b in combinations(raters, 2):
+            by_pair[(a, b)].append((unit[a], unit[b]))
+    out = []
+    for (a, b), pairs in sorted(by_pair.items(), key=lambda kv: (repr(kv[0][0]), repr(kv[0][1]))):
+        agree = sum(x == y for x, y in pairs) / len(pairs)
+        out.append(PairAgreement(a, b, len(pairs), agree, cohen_kappa(pairs)))
+    return out

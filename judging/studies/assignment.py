@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TypeVar
@@ -23,14 +23,71 @@ R = TypeVar("R", bound=Hashable)
 P = TypeVar("P", bound=Hashable)
 
 
+def text_key(text: str) -> str:
+    """What counts as "the same response" for a rater: equal after collapsing whitespace."""
+    return " ".join(text.split())
+
+
+def same_text(a: str, b: str) -> bool:
+    return text_key(a) == text_key(b)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One stored response: its generation id, sampling seed and text."""
+
+    id: int
+    seed: int
+    text: str
+
+
+def pair_with_base(
+    candidates: Mapping[K, Sample],
+    base: Sequence[Sample],
+    rng: random.Random,
+    blocked_seeds: Collection[int] = (),
+) -> tuple[dict[K, Sample], int]:
+    """Give each checkpoint's response on one prompt its own base response.
+
+    A base sample drawn with a seed some candidate used is not independent of it (an early
+    checkpoint may even reproduce it word for word), so it is never eligible. Samples with
+    distinct texts are used first, so a rater meets no base text twice. Returns the pairing
+    (candidates that got one) and how many base samples are missing. `blocked_seeds` are seeds
+    already on screen for this prompt (earlier checkpoints of the study).
+    """
+    taken_seeds = {c.seed for c in candidates.values()} | set(blocked_seeds)
+    eligible = [b for b in base if b.seed not in taken_seeds]
+    rng.shuffle(eligible)
+    # A base text equal to some checkpoint's text on this prompt would be a repeat on screen.
+    seen: set[str] = {text_key(c.text) for c in candidates.values()}
+    fresh: list[Sample] = []
+    repeats: list[Sample] = []
+    for sample in eligible:
+        key = text_key(sample.text)
+        (repeats if key in seen else fresh).append(sample)
+        seen.add(key)
+    order = list(candidates)
+    rng.shuffle(order)
+    pool = fresh + repeats
+    pairing = {key: pool[i] for i, key in enumerate(order[: len(pool)])}
+    return pairing, max(0, len(order) - len(pool))
+
+
 def assign_raters(
     comparisons: Sequence[K],
     raters: Sequence[R],
     per_comparison: int,
     rng: random.Random,
     load: Mapping[R, int] | None = None,
+    texts: Mapping[K, frozenset[str]] | None = None,
+    seen: Mapping[R, set[str]] | None = None,
 ) -> dict[K, list[R]]:
-    """Give each comparison `per_comparison` distinct raters, least-loaded first, ties at random."""
+    """Give each comparison `per_comparison` distinct raters, least-loaded first, ties at random.
+
+    With `texts` (comparison -> keys of the texts it shows) a rater never gets a comparison
+    showing a text they have already been given (`seen` holds what earlier assignments showed);
+    a comparison then may get fewer raters than asked, and the caller records why.
+    """
     if per_comparison < 1:
         raise ConflictError("raters per comparison must be at least 1")
     if len(set(raters)) < per_comparison:
@@ -39,15 +96,20 @@ def assign_raters(
             f"got {len(set(raters))}"
         )
     counts: dict[R, int] = {r: (load or {}).get(r, 0) for r in dict.fromkeys(raters)}
+    shown: dict[R, set[str]] = {r: set((seen or {}).get(r, set())) for r in counts}
     order = list(comparisons)
     rng.shuffle(order)
     result: dict[K, list[R]] = {}
     for key in order:
+        keys = (texts or {}).get(key, frozenset())
         # A random key per rater breaks ties without favouring whoever was listed first.
-        ranked = sorted(counts, key=lambda r: (counts[r], rng.random()))
+        ranked = sorted(
+            (r for r in counts if not keys & shown[r]), key=lambda r: (counts[r], rng.random())
+        )
         chosen = ranked[:per_comparison]
         for r in chosen:
             counts[r] += 1
+            shown[r] |= keys
         result[key] = chosen
     return result
 
@@ -240,3 +302,46 @@ def degrade(text: str, rng: random.Random) -> tuple[str, str]:
         return " ".join(shuffled), method
     chunk = " ".join(words[: max(3, min(12, len(words)))]) or "..."
     return " ".join([chunk] * 4), method
+
+
+def pick_replacement(
+    candidates: Sequence[R],
+    holders: Collection[R],
+    load: Mapping[R, int],
+    seen: Mapping[R, set[str]],
+    texts: frozenset[str],
+    rng: random.Random,
+) -> R | None:
+    """Who takes over an item handed back to the pool: the least-loaded rater who is not on the
+    comparison yet and has not been shown any of its texts (ties at random); None if nobody."""
+    eligible = [r for r in candidates if r not in holders and not texts & seen.get(r, set())]
+    if not eligible:
+        return None
+    return min(eligible, key=lambda r: (load.get(r, 0), rng.random()))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a comparison stands: complete (N live verdicts, or decided without humans), open
+    (someone still holds it) or short (fewer than N verdicts, and `reason` says why)."""
+
+    state: str
+    reason: str | None = None
+
+
+def comparison_outcome(
+    needed: int,
+    verdicts: int,
+    open_items: int,
+    flags: Sequence[str] = (),
+    auto_choice: str | None = None,
+    closed_reason: str | None = None,
+) -> Outcome:
+    if auto_choice is not None:
+        return Outcome("complete", closed_reason)
+    if verdicts >= needed:
+        return Outcome("complete")
+    if open_items:
+        return Outcome("open")
+    reasons = [*flags, *([closed_reason] if closed_reason else [])]
+    return Outcome("short", "; ".join(reasons) or "no eligible rater was left to judge it")

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from judging.data.models import CHOICES, Assignment, Comparison, Generation, Judgement, Study
 from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
 from judging.settings import new_token
+from judging.studies import audit
 
 MAX_RATIONALE_CHARS = 2000
 MAX_SKIP_REASON_CHARS = 500
@@ -43,6 +44,8 @@ class QueueState:
     total: int
     item: ItemView | None
     can_undo: bool
+    undo_item: str | None = None
+    """Public id of the item whose verdict an undo withdraws (the form names it)."""
 
 
 def _now() -> datetime:
@@ -63,28 +66,33 @@ def _open_queue(rater_id: int) -> Select[Assignment]:
     )
 
 
+QUEUED = ("pending", "served", "skipped")
+"""Statuses still waiting in a rater's queue; done and flagged are finished, released moved on."""
+
+
 def progress(session: Session, rater_id: int) -> tuple[int, int]:
-    """(done, total) over the rater's running studies."""
+    """(done, total) over the rater's running studies; items handed to others do not count."""
     rows = session.execute(
         _open_queue(rater_id)
         .with_only_columns(Assignment.status, func.count())
         .group_by(Assignment.status)
     )
     counts = dict(rows.all())
-    return counts.get("done", 0), sum(counts.values())
+    counts.pop("released", None)
+    return counts.get("done", 0) + counts.get("flagged", 0), sum(counts.values())
 
 
 def next_assignment(session: Session, rater_id: int) -> Assignment | None:
     """First unfinished item: lowest study, then queue position (skips were moved to the end)."""
     return session.scalar(
         _open_queue(rater_id)
-        .where(Assignment.status != "done")
+        .where(Assignment.status.in_(QUEUED))
         .order_by(Comparison.study_id, Assignment.position, Assignment.id)
         .limit(1)
     )
 
 
-def _texts(session: Session, comparison: Comparison) -> tuple[str, str]:
+def comparison_texts(session: Session, comparison: Comparison) -> tuple[str, str]:
     """(checkpoint text, reference text); attention checks use the degraded copy as reference."""
     candidate = session.get(Generation, comparison.candidate_generation_id)
     assert candidate is not None  # FK guarantees it
@@ -99,7 +107,7 @@ def serve(session: Session, assignment: Assignment, now: datetime | None = None)
     """Mark the item shown now (time on item starts here) and build its blind view."""
     comparison = session.get(Comparison, assignment.comparison_id)
     assert comparison is not None
-    mine, theirs = _texts(session, comparison)
+    mine, theirs = comparison_texts(session, comparison)
     left, right = (mine, theirs) if assignment.checkpoint_side == "left" else (theirs, mine)
     # Only stamp the item if nobody holds it: a concurrent submit of this very item holds the row
     # lock, and waiting for it here (while holding our own locks) could deadlock.
@@ -132,7 +140,10 @@ def queue_state(
     done, total = progress(session, rater_id)
     current = next_assignment(session, rater_id)
     item = serve(session, current) if current else None
-    return QueueState(done, total, item, last_undoable(session, rater_id, undo_window) is not None)
+    last = last_undoable(session, rater_id, undo_window)
+    return QueueState(
+        done, total, item, last is not None, last.assignment.public_id if last else None
+    )
 
 
 def own_assignment(
@@ -154,6 +165,18 @@ def own_assignment(
     if study_status != "running":
         raise ConflictError("this study is closed")
     return assignment
+
+
+def item_gone(assignment: Assignment) -> ConflictError:
+    """Why an item no longer takes a verdict from this rater."""
+    if assignment.status == "released":
+        return ConflictError(
+            "this item went to another rater (it waited too long or was skipped); "
+            "here is your next one"
+        )
+    if assignment.status == "flagged":
+        return ConflictError("you marked this item as one you cannot judge")
+    return ConflictError("this item already has your verdict")
 
 
 def parse_submission(
@@ -202,8 +225,12 @@ def record_judgement(
     """Store the verdict; returns False when it was already recorded (double submit, retry)."""
     now = now or _now()
     assignment = own_assignment(session, rater_id, public_id, lock=True)
-    if session.scalar(select(Judgement.id).where(Judgement.assignment_id == assignment.id)):
+    if _key_holder(session, idempotency_key, assignment.id):
         return False
+    if session.scalar(select(Judgement.id).where(*_live_of(assignment.id))):
+        return False
+    if assignment.status not in QUEUED:
+        raise item_gone(assignment)
     judgement = Judgement(
         assignment_id=assignment.id,
         choice=choice,
@@ -217,20 +244,43 @@ def record_judgement(
             session.flush()
     except IntegrityError:
         # Same key or same assignment recorded by a concurrent request: that one stands.
+        _key_holder(session, idempotency_key, assignment.id)
         return False
     assignment.status, assignment.done_at = "done", now
     session.flush()
     return True
 
 
-def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None) -> None:
-    """Put the item back at the end of this rater's queue for the study."""
+def _live_of(assignment_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return Judgement.assignment_id == assignment_id, Judgement.withdrawn_at.is_(None)
+
+
+def _key_holder(session: Session, key: str, assignment_id: int) -> bool:
+    """True if this key already recorded this item (a retry); 409 if it recorded another one.
+
+    Keys are single-use per verdict: silently treating a reused key as "already recorded"
+    would drop this item's verdict without anyone knowing.
+    """
+    holder = session.scalar(select(Judgement.assignment_id).where(Judgement.idempotency_key == key))
+    if holder is None:
+        return False
+    if holder != assignment_id:
+        raise ConflictError(
+            "this submission key was already used for another item, so nothing was saved "
+            "for this one: reload the page and judge it again"
+        )
+    return True
+
+
+def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None) -> Assignment:
+    """Put the item back at the end of this rater's queue for the study, counting the skip
+    (judging.studies.leases hands it on after too many)."""
     text = (reason or "").strip()
     if len(text) > MAX_SKIP_REASON_CHARS:
         raise InvalidSubmission(f"the skip reason is limited to {MAX_SKIP_REASON_CHARS} characters")
     assignment = own_assignment(session, rater_id, public_id, lock=True)
-    if assignment.status == "done":
-        return
+    if assignment.status not in QUEUED:
+        return assignment
     study_id = session.scalar(
         select(Comparison.study_id).where(Comparison.id == assignment.comparison_id)
     )
@@ -241,7 +291,9 @@ def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None)
     )
     assignment.position = (last or 0) + 1
     assignment.status, assignment.skip_reason = "skipped", text or None
+    assignment.skip_count += 1
     session.flush()
+    return assignment
 
 
 def last_undoable(session: Session, rater_id: int, window: timedelta) -> Judgement | None:
@@ -251,7 +303,11 @@ def last_undoable(session: Session, rater_id: int, window: timedelta) -> Judgeme
         .join(Assignment, Assignment.id == Judgement.assignment_id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
         .join(Study, Study.id == Comparison.study_id)
-        .where(Assignment.rater_id == rater_id, Study.status == "running")
+        .where(
+            Assignment.rater_id == rater_id,
+            Study.status == "running",
+            Judgement.withdrawn_at.is_(None),
+        )
         .order_by(Judgement.created_at.desc(), Judgement.id.desc())
         .limit(1)
     )
@@ -260,13 +316,35 @@ def last_undoable(session: Session, rater_id: int, window: timedelta) -> Judgeme
     return judgement
 
 
-def undo_last(session: Session, *, rater_id: int, window: timedelta = DEFAULT_UNDO_WINDOW) -> bool:
-    """Withdraw the last judgement within the window; the item comes back next. False if none."""
+def undo(
+    session: Session,
+    *,
+    rater_id: int,
+    public_id: str,
+    window: timedelta = DEFAULT_UNDO_WINDOW,
+) -> bool:
+    """Withdraw the verdict on the named item if it is still the rater's last one, within the
+    window; the item comes back next. False if there is nothing to undo there (a second click).
+
+    The judgement is marked withdrawn, never deleted, and the withdrawal is audited.
+    """
+    assignment = own_assignment(session, rater_id, public_id, lock=True)
     judgement = last_undoable(session, rater_id, window)
-    if judgement is None:
+    if judgement is None or judgement.assignment_id != assignment.id:
         return False
-    assignment = judgement.assignment
-    session.delete(judgement)
+    judgement.withdrawn_at = _now()
     assignment.status, assignment.done_at, assignment.served_at = "served", None, None
     session.flush()
+    study_id = session.scalar(
+        select(Comparison.study_id).where(Comparison.id == assignment.comparison_id)
+    )
+    audit.record(
+        session,
+        "withdraw",
+        study_id=study_id,
+        actor_id=rater_id,
+        assignment_id=assignment.id,
+        judgement_id=judgement.id,
+        choice=judgement.choice,
+    )
     return True

@@ -17,7 +17,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from judging.data.models import (
@@ -35,6 +35,8 @@ from judging.data.models import (
 from judging.errors import ConflictError, NotFoundError
 from judging.settings import new_token
 from judging.studies import assignment as plan
+from judging.studies import attention, audit
+from judging.studies.rating import comparison_texts
 
 _sides = random.SystemRandom()  # unpredictable: the side must not be guessable from a seed
 
@@ -168,49 +170,197 @@ def _generations(
     return {(g.checkpoint_id, g.prompt_id): g for g in rows}
 
 
-def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> int:
-    """Add comparisons for these checkpoints and assign them; returns how many were created."""
-    session.add_all(StudyCheckpoint(study_id=study.id, checkpoint_id=c) for c in checkpoint_ids)
-    ref = study.reference_checkpoint_id
-    gens = _generations(session, [*checkpoint_ids, ref], study.prompt_set_id)
+def _base_samples(
+    session: Session, study: Study, prompt_ids: Sequence[int]
+) -> dict[int, list[plan.Sample]]:
+    """prompt -> the reference's responses not yet used by a comparison of this study."""
+    used = set(
+        session.scalars(
+            select(Comparison.reference_generation_id).where(
+                Comparison.study_id == study.id, Comparison.reference_generation_id.is_not(None)
+            )
+        )
+    )
+    rows = session.scalars(
+        select(Generation)
+        .where(
+            Generation.checkpoint_id == study.reference_checkpoint_id,
+            Generation.prompt_id.in_(list(prompt_ids)),
+        )
+        .order_by(Generation.prompt_id, Generation.replicate, Generation.seed)
+    )
+    out: dict[int, list[plan.Sample]] = defaultdict(list)
+    for g in rows:
+        if g.id not in used:
+            out[g.prompt_id].append(plan.Sample(g.id, g.seed, g.text))
+    return out
+
+
+def _study_seeds(session: Session, study_id: int) -> dict[int, set[int]]:
+    """prompt -> the seeds of every response already in the study (either side)."""
+    out: dict[int, set[int]] = defaultdict(set)
+    for column in (Comparison.candidate_generation_id, Comparison.reference_generation_id):
+        rows = session.execute(
+            select(Comparison.prompt_id, Generation.seed)
+            .join(Generation, Generation.id == column)
+            .where(Comparison.study_id == study_id)
+        )
+        for prompt_id, seed in rows:
+            out[prompt_id].add(seed)
+    return out
+
+
+def _missing_base_message(
+    session: Session, study: Study, missing: int, prompts: int, needed: int
+) -> str:
+    ref = _checkpoints(session, [study.reference_checkpoint_id])[0]
+    prompt_set = session.get(PromptSet, study.prompt_set_id)
+    set_name = prompt_set.name if prompt_set else str(study.prompt_set_id)
+    return (
+        f"blind judging pairs every checkpoint with its own base response: the reference "
+        f"{ref.label} is missing {missing} base sample(s) on {prompts} prompt(s) "
+        f"({needed} per prompt needed, on seeds no judged checkpoint used); create them with "
+        f"`rlhf evaluate --checkpoint {ref.id} --prompt-set {set_name} --replicates {needed + 1}`"
+    )
+
+
+IDENTICAL = "identical texts on both sides: recorded as a tie without asking anyone"
+
+
+def _pair_normal(
+    session: Session, study: Study, checkpoint_ids: Sequence[int], rng: random.Random
+) -> list[Comparison]:
+    """One comparison per (checkpoint, prompt), each against its own independent base sample."""
+    gens = _generations(session, checkpoint_ids, study.prompt_set_id)
     prompts = session.scalars(
         select(Prompt.id)
         .where(Prompt.prompt_set_id == study.prompt_set_id)
         .order_by(Prompt.position)
     ).all()
+    base = _base_samples(session, study, prompts)
+    seeds = _study_seeds(session, study.id)
+    comparisons: list[Comparison] = []
+    missing = short_prompts = 0
+    for p in prompts:
+        candidates = {
+            c: plan.Sample(gens[(c, p)].id, gens[(c, p)].seed, gens[(c, p)].text)
+            for c in checkpoint_ids
+            if (c, p) in gens
+        }
+        if not candidates:
+            continue
+        pairing, lacking = plan.pair_with_base(candidates, base.get(p, []), rng, seeds[p])
+        if lacking:
+            missing, short_prompts = missing + lacking, short_prompts + 1
+            continue
+        for c, sample in candidates.items():
+            ref = pairing[c]
+            identical = plan.same_text(sample.text, ref.text)
+            comparisons.append(
+                Comparison(
+                    study_id=study.id,
+                    prompt_id=p,
+                    checkpoint_id=c,
+                    kind="normal",
+                    candidate_generation_id=sample.id,
+                    reference_generation_id=ref.id,
+                    auto_choice="tie" if identical else None,
+                    closed_reason=IDENTICAL if identical else None,
+                )
+            )
+    if missing:
+        needed = len(study_checkpoint_ids(session, study.id))
+        raise ConflictError(_missing_base_message(session, study, missing, short_prompts, needed))
+    return comparisons
+
+
+def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> int:
+    """Add comparisons for these checkpoints and assign them; returns how many were created."""
+    session.add_all(StudyCheckpoint(study_id=study.id, checkpoint_id=c) for c in checkpoint_ids)
+    session.flush()
     rng = _rng(study, f"extend:{','.join(map(str, checkpoint_ids))}")
-    normal = [
-        Comparison(
-            study_id=study.id,
-            prompt_id=p,
-            checkpoint_id=c,
-            kind="normal",
-            candidate_generation_id=gens[(c, p)].id,
-            reference_generation_id=gens[(ref, p)].id,
-        )
-        for c in checkpoint_ids
-        for p in prompts
-        if (c, p) in gens and (ref, p) in gens
-    ]
+    gens = _generations(session, checkpoint_ids, study.prompt_set_id)
+    paired = _pair_normal(session, study, checkpoint_ids, rng)
+    session.add_all(paired)
+    normal = [c for c in paired if c.auto_choice is None]
     attention = []
+    spares = _spare_samples(session, study, {c.prompt_id for c in normal})
     for twin in plan.pick_attention(normal, study.attention_check_rate, rng):
-        text, how = plan.degrade(gens[(twin.checkpoint_id, twin.prompt_id)].text, rng)
+        built = _attention_check(
+            session, spares, twin, gens[(twin.checkpoint_id, twin.prompt_id)], rng
+        )
+        if built is None:
+            continue  # no clean response on this prompt: better no check than an ambiguous one
+        source, text, how = built
         attention.append(
             Comparison(
                 study_id=study.id,
                 prompt_id=twin.prompt_id,
                 checkpoint_id=twin.checkpoint_id,
                 kind="attention",
-                candidate_generation_id=twin.candidate_generation_id,
+                candidate_generation_id=source.id,
                 reference_generation_id=None,
                 degraded_text=text,
                 degradation=how,
             )
         )
-    session.add_all(normal + attention)
+    session.add_all(attention)
     session.flush()
-    _assign(session, study, [c.id for c in normal + attention], rng)
-    return len(normal) + len(attention)
+    _assign(session, study, normal + attention, rng)
+    return len(paired) + len(attention)
+
+
+def _spare_samples(
+    session: Session, study: Study, prompt_ids: set[int]
+) -> dict[int, list[plan.Sample]]:
+    """prompt -> reference responses no comparison shows, with texts shown nowhere in the study."""
+    session.flush()
+    shown = {key for keys in _seen(session, study.id).values() for key in keys}
+    for comparison in session.scalars(select(Comparison).where(Comparison.study_id == study.id)):
+        shown |= _shown(session, comparison)
+    spares = _base_samples(session, study, sorted(prompt_ids))
+    return {
+        p: [s for s in samples if plan.text_key(s.text) not in shown]
+        for p, samples in spares.items()
+    }
+
+
+def _clean(session: Session, sample: plan.Sample) -> bool:
+    generation = session.get(Generation, sample.id)
+    return generation is not None and attention.is_clean(generation.text, generation.finish_reason)
+
+
+def _attention_check(
+    session: Session,
+    spares: dict[int, list[plan.Sample]],
+    twin: Comparison,
+    candidate: Generation,
+    rng: random.Random,
+) -> tuple[plan.Sample, str, str] | None:
+    """(clean response, its worse counterpart, how) for one check, or None without a clean one.
+
+    The right answer must be unambiguous, so the good side is a clean response (see
+    judging.studies.attention.is_clean): an unused base sample first (a copy of a real item's
+    text would show a rater that text twice, so such a check can only go to raters who do not
+    judge the item), the checkpoint's own response only if it is clean (a collapsed output
+    against its own degraded copy is "both bad"). The worse side is a clean unused response to
+    another prompt (off topic) or a cut/scrambled copy that keeps the response's formatting.
+    """
+    pool = [s for s in spares.get(twin.prompt_id, []) if _clean(session, s)]
+    if pool:
+        source = pool[-1]
+        spares[twin.prompt_id].remove(source)
+    elif attention.is_clean(candidate.text, candidate.finish_reason):
+        source = plan.Sample(candidate.id, candidate.seed, candidate.text)
+    else:
+        return None
+    decoys = [(p, s) for p, samples in spares.items() if p != twin.prompt_id for s in samples]
+    decoys = [(p, s) for p, s in decoys if _clean(session, s)]
+    decoy = rng.choice(decoys) if decoys else None
+    text, how = attention.degrade(source.text, rng, decoy=decoy[1].text if decoy else None)
+    if how == "off_topic" and decoy is not None:
+        spares[decoy[0]].remove(decoy[1])  # shown here, so never again elsewhere
+    return source, text, how
 
 
 def _loads(session: Session, study_id: int) -> Counter[int]:
@@ -223,11 +373,51 @@ def _loads(session: Session, study_id: int) -> Counter[int]:
     return Counter(dict(rows.all()))
 
 
-def _assign(session: Session, study: Study, comparison_ids: list[int], rng: random.Random) -> None:
-    raters = study_rater_ids(session, study.id)
-    chosen = plan.assign_raters(
-        comparison_ids, raters, study.raters_per_comparison, rng, _loads(session, study.id)
+def _shown(session: Session, comparison: Comparison) -> frozenset[str]:
+    """Keys of the texts a rater sees on this comparison."""
+    return frozenset(plan.text_key(t) for t in comparison_texts(session, comparison))
+
+
+def _seen(session: Session, study_id: int) -> dict[int, set[str]]:
+    """rater -> keys of every text their assignments in this study show (or showed)."""
+    out: dict[int, set[str]] = defaultdict(set)
+    rows = session.execute(
+        select(Assignment.rater_id, Comparison)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Comparison.study_id == study_id)
     )
+    for rater_id, comparison in rows:
+        out[rater_id] |= _shown(session, comparison)
+    return out
+
+
+NO_UNSEEN_RATER = "fewer raters than asked: the others had already been shown one of its texts"
+
+
+def _assign(
+    session: Session, study: Study, comparisons: list[Comparison], rng: random.Random
+) -> None:
+    raters = study_rater_ids(session, study.id)
+    texts = {c.id: _shown(session, c) for c in comparisons}
+    seen, load = _seen(session, study.id), _loads(session, study.id)
+    chosen: dict[int, list[int]] = {}
+    # Real comparisons first: an attention check must never take a rater a real item needed.
+    for kind in ("normal", "attention"):
+        batch = [c.id for c in comparisons if c.kind == kind]
+        picked = plan.assign_raters(
+            batch, raters, study.raters_per_comparison, rng, load, texts=texts, seen=seen
+        )
+        for comparison_id, people in picked.items():
+            for rater in people:
+                load[rater] += 1
+                seen[rater] |= texts[comparison_id]
+        chosen.update(picked)
+    for comparison in comparisons:
+        if comparison.kind == "attention" and not chosen[comparison.id]:
+            # A check nobody can take without meeting its text twice checks nothing.
+            session.delete(comparison)
+        elif len(chosen[comparison.id]) < study.raters_per_comparison:
+            comparison.closed_reason = NO_UNSEEN_RATER
     pairs = [(c, r) for c, rs in chosen.items() for r in rs]
     sides = plan.draw_sides(len(pairs), _sides)
     session.add_all(
@@ -276,6 +466,7 @@ def requeue(session: Session, study: Study, rater_id: int, rng: random.Random) -
 
 def add_checkpoints(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> int:
     """Judge more checkpoints in a running study; returns the number of new comparisons."""
+    lock_study(session, study)  # one extension at a time: base samples are taken once each
     current = set(study_checkpoint_ids(session, study.id))
     new = [c for c in dict.fromkeys(checkpoint_ids) if c not in current]
     if not new:
@@ -286,14 +477,15 @@ def add_checkpoints(session: Session, study: Study, checkpoint_ids: Sequence[int
     return _extend(session, study, new)
 
 
-def add_rater(session: Session, study: Study, rater_id: int) -> int:
+def add_rater(session: Session, study: Study, rater_id: int, *, actor_id: int | None = None) -> int:
     """Add a rater and give them a balanced share of unstarted work; returns items moved."""
+    lock_study(session, study)
     _check_raters(session, [rater_id])
     if rater_id in study_rater_ids(session, study.id):
         raise ConflictError("that rater is already in the study")
     session.add(StudyRater(study_id=study.id, rater_id=rater_id))
     session.flush()
-    return rebalance(session, study)
+    return rebalance(session, study, actor_id=actor_id)
 
 
 def _taken(rows: list[tuple[Assignment, int]]) -> dict[int, set[int]]:
@@ -303,15 +495,50 @@ def _taken(rows: list[tuple[Assignment, int]]) -> dict[int, set[int]]:
     return taken
 
 
-def rebalance(session: Session, study: Study) -> int:
+def lock_study(session: Session, study: Study) -> None:
+    """Serialise admin moves on one study (SELECT ... FOR UPDATE on its row).
+
+    Raters never take this lock: a verdict races a move only on the assignment row itself, and
+    `_apply_moves` settles that with a conditional UPDATE.
+    """
+    session.execute(select(Study.id).where(Study.id == study.id).with_for_update())
+
+
+def _blocked(
+    session: Session, study_id: int, rows: list[tuple[Assignment, int]]
+) -> dict[int, set[int]]:
+    """comparison -> raters who may not take it: already on it, or shown one of its texts."""
+    blocked = _taken(rows)
+    seen = _seen(session, study_id)
+    for comparison_id in list(blocked):
+        comparison = session.get(Comparison, comparison_id)
+        assert comparison is not None
+        texts = _shown(session, comparison)
+        blocked[comparison_id] |= {r for r, keys in seen.items() if keys & texts}
+    return blocked
+
+
+def _live_rows(session: Session, study_id: int) -> list[tuple[Assignment, int]]:
+    """The study's assignments, re-read after the lock; handed-back ones do not count."""
+    session.expire_all()
+    return [(a, p) for a, p in _study_assignments(session, study_id) if a.status != "released"]
+
+
+def rebalance(session: Session, study: Study, *, actor_id: int | None = None) -> int:
     """Move unstarted assignments until rater loads differ by at most one."""
-    rows = _study_assignments(session, study.id)
+    lock_study(session, study)
+    rows = _live_rows(session, study.id)
     movable = [plan.Movable(a.id, a.comparison_id, a.rater_id) for a, _ in rows if not _started(a)]
     load = Counter(a.rater_id for a, _ in rows)
     raters = study_rater_ids(session, study.id)
     rng = _rng(study, f"rebalance:{len(rows)}:{len(raters)}")
-    moves = plan.plan_rebalance(movable, _taken(rows), load, raters, rng)
-    return _apply_moves(session, study, rows, moves, rng)
+    moves = plan.plan_rebalance(movable, _blocked(session, study.id, rows), load, raters, rng)
+    return _apply_moves(
+        session, study, rows, moves, rng, action="rebalance", actor_id=actor_id, unstarted=True
+    )
+
+
+HANDOVER_STATUSES = ("pending", "served", "skipped")
 
 
 def _apply_moves(
@@ -320,41 +547,99 @@ def _apply_moves(
     rows: list[tuple[Assignment, int]],
     moves: dict[int, int],
     rng: random.Random,
+    *,
+    action: str,
+    actor_id: int | None,
+    unstarted: bool,
 ) -> int:
+    """Move each assignment only if it is still as planned (same rater, not judged meanwhile).
+
+    One conditional UPDATE per item: a verdict committed since the plan was read leaves the
+    row `done` (or holds its lock until it is), so the UPDATE matches nothing and the verdict
+    stays where it was given. Returns how many really moved.
+    """
     by_id = {a.id: a for a, _ in rows}
     touched: set[int] = set()
+    moved = 0
     for assignment_id, target in moves.items():
         a = by_id[assignment_id]
-        touched.update({a.rater_id, target})
-        # A new public id so the previous holder's open page cannot submit for it.
-        a.rater_id, a.public_id = target, new_token()
-        a.status, a.served_at, a.skip_reason = "pending", None, None
-    session.flush()
+        source = a.rater_id
+        conditions = [
+            Assignment.id == a.id,
+            Assignment.rater_id == source,
+            Assignment.status.in_(("pending",) if unstarted else HANDOVER_STATUSES),
+        ]
+        if unstarted:
+            conditions.append(Assignment.served_at.is_(None))
+        result = session.execute(
+            update(Assignment)
+            .where(*conditions)
+            # A new public id so the previous holder's open page cannot submit for it.
+            .values(
+                rater_id=target,
+                public_id=new_token(),
+                status="pending",
+                served_at=None,
+                skip_reason=None,
+                skip_count=0,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            continue
+        moved += 1
+        touched.update({source, target})
+        audit.record(
+            session,
+            action,
+            study_id=study.id,
+            actor_id=actor_id,
+            assignment_id=a.id,
+            **{"from": source, "to": target},
+        )
+    session.expire_all()
     for rater in touched:
         requeue(session, study, rater, rng)
-    return len(moves)
+    return moved
 
 
-def reassign_rater_work(session: Session, study: Study, rater_id: int) -> tuple[int, int]:
+def reassign_rater_work(
+    session: Session, study: Study, rater_id: int, *, actor_id: int | None = None
+) -> tuple[int, int]:
     """Hand a rater's unfinished items to the others and drop them from the study.
 
-    Returns (moved, stuck): stuck items had no eligible rater (everyone else already on them).
+    Returns (moved, stuck): stuck items had no eligible rater (everyone else already on them,
+    or already shown one of its texts), or were judged while the move ran.
     """
+    lock_study(session, study)
     raters = study_rater_ids(session, study.id)
     if rater_id not in raters:
         raise NotFoundError("that rater is not in this study")
-    rows = _study_assignments(session, study.id)
+    rows = _live_rows(session, study.id)
     movable = [
         plan.Movable(a.id, a.comparison_id, a.rater_id)
         for a, _ in rows
-        if a.rater_id == rater_id and a.status != "done"
+        if a.rater_id == rater_id and a.status in HANDOVER_STATUSES
     ]
     receivers = [r for r in raters if r != rater_id]
     rng = _rng(study, f"handover:{rater_id}:{len(rows)}")
     load = Counter(a.rater_id for a, _ in rows)
-    moves, stuck = plan.plan_handover(movable, _taken(rows), load, receivers, rng)
-    moved = _apply_moves(session, study, rows, moves, rng)
-    if not stuck:
+    moves, _ = plan.plan_handover(movable, _blocked(session, study.id, rows), load, receivers, rng)
+    moved = _apply_moves(
+        session, study, rows, moves, rng, action="reassign", actor_id=actor_id, unstarted=False
+    )
+    left = session.scalar(
+        select(func.count())
+        .select_from(Assignment)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(
+            Comparison.study_id == study.id,
+            Assignment.rater_id == rater_id,
+            Assignment.status.in_(HANDOVER_STATUSES),
+        )
+    )
+    stuck_count = left or 0
+    if not stuck_count:
         link = session.scalar(
             select(StudyRater).where(
                 StudyRater.study_id == study.id, StudyRater.rater_id == rater_id
@@ -363,7 +648,7 @@ def reassign_rater_work(session: Session, study: Study, rater_id: int) -> tuple[
         if link is not None:
             session.delete(link)
             session.flush()
-    return moved, len(stuck)
+    return moved, stuck_count
 
 
 def set_status(session: Session, study: Study, status: str) -> None:

@@ -1,4 +1,4 @@
-"""The index lists runs and checkpoints from the database, in a real browser."""
+"""The index lists runs and checkpoints for admins, in a real browser; raters never see it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from judging.data import registry
+from judging.studies.raters import invite_rater
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -31,8 +32,19 @@ def test_index_lists_runs_and_checkpoints(
         path=ckpt_dir,
         metrics={"objective/scores": 1.25, "objective/kl": 0.5},
     )
+    _rater, admin_token = invite_rater(committed_session, name="root", role="admin")
+    _rater, rater_token = invite_rater(committed_session, name="carol", role="rater")
     committed_session.commit()
 
+    # A rater who types the address lands on their queue, with no run data on the way.
+    page.goto(f"{live_server}/invite/{rater_token}")
+    page.goto(live_server + "/")
+    assert page.url == live_server + "/rate"
+    assert "ppo-" not in page.content()
+    page.goto(live_server + "/api/docs")
+    assert page.url == live_server + "/rate"
+
+    page.goto(f"{live_server}/invite/{admin_token}")
     page.goto(live_server + "/")
     heading = page.locator(f"#run-{run.id} h2")
     # Hostile text in a run name is shown as text, not interpreted as markup.
@@ -44,6 +56,15 @@ def test_index_lists_runs_and_checkpoints(
     assert "1.250" in rows.nth(1).inner_text()
 
 
-def test_index_empty_state(live_server: str, page) -> None:
+def test_index_empty_state(live_server: str, committed_session: Session, page) -> None:
+    _rater, token = invite_rater(committed_session, name="root", role="admin")
+    committed_session.commit()
+    page.goto(f"{live_server}/invite/{token}")
     page.goto(live_server + "/")
     assert "No training runs yet" in page.content()
+
+
+def test_index_needs_a_sign_in(live_server: str, page) -> None:
+    page.goto(live_server + "/")
+    assert page.url == live_server + "/need-invite"
+    assert "invite link" in page.content()

@@ -70,7 +70,8 @@ def test_rater_keyboard_mouse_resume_undo(
         pg_engine,
         tmp_path,
         prompts=5,
-        texts={("base", 0): HOSTILE, (str(STEP), 1): HOSTILE, (str(STEP), 2): LONG},
+        # Two different hostile texts: a rater is never shown one text twice in a study.
+        texts={("base", 0): HOSTILE, (str(STEP), 1): f"{HOSTILE} again", (str(STEP), 2): LONG},
     )
     _study(committed_session, lab, [lab.raters[0].id, lab.raters[1].id])
     dialogs: list[str] = []
@@ -109,9 +110,9 @@ def test_rater_keyboard_mouse_resume_undo(
     page.keyboard.press("3")
     expect(page.locator("#done-count")).to_have_text("3")
     stored = committed_session.execute(
-        select(Judgement.choice, Judgement.rationale, Judgement.time_on_item_ms).order_by(
-            Judgement.id
-        )
+        select(Judgement.choice, Judgement.rationale, Judgement.time_on_item_ms)
+        .where(Judgement.withdrawn_at.is_(None))  # the undone verdict is kept, marked withdrawn
+        .order_by(Judgement.id)
     ).all()
     assert [(c, r) for c, r, _ in stored] == [
         ("left", None),
@@ -127,7 +128,8 @@ def test_rater_keyboard_mouse_resume_undo(
 def test_hostile_response_shows_as_text(
     live_server: str, committed_session: Session, pg_engine: Engine, page: Page, tmp_path: Path
 ) -> None:
-    texts = {(who, i): HOSTILE for who in ("base", str(STEP)) for i in range(2)}
+    # Hostile on both sides, but not the same text (identical pairs never reach a rater).
+    texts = {(who, i): f"{HOSTILE} ({who} {i})" for who in ("base", str(STEP)) for i in range(2)}
     lab = _lab(committed_session, pg_engine, tmp_path, prompts=2, texts=texts)
     _study(committed_session, lab, [lab.raters[0].id, lab.raters[1].id])
     dialogs: list[str] = []
@@ -176,6 +178,7 @@ def test_two_raters_then_admin_sees_agreement(
         prompts=4,
         raters=("alice", "bob", "admin"),
         texts=texts,
+        base_samples=3,  # spare base samples: attention checks shown to no one twice
     )
     study_id = _study(committed_session, lab, [lab.raters[0].id, lab.raters[1].id], attention=0.5)
     SCREENSHOTS.mkdir(exist_ok=True)

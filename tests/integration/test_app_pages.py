@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from judging.data import registry
+from judging.studies.raters import invite_rater
 
 pytestmark = pytest.mark.integration
+
+
+def _sign_in(client: TestClient, session: Session, name: str, role: str) -> None:
+    _rater, token = invite_rater(session, name=name, role=role)
+    session.flush()
+    assert client.get(f"/invite/{token}", follow_redirects=False).status_code == 303
 
 
 def test_health_reports_database(client) -> None:
@@ -29,6 +37,7 @@ def test_index_lists_runs_full_page_and_htmx_block(
     registry.register_checkpoint(
         db_session, run_id=run.id, step=8, path=tmp_path / "c", metrics={"objective/scores": 0.75}
     )
+    _sign_in(client, db_session, "root", "admin")
     full = client.get("/")
     assert full.status_code == 200
     assert "<html" in full.text and "ppo-index" in full.text and "0.750" in full.text
@@ -63,6 +72,53 @@ def test_index_shows_heldout_evaluation(client, db_session: Session, tmp_path: P
         )
     )
     db_session.flush()
+    _sign_in(client, db_session, "root", "admin")
     page = client.get("/").text
     assert "0.432" in page and "n=40" in page and "61.2" in page
     assert "truncation_rate&gt;0.2" in page
+
+
+def _a_run(session: Session, tmp_path: Path) -> None:
+    run = registry.start_run(
+        session, name="ppo-private-run", algorithm="ppo", base_model="b", config={}
+    )
+    registry.ensure_base_checkpoint(session, run)
+    (tmp_path / "c").mkdir()
+    registry.register_checkpoint(
+        session, run_id=run.id, step=8, path=tmp_path / "c", metrics={"objective/scores": 0.75}
+    )
+
+
+@pytest.mark.parametrize("path", ["/", "/api/docs", "/openapi.json", "/api/redoc"])
+def test_anonymous_sees_no_runs_and_no_api_docs(
+    client: TestClient, db_session: Session, tmp_path: Path, path: str
+) -> None:
+    _a_run(db_session, tmp_path)
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code in (303, 401), response.status_code
+    followed = client.get(path)
+    assert "ppo-private-run" not in followed.text and "/rate/{public_id}" not in followed.text
+    assert "invite link" in followed.text
+
+
+@pytest.mark.parametrize("path", ["/", "/api/docs", "/openapi.json", "/api/redoc"])
+def test_rater_is_sent_to_their_queue_not_the_runs(
+    client: TestClient, db_session: Session, tmp_path: Path, path: str
+) -> None:
+    _a_run(db_session, tmp_path)
+    _sign_in(client, db_session, "carol", "rater")
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code in (303, 403)
+    if response.status_code == 303:
+        assert response.headers["location"] == "/rate"
+    text = client.get(path).text
+    assert "ppo-private-run" not in text and "0.750" not in text
+    assert "/rate/{public_id}" not in text and "swagger" not in text.lower()
+
+
+def test_admin_reads_the_api_docs(client: TestClient, db_session: Session) -> None:
+    _sign_in(client, db_session, "root", "admin")
+    schema = client.get("/openapi.json")
+    assert schema.status_code == 200 and "/rate/{public_id}" in schema.json()["paths"]
+    assert "swagger" in client.get("/api/docs").text.lower()
+    assert "redoc" in client.get("/api/redoc").text.lower()

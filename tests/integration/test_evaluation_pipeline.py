@@ -234,3 +234,42 @@ def test_growth_is_filled_in_when_the_base_finishes_later(
         late.summary["length_tokens"] / base.summary["length_tokens"]
     )
     assert "length_growth>0.5" in (late.flags or [])
+
+
+def test_base_replicates_have_their_own_seeds(
+    committed_factory: Any, eval_models: dict[str, Path]
+) -> None:
+    """A blind study needs one base sample per judged checkpoint: extra replicates, new seeds."""
+    from judging.evaluation.queue import default_prompt_set, requeue
+    from training.evaluation.worker import process_one, watch
+
+    lab = _lab(committed_factory, eval_models)
+    config = small_config()
+    watch(
+        committed_factory,
+        config=config,
+        worker="w1",
+        prompt_set_name=lab.prompt_set_name,
+        once=True,
+    )
+    summary_before = _evaluation(committed_factory, lab.base.id).summary
+    with committed_factory() as session:
+        set_id = default_prompt_set(session, lab.prompt_set_name).id
+        requeue(session, checkpoint_id=lab.base.id, prompt_set_id=set_id, replicates=3)
+        session.commit()
+    outcome = process_one(
+        committed_factory,
+        config=config,
+        worker="w2",
+        prompt_set_id=set_id,
+        checkpoint_id=lab.base.id,
+    )
+    assert outcome is not None and outcome.status == "done"
+    base_rows = _rows(committed_factory, lab.base.id)
+    checkpoint_seeds = {r.seed for r in _rows(committed_factory, lab.checkpoint.id)}
+    assert sorted(r.replicate for r in base_rows) == sorted([0, 1, 2] * len(EVAL_PROMPTS))
+    extra = [r for r in base_rows if r.replicate > 0]
+    assert len({(r.prompt_id, r.seed) for r in extra}) == len(extra)
+    assert not {r.seed for r in extra} & checkpoint_seeds
+    # The aggregates stay on the shared seed: the summary does not move.
+    assert _evaluation(committed_factory, lab.base.id).summary == summary_before

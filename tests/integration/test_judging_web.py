@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from judging.data.models import Assignment, Generation, Judgement, Study
+from judging.studies import rating
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab
 
@@ -37,7 +38,8 @@ def _login(client: TestClient, token: str) -> None:
 
 
 def _count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Judgement)) or 0
+    live = select(func.count()).select_from(Judgement).where(Judgement.withdrawn_at.is_(None))
+    return session.scalar(live) or 0
 
 
 @pytest.fixture
@@ -89,14 +91,20 @@ def test_no_cookie_redirects_to_the_invite_notice(client: Any, lab: Lab) -> None
 
 def test_page_is_blind(client: Any, lab: Lab, db_session: Session) -> None:
     _login(client, lab.tokens["alice"])
+    # Give the next item's row a distinctive id: a small one (1, 2, ...) also appears in
+    # legitimate attributes (data-key="1", value="0") and in the random tokens.
+    upcoming = rating.next_assignment(db_session, lab.raters[0].id)
+    assert upcoming is not None
+    marker = 7_654_321
+    db_session.execute(update(Assignment).where(Assignment.id == upcoming.id).values(id=marker))
+    db_session.expire_all()
     html, public_id, _, _ = _page(client)
     assert "secret-run-name" not in html and "4321" not in html
     assignment = db_session.scalar(select(Assignment).where(Assignment.public_id == public_id))
-    assert assignment is not None
+    assert assignment is not None and assignment.id == marker
     gen_ids = [str(i) for i in db_session.scalars(select(Generation.id))]
-    # No generation, checkpoint or assignment id in any attribute of the page.
-    attributes = " ".join(re.findall(r'="([^"]*)"', html))
-    assert not re.search(rf"\b{assignment.id}\b", attributes.replace(public_id, ""))
+    # No generation, checkpoint or assignment id anywhere in the page.
+    assert str(marker) not in html
     assert not any(re.search(rf"(generation|checkpoint|ckpt)[-_]?{g}\b", html) for g in gen_ids)
     assert html.count('class="response card"') == 2
 
@@ -231,8 +239,13 @@ def test_skip_returns_at_the_end_and_undo_restores(
             f"/rate/{pid}", data={"choice": "right", "csrf_token": csrf, "key": _form(html, "key")}
         )
     assert seen[-1] == first and first not in seen[:-1]
-    assert "Undo last verdict" in client.get("/rate").text
-    response = client.post("/rate/undo", data={"csrf_token": csrf}, follow_redirects=False)
+    html = client.get("/rate").text
+    assert "Undo last verdict" in html
+    response = client.post(
+        "/rate/undo",
+        data={"csrf_token": csrf, "undo_item": _form(html, "undo_item")},
+        follow_redirects=False,
+    )
     assert "undone" in response.headers["location"]
     assert _item(client.get("/rate").text) == first
     assert _count(db_session) == len(seen) - 1
@@ -242,7 +255,11 @@ def test_skip_returns_at_the_end_and_undo_restores(
     assert (
         fragment.status_code == 200 and "<html" not in fragment.text and "Skipped" in fragment.text
     )
-    undo = client.post("/rate/undo", data={"csrf_token": csrf}, headers={"HX-Request": "true"})
+    undo = client.post(
+        "/rate/undo",
+        data={"csrf_token": csrf, "undo_item": first},
+        headers={"HX-Request": "true"},
+    )
     assert undo.status_code == 200 and "<html" not in undo.text
 
 
@@ -251,7 +268,9 @@ def test_undo_window_expires(client: Any, lab: Lab, db_session: Session) -> None
     _login(client, lab.tokens["alice"])
     _, public_id, csrf, key = _page(client)
     client.post(f"/rate/{public_id}", data={"choice": "left", "csrf_token": csrf, "key": key})
-    response = client.post("/rate/undo", data={"csrf_token": csrf}, follow_redirects=False)
+    response = client.post(
+        "/rate/undo", data={"csrf_token": csrf, "undo_item": public_id}, follow_redirects=False
+    )
     assert "nothing-to-undo" in response.headers["location"]
     assert _count(db_session) == 1
 

@@ -36,12 +36,24 @@ def _check_invariants(session: Session, study_id: int, n: int) -> None:
     rows = _assignments(session, study_id)
     per_comparison: dict[int, list[int]] = defaultdict(list)
     per_rater: dict[int, list[int]] = defaultdict(list)
+    kinds = {c.id: c.kind for _, c in rows}
     for a, c in rows:
         per_comparison[c.id].append(a.rater_id)
         per_rater[a.rater_id].append(c.prompt_id)
-    assert all(len(rs) == n == len(set(rs)) for rs in per_comparison.values())
+    assert all(
+        len(rs) == n == len(set(rs)) for c, rs in per_comparison.items() if kinds[c] == "normal"
+    )
+    # An attention check repeats a real item's text, so only raters without that item take it.
+    assert all(
+        1 <= len(rs) == len(set(rs)) <= n
+        for c, rs in per_comparison.items()
+        if kinds[c] == "attention"
+    )
+    members = studies.study_rater_ids(session, study_id)
     loads = [
-        len(p) for r, p in per_rater.items() if r in studies.study_rater_ids(session, study_id)
+        sum(1 for a, c in rows if a.rater_id == r and c.kind == "normal")
+        for r in per_rater
+        if r in members
     ]
     assert max(loads) - min(loads) <= 1
     for prompts in per_rater.values():
@@ -63,7 +75,9 @@ def test_create_study_defaults_and_invariants(db_session: Session, tmp_path: Pat
         c.kind
         for c in db_session.scalars(select(Comparison).where(Comparison.study_id == study.id))
     )
-    assert kinds == {"normal": 40, "attention": 4}
+    # A check whose text some rater already judged goes only to raters without it, and one
+    # that nobody could take without a repeat (look-alike test texts) is not created.
+    assert kinds["normal"] == 40 and 1 <= kinds["attention"] <= 4
     _check_invariants(db_session, study.id, 2)
     attention = db_session.scalars(select(Comparison).where(Comparison.kind == "attention")).all()
     for c in attention:
@@ -255,7 +269,15 @@ def test_qc_and_export(db_session: Session, tmp_path: Path) -> None:
 
 
 def test_attention_pass_rate_per_rater(db_session: Session, tmp_path: Path) -> None:
-    lab = build_lab(db_session, tmp_path, prompts=4, steps=(10,))
+    # Spare base samples per prompt: a check's texts are then shown nowhere else (its good side
+    # and an off-topic decoy each use one). Texts differ from their first word, so no two
+    # checks degrade to the same text.
+    texts = {
+        (who, i): f"{who} {i}: a base sample. Two sentences. Three."
+        for who in ("base", "base#2", "base#3", "base#4")
+        for i in range(4)
+    }
+    lab = build_lab(db_session, tmp_path, prompts=4, steps=(10,), base_samples=4, texts=texts)
     careful, careless = lab.raters
     study = studies.create_study(
         db_session,
@@ -279,7 +301,7 @@ def test_attention_pass_rate_per_rater(db_session: Session, tmp_path: Path) -> N
                 idempotency_key=a.public_id,
             )
     report = {r.name: r for r in qc.study_qc(db_session, study).raters}
-    assert report["alice"].attention_total == report["bob"].attention_total == 4
+    assert report["alice"].attention_total == report["bob"].attention_total >= 2
     assert report["alice"].attention_pass_rate == 1.0
     assert report["bob"].attention_pass_rate == 0.0
     # Verdicts on normal comparisons: always checkpoint vs always reference -> no agreement.
@@ -321,17 +343,20 @@ def test_judging_works_on_embedded_sqlite(tmp_path: Path) -> None:
         session.commit()
         second = rating.next_assignment(session, rid)
         assert second is not None
-        # A reused key fails inside its savepoint and leaves the transaction usable.
-        assert not rating.record_judgement(
-            session,
-            rater_id=rid,
-            public_id=second.public_id,
-            choice="left",
-            rationale=None,
-            idempotency_key="k1",
-        )
+        # A key reused on another item is refused and leaves the transaction usable.
+        with pytest.raises(ConflictError, match="another item"):
+            rating.record_judgement(
+                session,
+                rater_id=rid,
+                public_id=second.public_id,
+                choice="left",
+                rationale=None,
+                idempotency_key="k1",
+            )
         session.commit()
-        assert rating.undo_last(session, rater_id=rid)
+        assert rating.undo(session, rater_id=rid, public_id=first.public_id)
         session.commit()
-        assert session.scalar(select(func.count()).select_from(Judgement)) == 0
+        live = select(func.count()).select_from(Judgement).where(Judgement.withdrawn_at.is_(None))
+        assert session.scalar(live) == 0
+        assert session.scalar(select(func.count()).select_from(Judgement)) == 1
     engine.dispose()

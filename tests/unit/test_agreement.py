@@ -75,3 +75,60 @@ def test_position_bias_and_winner() -> None:
     assert stats.winner("both_bad", "left") == "both_bad"
     assert stats.median_or_none([3.0, 1.0, 2.0]) == 2.0
     assert stats.pass_rate([True, False, True, True]) == 0.75
+
+
+# Fleiss (1971) as worked on Wikipedia ("Fleiss' kappa"): 10 subjects, 14 raters, 5 categories;
+# P_bar = 0.378, P_e = 0.213, kappa = 0.210.
+FLEISS_TABLE = [
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
+]
+
+
+def test_fleiss_kappa_wikipedia_example() -> None:
+    units = [[cat for cat, k in enumerate(row, 1) for _ in range(k)] for row in FLEISS_TABLE]
+    assert stats.fleiss_kappa(units) == pytest.approx(0.210, abs=5e-4)
+
+
+def test_fleiss_kappa_two_raters_by_hand() -> None:
+    # 4 units x 2 ratings: (a,a) (a,b) (b,b) (a,a). P_i = 1, 0, 1, 1 -> P_bar = 0.75.
+    # p_a = 5/8, p_b = 3/8 -> P_e = 25/64 + 9/64 = 34/64; kappa = (0.75 - 34/64) / (30/64) = 7/15
+    units = [["a", "a"], ["a", "b"], ["b", "b"], ["a", "a"]]
+    assert stats.fleiss_kappa(units) == pytest.approx(7 / 15)
+
+
+def test_fleiss_kappa_edge_cases() -> None:
+    assert stats.fleiss_kappa([]) is None
+    assert stats.fleiss_kappa([["x", "x"], ["x", "x"]]) == 1.0
+    with pytest.raises(ValueError, match="same number of ratings"):
+        stats.fleiss_kappa([["x", "x"], ["x", "y", "x"]])
+
+
+def test_pairwise_cohen_kappa_per_rater_pair() -> None:
+    # Three raters, each comparison judged by two of them. (ann, bob) agree on 3 of 4:
+    # ann: c c r t ; bob: c c r c. p_o = 0.75; ann c=2 r=1 t=1, bob c=3 r=1:
+    # p_e = (2*3 + 1*1) / 16 = 7/16 -> kappa = (0.75 - 7/16) / (9/16) = 5/9.
+    units = [
+        {"ann": "c", "bob": "c"},
+        {"ann": "c", "bob": "c"},
+        {"ann": "r", "bob": "r"},
+        {"ann": "t", "bob": "c"},
+        {"ann": "c", "cid": "r"},
+        {"bob": "r", "cid": "r"},
+        {"bob": "c", "cid": "c"},
+    ]
+    pairs = {(p.rater_a, p.rater_b): p for p in stats.pairwise_cohen_kappa(units)}
+    assert set(pairs) == {("ann", "bob"), ("ann", "cid"), ("bob", "cid")}
+    ab = pairs[("ann", "bob")]
+    assert ab.n == 4 and ab.agreement == 0.75 and ab.kappa == pytest.approx(5 / 9)
+    assert pairs[("ann", "cid")].n == 1 and pairs[("ann", "cid")].agreement == 0.0
+    bc = pairs[("bob", "cid")]
+    assert bc.n == 2 and bc.agreement == 1.0 and bc.kappa == pytest.approx(1.0)

@@ -141,3 +141,83 @@ def test_degraded_copy_differs_from_the_original(text: str) -> None:
         degraded, how = plan.degrade(text, random.Random(seed))
         assert degraded != text
         assert how in ("truncated", "shuffled", "repeated")
+
+
+def _sample(i: int, seed: int, text: str) -> plan.Sample:
+    return plan.Sample(i, seed, text)
+
+
+def test_each_checkpoint_gets_its_own_base_sample_never_on_a_shared_seed() -> None:
+    candidates = {c: _sample(100 + c, 0, f"checkpoint {c}") for c in range(3)}
+    base = [_sample(0, 0, "base seed 0"), *(_sample(i, i, f"base take {i}") for i in (1, 2, 3))]
+    pairing, missing = plan.pair_with_base(candidates, base, random.Random(0))
+    assert missing == 0 and set(pairing) == {0, 1, 2}
+    assert len({s.id for s in pairing.values()}) == 3
+    assert all(s.seed != 0 for s in pairing.values())  # the candidates' seed is never used
+
+
+def test_missing_base_samples_are_counted_and_repeated_texts_go_last() -> None:
+    candidates = {c: _sample(100 + c, 0, f"checkpoint {c}") for c in range(4)}
+    base = [_sample(1, 1, "same"), _sample(2, 2, "  same "), _sample(3, 3, "other")]
+    pairing, missing = plan.pair_with_base(candidates, base, random.Random(3))
+    assert missing == 1 and len(pairing) == 3
+    candidates = {c: _sample(100 + c, 0, f"checkpoint {c}") for c in range(2)}
+    for seed in range(20):
+        pairing, missing = plan.pair_with_base(candidates, base, random.Random(seed))
+        assert missing == 0
+        assert {plan.text_key(s.text) for s in pairing.values()} == {"same", "other"}
+
+
+def test_no_rater_is_given_a_text_twice() -> None:
+    # Comparisons 0 and 1 share a text: with two raters and two per comparison, one of them
+    # can only get the raters that have not seen it (none), and says so by being short.
+    texts = {0: frozenset({"a", "x"}), 1: frozenset({"b", "x"}), 2: frozenset({"c", "d"})}
+    result = plan.assign_raters([0, 1, 2], ["r1", "r2", "r3"], 2, random.Random(0), texts=texts)
+    for rater in ("r1", "r2", "r3"):
+        shown = [k for c, rs in result.items() if rater in rs for k in texts[c]]
+        assert len(shown) == len(set(shown))
+    assert sorted(len(result[c]) for c in (0, 1)) == [1, 2] and len(result[2]) == 2
+    short = plan.assign_raters(
+        [0], ["r1", "r2"], 2, random.Random(0), texts=texts, seen={"r1": {"x"}}
+    )
+    assert short[0] == ["r2"]
+
+
+def test_same_text_ignores_whitespace_only() -> None:
+    assert plan.same_text("A  b\n c", "A b c")
+    assert not plan.same_text("A b c", "a b c")
+
+
+def test_replacement_is_least_loaded_eligible_rater() -> None:
+    rng = random.Random(0)
+    load = {"a": 5, "b": 1, "c": 0, "d": 0}
+    seen = {"c": {"t1"}}
+    # a holds it already, c has seen one of its texts: b or d, and d is idler.
+    assert (
+        plan.pick_replacement(["a", "b", "c", "d"], {"a"}, load, seen, frozenset({"t1"}), rng)
+        == "d"
+    )
+    assert plan.pick_replacement(["a", "c"], {"a"}, load, seen, frozenset({"t1"}), rng) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((2, 2, 0), plan.Outcome("complete")),
+        ((2, 1, 1), plan.Outcome("open")),
+        ((2, 1, 0, ["flagged unsafe: pii"]), plan.Outcome("short", "flagged unsafe: pii")),
+        ((2, 0, 0, [], "tie", "identical"), plan.Outcome("complete", "identical")),
+        ((2, 1, 0, [], None, "skipped twice"), plan.Outcome("short", "skipped twice")),
+        ((2, 1, 0), plan.Outcome("short", "no eligible rater was left to judge it")),
+    ],
+)
+def test_comparison_outcome(args: tuple, expected: plan.Outcome) -> None:
+    assert plan.comparison_outcome(*args) == expected
+
+
+def test_base_sample_equal_to_a_checkpoint_text_goes_last() -> None:
+    candidates = {0: _sample(100, 0, "shared answer"), 1: _sample(101, 0, "other answer")}
+    base = [_sample(1, 1, "shared  answer"), _sample(2, 2, "base a"), _sample(3, 3, "base b")]
+    for seed in range(20):
+        pairing, missing = plan.pair_with_base(candidates, base, random.Random(seed))
+        assert missing == 0 and {s.id for s in pairing.values()} == {2, 3}

@@ -60,9 +60,10 @@ def _run_batch(
     models: JobModels,
     config: EvalConfig,
     progress: Progress | None,
+    replicate: int = 0,
 ) -> None:
     texts = [p.text for p in batch]
-    seeds = [prompt_seed(config, p) for p in batch]
+    seeds = [prompt_seed(config, p, replicate) for p in batch]
     params = _params(config)
     results = models.generator.generate(texts, params, seeds)
     _advance(progress, "generate", len(batch))
@@ -79,7 +80,9 @@ def _run_batch(
         kls = models.kl.score(prompt_ids, [r.token_ids for r in results])
     _advance(progress, "KL", len(batch))
     items = [
-        NewGeneration(p.id, seed, r.text, len(r.token_ids), r.finish_reason, reward, k1, k3)
+        NewGeneration(
+            p.id, seed, r.text, len(r.token_ids), r.finish_reason, reward, k1, k3, {}, replicate
+        )
         for p, seed, r, reward, (k1, k3) in zip(batch, seeds, results, rewards, kls, strict=True)
     ]
     store_generations(
@@ -109,25 +112,25 @@ def run_job(
     """Fill the missing rows of one claimed job, committing per batch, then write the summary."""
     evaluation.config = config.model_dump(mode="json")
     prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
-    done = done_prompt_ids(session, evaluation.checkpoint_id, prompts, config)
-    todo = [p for p in prompts if p.id not in done]
+    # Replicate 0 first: the summary needs it; extra replicates are base samples for studies.
+    todo: list[tuple[int, list[Prompt]]] = []
+    for replicate in range(evaluation.replicates):
+        done = done_prompt_ids(session, evaluation.checkpoint_id, prompts, config, replicate)
+        todo.append((replicate, [p for p in prompts if p.id not in done]))
     if progress is not None:
+        total = len(prompts) * evaluation.replicates
+        left = sum(len(missing) for _, missing in todo)
         for phase in PHASES:
-            progress.add_task(phase, total=len(prompts), completed=len(done))
-    if todo:
+            progress.add_task(phase, total=total, completed=total - left)
+    if any(missing for _, missing in todo):
         models = load_models(evaluation.checkpoint, config)
         try:
-            for start in range(0, len(todo), config.batch_size):
-                _run_batch(
-                    session,
-                    evaluation,
-                    todo[start : start + config.batch_size],
-                    models,
-                    config,
-                    progress,
-                )
-                heartbeat(session, evaluation)
-                session.commit()
+            for replicate, missing in todo:
+                for start in range(0, len(missing), config.batch_size):
+                    batch = missing[start : start + config.batch_size]
+                    _run_batch(session, evaluation, batch, models, config, progress, replicate)
+                    heartbeat(session, evaluation)
+                    session.commit()
         finally:
             models.close()
     summary = finalize(session, evaluation, prompts, config)

@@ -1,0 +1,103 @@
+"""Rater guidelines of a study: written by the admin in markdown, shown to each rater once before
+their first item of the study, and on demand afterwards.
+
+The view carries the study id (already implied by the rater's queue) and the text; nothing about
+checkpoints. Editing the guidelines shows them again to everyone on their next visit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from judging.data.models import Assignment, Comparison, Study, StudyRater
+from judging.errors import ConflictError, NotFoundError, PermissionDeniedError
+
+MAX_GUIDELINES_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class GuidelinesView:
+    study_id: int
+    text: str
+    first_visit: bool
+    """True until the rater has confirmed reading them (then only the link is shown)."""
+
+
+def clean(text: str | None) -> str | None:
+    """Stored form of what the admin typed: stripped, None when empty; refuses overlong text."""
+    value = (text or "").strip()
+    if len(value) > MAX_GUIDELINES_CHARS:
+        raise ConflictError(f"guidelines are limited to {MAX_GUIDELINES_CHARS} characters")
+    return value or None
+
+
+def set_guidelines(session: Session, study: Study, text: str | None) -> None:
+    """Replace the study's guidelines; a changed text is shown again to every rater."""
+    value = clean(text)
+    if value == study.guidelines:
+        return
+    study.guidelines = value
+    session.execute(
+        update(StudyRater).where(StudyRater.study_id == study.id).values(guidelines_seen_at=None)
+    )
+    session.flush()
+
+
+def for_assignment(session: Session, rater_id: int, public_id: str) -> GuidelinesView | None:
+    """Guidelines of the study this (rater's) item belongs to, or None when it has none."""
+    row = session.execute(
+        select(Study.id, Study.guidelines, StudyRater.id, StudyRater.guidelines_seen_at)
+        .join(Comparison, Comparison.study_id == Study.id)
+        .join(Assignment, Assignment.comparison_id == Comparison.id)
+        .outerjoin(
+            StudyRater, (StudyRater.study_id == Study.id) & (StudyRater.rater_id == rater_id)
+        )
+        .where(Assignment.public_id == public_id, Assignment.rater_id == rater_id)
+    ).first()
+    if row is None:
+        return None
+    study_id, text, link_id, seen_at = row
+    if not text:
+        return None
+    return GuidelinesView(study_id, text, first_visit=link_id is not None and seen_at is None)
+
+
+def _is_member(session: Session, rater_id: int, study_id: int) -> bool:
+    member = select(StudyRater.id).where(
+        StudyRater.study_id == study_id, StudyRater.rater_id == rater_id
+    )
+    worked = (
+        select(Assignment.id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Comparison.study_id == study_id, Assignment.rater_id == rater_id)
+    )
+    return bool(session.scalar(select(exists(member) | exists(worked))))
+
+
+def for_study(session: Session, rater_id: int, study_id: int) -> GuidelinesView:
+    """The guidelines page of a study, for its raters only (404 unknown, 403 not yours)."""
+    study = session.get(Study, study_id)
+    if study is None:
+        raise NotFoundError("no such study")
+    if not _is_member(session, rater_id, study_id):
+        raise PermissionDeniedError("you are not a rater in this study")
+    return GuidelinesView(study_id, study.guidelines or "", first_visit=False)
+
+
+def mark_seen(session: Session, rater_id: int, study_id: int, now: datetime | None = None) -> None:
+    """Record that the rater read the guidelines (idempotent: the first time stays)."""
+    for_study(session, rater_id, study_id)  # the same permission checks
+    session.execute(
+        update(StudyRater)
+        .where(
+            StudyRater.study_id == study_id,
+            StudyRater.rater_id == rater_id,
+            StudyRater.guidelines_seen_at.is_(None),
+        )
+        .values(guidelines_seen_at=now or datetime.now(UTC))
+    )
+    session.flush()
