@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 
-from cli import db, evaluate, imports, models, prompts, raters, serve, simulate, study, train
+from cli import db, demo, evaluate, imports, models, prompts, raters, serve, simulate, study, train
 from cli.common import err_console
 from judging.errors import LabError
 
@@ -34,6 +34,7 @@ app.add_typer(train.app, name="train")
 app.command("evaluate")(evaluate.evaluate)
 app.add_typer(imports.app, name="import")
 app.add_typer(simulate.app, name="simulate")
+app.add_typer(demo.app, name="demo")
 
 
 def _database_message(exc: DBAPIError) -> str:
