@@ -11,6 +11,7 @@ from sqlalchemy import text
 from app.deps import SessionDep
 from app.render import render
 from judging.data.overview import run_overviews
+from judging.pipeline_status import read_status
 
 router = APIRouter()
 
@@ -26,5 +27,9 @@ def health(session: SessionDep) -> JSONResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, session: SessionDep) -> HTMLResponse:
-    context: dict[str, Any] = {"runs": run_overviews(session)}
+    pipeline = read_status(request.app.state.settings.data_dir)
+    context: dict[str, Any] = {
+        "runs": run_overviews(session),
+        "pipeline": pipeline.summary() if pipeline else None,
+    }
     return render(request, "index.html", context, block="runs")
