@@ -136,6 +136,10 @@ def run_stages(
     status.state = "running"
 
     def save() -> None:
+        # Stages record results (study ids, the recommendation) in the file themselves.
+        on_disk = read_status(data_dir)
+        if on_disk is not None:
+            status.result.update(on_disk.result)
         write_status(data_dir, status)
         if on_change is not None:
             on_change(status)

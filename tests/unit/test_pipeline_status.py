@@ -74,3 +74,20 @@ def test_unreadable_status_is_none(tmp_path: Path) -> None:
     status_path(tmp_path).parent.mkdir(parents=True)
     status_path(tmp_path).write_text("{not json")
     assert read_status(tmp_path) is None
+
+
+def test_results_a_stage_writes_to_the_file_survive(tmp_path: Path) -> None:
+    from judging.pipeline_status import write_status
+
+    def record(report):  # type: ignore[no-untyped-def]
+        status = read_status(tmp_path)
+        assert status is not None
+        status.result["recommendation"] = {"checkpoint_id": 7}
+        write_status(tmp_path, status)
+
+    def done() -> bool:
+        saved = read_status(tmp_path)
+        return saved is not None and "recommendation" in saved.result
+
+    final = run_stages([Stage("rec", "Recommendation", done, record)], tmp_path)
+    assert final.state == "done" and final.result["recommendation"] == {"checkpoint_id": 7}
