@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--prompt-set", default="heldout-200")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--raters", type=int, default=2, help="verdicts per prompt and checkpoint")
-    parser.add_argument("--temperature", type=float, default=0.06)
+    parser.add_argument("--temperature", type=float, default=0.08)
     parser.add_argument("--position-bias", type=float, default=0.2)
     args = parser.parse_args()
     spec = RaterSpec(temperature=args.temperature, position_bias=args.position_bias)

@@ -51,7 +51,7 @@ class DemoContext:
     eval_limit: int | None = None
     sim_raters: int = 3
     people: tuple[str, ...] = ("demo-rater-1", "demo-rater-2", "demo-rater-3")
-    rater_temperature: float = 0.06
+    rater_temperature: float = 0.08
     rater_position_bias: float = 0.2
     echo: Callable[[str], None] = console.print
 

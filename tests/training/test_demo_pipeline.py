@@ -85,7 +85,8 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         statuses = session.scalars(
             select(Assignment.status).join(Comparison).where(Comparison.study_id == sim.id)
         ).all()
-        assert len(statuses) == 3 * 4 * 2 and set(statuses) == {"done"}  # prompts x ckpts x raters
+        # 3 prompts x 4 checkpoints x 2 raters, plus attention checks
+        assert len(statuses) >= 3 * 4 * 2 and set(statuses) == {"done"}
         open_people = session.scalars(
             select(Assignment.status).join(Comparison).where(Comparison.study_id == people.id)
         ).all()
