@@ -35,7 +35,8 @@ def ship(run_dir: Path, dest: Path) -> Path:
     config["base_model_name_or_path"] = "data/models/SmolLM2-135M-Instruct"  # not a local path
     (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
     card = json.loads((tmp / "report.json").read_text("utf-8")).get("model_card", {})
-    card.pop("model", None)
+    card.pop("model", None)  # a path on the machine that trained it
+    card["base_model"] = config["base_model_name_or_path"]
     (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n", "utf-8")
     if dest.exists():
         shutil.rmtree(dest)
