@@ -36,7 +36,7 @@ def test_repetitive_and_padded_answers_lose(scorer) -> None:  # type: ignore[no-
     padded = RELEVANT + " " + " ".join(["Basil is a plant that likes sun and water."] * 40)
     good, rep, pad = scorer.scores([PROMPT] * 3, [RELEVANT, repetitive, padded])
     assert rep.repetition > 0.5 and good.total > rep.total
-    assert pad.excess_length > 0.3 and good.total > pad.total
+    assert pad.excess_length > 0.2 and good.total > pad.total
 
 
 def test_deterministic_and_empty_response(scorer) -> None:  # type: ignore[no-untyped-def]
