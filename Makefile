@@ -1,4 +1,5 @@
-# Two commands matter: `make demo` (install, fetch the model, migrate, import prompts, serve) and
+# Two commands matter: `make demo` (install, fetch the model, migrate, import prompts, then serve
+# the app at once while the demo pipeline trains, evaluates and judges in the background) and
 # `make test` (install test deps, then the whole suite against PostgreSQL).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -37,7 +38,10 @@ prompts: migrate
 serve: venv
 	$(BIN)/rlhf serve
 
-demo: model prompts serve
+# `rlhf demo up`: the web app in the foreground, `rlhf demo run` (resumable) in the background;
+# Ctrl-C stops both and a rerun resumes. `make serve` serves without the pipeline.
+demo: model prompts
+	$(BIN)/rlhf demo up
 
 browser-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

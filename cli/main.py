@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cli import (
     db,
+    demo,
     evaluate,
     export,
     export_report,
@@ -24,6 +25,7 @@ from cli import (
     raters,
     registry,
     serve,
+    simulate,
     study,
     train,
 )
@@ -49,6 +51,8 @@ app.add_typer(imports.app, name="import")
 export.app.command("report")(export_report.report)
 app.add_typer(export.app, name="export")
 app.add_typer(registry.app, name="registry")
+app.add_typer(simulate.app, name="simulate")
+app.add_typer(demo.app, name="demo")
 
 
 def _database_message(exc: DBAPIError) -> str:

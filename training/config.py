@@ -183,8 +183,8 @@ class RMSection:
     calibration_bins: int = 10
     """Reliability bins in the report."""
     train_top_layers: int = 0
-    """Full fine-tuning only: train just the top N transformer layers (+ norm and head); 0 = all.
-    Backpropagation then stops early, which makes CPU training several times cheaper."""
+    """Train just the top N transformer layers (+ norm and head); 0 = all. With LoRA, adapters go
+    on those layers only. Backpropagation then stops early: several times cheaper on CPU."""
     heldout_max_pairs: int = 0
     """Score at most this many held-out pairs for the report; 0 = all."""
 

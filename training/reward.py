@@ -93,12 +93,17 @@ def _trainer(
     dataset = Dataset.from_dict(
         {"chosen_ids": train["chosen_ids"], "rejected_ids": train["rejected_ids"]}
     )
+    peft_config = lora_config(cfg, "SEQ_CLS")
+    if peft_config is not None and cfg.rm.train_top_layers:
+        # Adapters on the top layers only: backpropagation stops there, as with full tuning.
+        n = int(model.config.num_hidden_layers)
+        peft_config.layers_to_transform = list(range(max(0, n - cfg.rm.train_top_layers), n))
     return RewardTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=lora_config(cfg, "SEQ_CLS"),
+        peft_config=peft_config,
         callbacks=callbacks,
     )
 
@@ -137,9 +142,11 @@ def _finalise(
     n_train: int,
 ) -> None:
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
     out = Path(trainer.args.output_dir)
+    if hasattr(model, "merge_and_unload"):
+        # The unmerged adapter (LoRA + score head) is a few MB: small enough to ship in a repo.
+        model.save_pretrained(out / "adapter")
+        model = model.merge_and_unload()
     final = out / "final"
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
@@ -182,5 +189,8 @@ def _model_card(cfg: TrainConfig, final: Path, n_train: int, step: int) -> dict[
         "adapter": "LoRA (merged)" if cfg.lora.enabled else "full fine-tuning",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "intended_use": "reward signal for PPO experiments in this lab",
-        "limitations": "trained on synthetic template preferences; rewards length and surface form",
+        "limitations": (
+            "learns whatever its preference data rewards, biases included (see the reward-length "
+            "correlation in the report); a proxy to be over-optimised, not a judge"
+        ),
     }

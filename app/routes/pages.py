@@ -18,6 +18,7 @@ from app.auth import NEED_INVITE, MaybeRater
 from app.deps import SessionDep
 from app.render import render
 from judging.data.overview import run_overviews
+from judging.pipeline_status import read_status
 from judging.settings import PROJECT_ROOT
 
 router = APIRouter()
@@ -46,7 +47,12 @@ def index(request: Request, session: SessionDep, who: MaybeRater) -> Response:
     elsewhere = _not_for_you(who)
     if elsewhere is not None:
         return elsewhere
-    context: dict[str, Any] = {"runs": run_overviews(session), "who": who}
+    pipeline = read_status(request.app.state.settings.data_dir)
+    context: dict[str, Any] = {
+        "runs": run_overviews(session),
+        "who": who,
+        "pipeline": pipeline.summary() if pipeline else None,
+    }
     return render(request, "index.html", context, block="runs")
 
 

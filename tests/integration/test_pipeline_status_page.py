@@ -1,0 +1,28 @@
+"""The index page shows the demo pipeline's status line (and nothing when it never ran)."""
+
+from __future__ import annotations
+
+import pytest
+
+from judging.pipeline_status import PipelineStatus, StageState, write_status
+from judging.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_index_shows_the_pipeline_status_line(client, test_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    assert 'id="pipeline-status"' not in client.get("/").text
+    status = PipelineStatus(
+        stages=[
+            StageState("reward_model", "Reward model", state="done"),
+            StageState(
+                "ppo:demo-ppo-kl001", "PPO demo-ppo-kl001", state="running", detail="<b>x</b>"
+            ),
+        ],
+        state="running",
+    )
+    write_status(test_settings.data_dir, status)
+    page = client.get("/").text
+    assert "Demo pipeline: running — stage 2/2, PPO demo-ppo-kl001: &lt;b&gt;x&lt;/b&gt;" in page
+    fragment = client.get("/", headers={"HX-Request": "true"}).text
+    assert 'id="pipeline-status"' in fragment

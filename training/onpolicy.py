@@ -1,0 +1,232 @@
+"""On-policy response samples for preference pairs: two SmolLM2 answers per train prompt.
+
+Generation is the slow half of building on-policy pairs (labelling by the gold preference takes
+seconds), so it is its own resumable step: every batch is appended to a JSONL file and flushed,
+and a rerun skips the prompts already there. A half-written last line (killed mid-write) is cut
+off on the next start. The prompts are a seeded shuffle of the train set, so the first N of a
+longer run are the same N a shorter run would take.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.common import read_jsonl
+from training.generation.base import ModelRef, SamplingParams
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What to sample: which prompts, how many, with which settings."""
+
+    prompts: str = "data/prompts/train.jsonl"
+    base_model: str = "data/models/SmolLM2-135M-Instruct"
+    n_prompts: int = 800
+    """Train prompts to answer (a seeded shuffle of the file, first N)."""
+    max_new_tokens: int = 160
+    """Long enough that most answers end on their own, so length is something PPO can change."""
+    temperature: float = 0.7
+    """The PPO rollout temperature: the pairs are what the policy itself would say."""
+    seed: int = 0
+    batch_size: int = 16
+
+
+def sample_seed(seed: int, prompt_id: str, k: int) -> int:
+    """A stable per-(prompt, sample) seed: the same answer whatever the batch or the run."""
+    digest = hashlib.sha256(f"{seed}:{prompt_id}:{k}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def chosen_prompts(spec: SampleSpec) -> list[dict[str, Any]]:
+    rows = read_jsonl(spec.prompts, ("id", "prompt"))
+    random.Random(spec.seed).shuffle(rows)
+    return rows[: spec.n_prompts]
+
+
+def read_done(path: Path) -> set[str]:
+    """Prompt ids already sampled; a torn last line is truncated away."""
+    if not path.is_file():
+        return set()
+    raw = path.read_bytes()
+    end = raw.rfind(b"\n") + 1
+    if end < len(raw):
+        with path.open("r+b") as handle:
+            handle.truncate(end)
+    done: set[str] = set()
+    for line in raw[:end].decode("utf-8").splitlines():
+        if line.strip():
+            done.add(json.loads(line)["prompt_id"])
+    return done
+
+
+def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def generate_samples(
+    spec: SampleSpec,
+    out: Path,
+    *,
+    generator: Any = None,
+    on_batch: Callable[[int, int, int], None] | None = None,
+) -> int:
+    """Append two answers per pending prompt to `out`; returns how many prompts were added.
+
+    `on_batch(done, total, new_tokens)` is called after each batch is on disk (progress bars).
+    """
+    from training.generation.hf import TransformersGenerator
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = chosen_prompts(spec)
+    done = read_done(out)
+    pending = [r for r in rows if r["id"] not in done]
+    if not pending:
+        return 0
+    gen = generator or TransformersGenerator(
+        ModelRef(base_path=spec.base_model), batch_size=spec.batch_size * 2
+    )
+    params = SamplingParams(temperature=spec.temperature, max_new_tokens=spec.max_new_tokens)
+    added = 0
+    with out.open("a", encoding="utf-8") as handle:
+        for batch in _batches(pending, spec.batch_size):
+            prompts = [r["prompt"] for r in batch for _ in (0, 1)]
+            seeds = [sample_seed(spec.seed, r["id"], k) for r in batch for k in (0, 1)]
+            results = gen.generate(prompts, params, seeds)
+            tokens = 0
+            for i, row in enumerate(batch):
+                pair = results[2 * i : 2 * i + 2]
+                tokens += sum(len(r.token_ids) for r in pair)
+                record = {
+                    "prompt_id": row["id"],
+                    "prompt": row["prompt"],
+                    "category": row.get("category"),
+                    "responses": [
+                        {
+                            "text": r.text,
+                            "n_tokens": len(r.token_ids),
+                            "finish_reason": r.finish_reason,
+                        }
+                        for r in pair
+                    ],
+                }
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            added += len(batch)
+            if on_batch is not None:
+                on_batch(len(done) + added, len(rows), tokens)
+    return added
+
+
+# --- labelling by the gold preference ------------------------------------------------------------
+
+
+def _split_of(seed: int, prompt_id: str, heldout_share: float) -> str:
+    digest = hashlib.sha256(f"split:{seed}:{prompt_id}".encode()).digest()
+    return "heldout" if int.from_bytes(digest[:4], "little") / 2**32 < heldout_share else "train"
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Whole file or nothing: written under a temporary name, then renamed."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    tmp.replace(path)
+
+
+def rater_agreement(gaps: list[float], temperature: float) -> float:
+    """Expected agreement of two simulated raters (no position bias) over these gold gaps."""
+    import math
+
+    total = 0.0
+    for gap in gaps:
+        p = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, gap / temperature))))
+        total += p * p + (1 - p) * (1 - p)
+    return total / len(gaps) if gaps else float("nan")
+
+
+def label_pairs(
+    samples: Path,
+    out_dir: Path,
+    labeller: Any,
+    *,
+    seed: int = 0,
+    heldout_share: float = 0.15,
+    scorer: Any = None,
+) -> dict[str, Any]:
+    """Turn sampled answer pairs into preference files; returns the statistics written.
+
+    train.jsonl carries the noisy labellers' verdicts (flips and length bias, `LabellerSpec`);
+    heldout.jsonl carries the gold verdict itself, so the reward model's held-out accuracy is
+    its accuracy against the gold preference. Pairs with identical answers are dropped.
+    """
+    from judging.gold import labeller_prefers_first, word_count
+    from training.gold import GoldScorer
+
+    rows = [json.loads(line) for line in samples.read_text("utf-8").splitlines() if line.strip()]
+    rows = [
+        r for r in rows if r["responses"][0]["text"].strip() != r["responses"][1]["text"].strip()
+    ]
+    scorer = scorer or GoldScorer()
+    prompts = [r["prompt"] for r in rows for _ in (0, 1)]
+    texts = [x["text"] for r in rows for x in r["responses"]]
+    golds = [s.total for s in scorer.scores(prompts, texts)]
+    out: dict[str, list[dict[str, Any]]] = {"train": [], "heldout": []}
+    agree = longer_chosen = 0
+    gaps = []
+    for i, row in enumerate(rows):
+        a, b = row["responses"]
+        ga, gb = golds[2 * i], golds[2 * i + 1]
+        gaps.append(ga - gb)
+        split = _split_of(seed, row["prompt_id"], heldout_share)
+        if split == "heldout":
+            first = ga >= gb
+        else:
+            rng = random.Random(sample_seed(seed, row["prompt_id"], 99))
+            wa, wb = word_count(a["text"]), word_count(b["text"])
+            first = labeller_prefers_first(ga, gb, wa, wb, labeller, rng)
+            agree += first == (ga >= gb)
+        chosen, rejected = (a, b) if first else (b, a)
+        g_chosen, g_rejected = (ga, gb) if first else (gb, ga)
+        if split == "train":
+            longer_chosen += word_count(chosen["text"]) > word_count(rejected["text"])
+        out[split].append(
+            {
+                "id": row["prompt_id"],
+                "prompt_id": row["prompt_id"],
+                "prompt": row["prompt"],
+                "chosen": chosen["text"],
+                "rejected": rejected["text"],
+                "gold_chosen": round(g_chosen, 6),
+                "gold_rejected": round(g_rejected, 6),
+            }
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for split, items in out.items():
+        _write_jsonl(out_dir / f"{split}.jsonl", items)
+    n_train = len(out["train"])
+    stats = {
+        "samples": str(samples),
+        "pairs": {"train": n_train, "heldout": len(out["heldout"])},
+        "labeller": {"flip": labeller.flip, "length_bias": labeller.length_bias, "seed": seed},
+        "train_labels_agreeing_with_gold": round(agree / n_train, 4) if n_train else None,
+        "train_chosen_longer_share": round(longer_chosen / n_train, 4) if n_train else None,
+        "truncated_share": round(
+            sum(x["finish_reason"] == "length" for r in rows for x in r["responses"])
+            / max(1, 2 * len(rows)),
+            4,
+        ),
+        "mean_gold": round(sum(golds) / max(1, len(golds)), 4),
+        "simulated_rater_agreement_by_temperature": {
+            str(t): round(rater_agreement(gaps, t), 4) for t in (0.02, 0.04, 0.06, 0.08, 0.1, 0.15)
+        },
+    }
+    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", "utf-8")
+    return stats
