@@ -5,8 +5,9 @@ every response with the gold preference, and then, for each of `--seeds` simulat
 draws a study's verdicts (`--raters` per prompt and checkpoint, RaterSpec noise and position
 bias) and lets four rules pick a checkpoint:
 
-- product:  judging.stats.recommend when merged, else the clearly marked placeholder
-            (highest lower 95% bound of the prompt-clustered win rate)
+- product:  the product's rule (judging.stats.recommend with its defaults: LC win rate from the
+            simulated votes and the real length differences, hard flags and KL from the stored
+            evaluations, lower KL on overlapping intervals)
 - proxy:    the highest mean reward-model score on the held-out prompts (no raters needed)
 - last:     the final checkpoint (latest step; between runs, the one with higher proxy reward)
 - raw_wr:   the highest raw simulated win rate
@@ -28,7 +29,6 @@ from judging.gold import RaterSpec
 from judging.stats.regret import (
     argmax,
     gold_win_rate,
-    placeholder_recommend,
     simulate_votes,
     summarise,
 )
@@ -44,14 +44,47 @@ class Candidate:
     proxy: float | None
 
 
-def product_rule() -> tuple[str, Callable[[Mapping[int, Sequence[Vote]], int], int]]:
-    """The product's recommendation if merged (MERGE HOOK), else the placeholder."""
-    try:
-        from judging.stats import recommend  # type: ignore[attr-defined]
+def product_rule(
+    data: dict[str, Any], database_url: str | None, prompt_set: str
+) -> Callable[[Mapping[int, Sequence[Vote]], int], int | None]:
+    """The product's recommendation over simulated votes; None when no checkpoint qualifies."""
+    from dataclasses import replace
 
-        return "recommend", recommend.pick_from_votes  # wired by the lead at merge
-    except (ImportError, AttributeError):
-        return "placeholder", lambda votes, seed: placeholder_recommend(votes, seed)
+    from sqlalchemy import select
+
+    from judging.analysis.evidence import checkpoint_evidence
+    from judging.data.db import make_engine, make_session_factory
+    from judging.data.models import PromptSet
+    from judging.settings import get_settings
+    from judging.stats.lc_winrate import LengthVote
+    from judging.stats.recommend import RecommendationRule, recommend
+
+    engine = make_engine(database_url or get_settings().resolved_database_url)
+    with make_session_factory(engine)() as session:
+        pset_id = session.scalar(select(PromptSet.id).where(PromptSet.name == prompt_set))
+        assert pset_id is not None
+        evidence = checkpoint_evidence(session, [c.id for c in data["candidates"]], pset_id)
+    engine.dispose()
+    texts, base = data["texts"], data["base"]
+
+    def pick(votes: Mapping[int, Sequence[Vote]], seed: int) -> int | None:
+        with_votes = [
+            replace(
+                evidence[cid],
+                votes=tuple(
+                    LengthVote(
+                        v.prompt_id,
+                        v.score,
+                        len(texts[cid][v.prompt_id]) - len(texts[base][v.prompt_id]),
+                    )
+                    for v in vs
+                ),
+            )
+            for cid, vs in votes.items()
+        ]
+        return recommend(with_votes, RecommendationRule(n_boot=300, seed=seed)).choice
+
+    return pick
 
 
 def load(database_url: str | None, runs: list[str], prompt_set: str) -> dict[str, Any]:
@@ -172,10 +205,10 @@ def main() -> None:
     )
     last_step = max(c.step for c in cands)
     last = max((c for c in cands if c.step == last_step), key=lambda c: c.proxy or 0.0).id
-    name, product = product_rule()
+    product = product_rule(data, args.database_url, args.prompt_set)
     print(
         f"\ngold-best: {label[best]}; max proxy: {label[proxy_pick] if proxy_pick else '-'}; "
-        f"last: {label[last]}; product rule: {name}"
+        f"last: {label[last]}"
     )
     picks: dict[str, list[int]] = {"product": [], "proxy": [], "last": [], "raw_wr": []}
     print(f"\n{'seed':>4}  {'product':<22}{'raw win rate':<22}  observed WR per checkpoint")
@@ -184,6 +217,9 @@ def main() -> None:
         votes = {c.id: simulate_votes(gaps[c.id], spec, args.raters, rng) for c in cands}
         observed = {cid: win_rate(v) for cid, v in votes.items()}
         pick = product(votes, seed)
+        if pick is None:  # no checkpoint qualifies (all flagged, or too few verdicts)
+            print(f"{seed:>4}  product rule recommends nothing")
+            continue
         raw = argmax(observed)
         picks["product"].append(pick)
         picks["raw_wr"].append(raw)

@@ -159,10 +159,48 @@ def _eval_missing(ctx: DemoContext) -> int:
     return sum(i not in done for i in ids)
 
 
+def _reference_base(ctx: DemoContext) -> int:
+    """The base checkpoint of the first demo run: the reference of both demo studies."""
+    return demo_checkpoint_ids(ctx)[0]
+
+
+def _base_replicates_wanted(ctx: DemoContext) -> int:
+    # Blind judging pairs each checkpoint with its own base sample (replicate 1..C; replicate 0
+    # is the shared-seed sample used for KL and reward), plus spare samples for attention checks.
+    return len(demo_checkpoint_ids(ctx, trained_only=True)) + 3
+
+
+def _base_replicates_missing(ctx: DemoContext) -> bool:
+    from sqlalchemy import select
+
+    from judging.data.models import Evaluation, PromptSet
+
+    with db_session() as session:
+        evaluation = session.scalar(
+            select(Evaluation)
+            .join(PromptSet, PromptSet.id == Evaluation.prompt_set_id)
+            .where(
+                PromptSet.name == ctx.prompt_set,
+                Evaluation.checkpoint_id == _reference_base(ctx),
+            )
+        )
+        return (
+            evaluation is None
+            or evaluation.status != "done"
+            or evaluation.replicates < _base_replicates_wanted(ctx)
+        )
+
+
 def _eval_run(ctx: DemoContext, report: Report) -> None:
     report(f"{_eval_missing(ctx)} checkpoints to evaluate on {ctx.prompt_set}")
     args = ["evaluate", "--config", ctx.eval_config, "--prompt-set", ctx.prompt_set]
-    _rlhf(ctx, *args, *(["--limit", str(ctx.eval_limit)] if ctx.eval_limit else []))
+    limit = ["--limit", str(ctx.eval_limit)] if ctx.eval_limit else []
+    _rlhf(ctx, *args, *limit)
+    if _base_replicates_missing(ctx):
+        wanted = _base_replicates_wanted(ctx)
+        report(f"base samples for blind judging: {wanted} per prompt")
+        base = ["--checkpoint", str(_reference_base(ctx)), "--replicates", str(wanted)]
+        _rlhf(ctx, *args, *base, *limit)
 
 
 # --- stage 4: the simulated study ---------------------------------------------------------------
@@ -264,19 +302,20 @@ def _sim_run(ctx: DemoContext, report: Report) -> None:
 
 
 def recommend_hook(study_id: int) -> dict[str, Any]:
-    """MERGE HOOK: the product's recommendation for a study (judging.stats.recommend).
+    """The product's recommendation for the simulated study, stored with its history."""
+    from judging.analysis.recommendation import refresh_recommendation
 
-    Until that module is merged this returns a placeholder naming itself as such.
-    """
-    try:
-        from judging.stats import recommend as rec  # type: ignore[attr-defined]
-    except ImportError:
-        return {"study_id": study_id, "checkpoint_id": None, "note": "recommendation not merged"}
     with db_session() as session:
-        result = rec.recommend_for_study(session, study_id)  # wired by the lead at merge
-    return (
-        dict(result) if isinstance(result, dict) else {"study_id": study_id, "result": str(result)}
-    )
+        refreshed = refresh_recommendation(session, study_id)
+        stored = refreshed.stored
+        if stored is None:
+            reasons = refreshed.decision.explanation if refreshed.decision else ()
+            return {"study_id": study_id, "checkpoint_id": None, "explanation": list(reasons)}
+        return {
+            "study_id": study_id,
+            "checkpoint_id": stored.checkpoint_id,
+            "recommendation_id": stored.id,
+        }
 
 
 def _set_result(ctx: DemoContext, key: str, value: Any) -> None:
@@ -337,7 +376,10 @@ def build_stages(ctx: DemoContext) -> list[Stage]:
         )
     stages += [
         Stage(
-            "evaluate", "Evaluation", lambda: _eval_missing(ctx) == 0, lambda r: _eval_run(ctx, r)
+            "evaluate",
+            "Evaluation",
+            lambda: _eval_missing(ctx) == 0 and not _base_replicates_missing(ctx),
+            lambda r: _eval_run(ctx, r),
         ),
         Stage(
             "simulated_study",

@@ -298,3 +298,14 @@ def study_lc_intervals(
     """LC win rate per checkpoint of a study, with the length slope shared across its checkpoints
     (the estimate the recommendation ranks by, same seed and resamples give the same numbers)."""
     return lc_win_rate_intervals(study_votes(session, study_id), n_boot=n_boot, seed=seed)
+
+
+def checkpoint_evidence(
+    session: Session, ids: Sequence[int], prompt_set_id: int
+) -> dict[int, CheckpointEvidence]:
+    """Evaluation and training evidence of checkpoints, with no votes (callers add their own)."""
+    infos = checkpoint_infos(session, ids)
+    ordered = [infos[i] for i in ids]
+    evals = evaluations(session, ids, prompt_set_id)
+    metrics = train_metrics(session, ordered)
+    return {i.id: _evidence(i, [], evals.get(i.id), metrics[i.id]) for i in ordered}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from judging.gold import RaterSpec, rater_choice
-from judging.stats.winrate import Vote, win_rate_interval
+from judging.stats.winrate import Vote
 
 K = TypeVar("K", bound=Hashable)
 
@@ -56,16 +56,6 @@ def argmax(values: Mapping[K, float | None]) -> K:
     if best is None:
         raise ValueError("no values to choose from")
     return next(k for k, v in values.items() if v == best)
-
-
-def placeholder_recommend(votes: Mapping[K, Sequence[Vote]], seed: int = 0) -> K:
-    """PLACEHOLDER, replaced at merge by judging.stats.recommend: the highest lower bound of the
-    prompt-clustered 95% bootstrap interval of the win rate (a cautious pick)."""
-    lows: dict[K, float | None] = {}
-    for key, vs in votes.items():
-        interval = win_rate_interval(vs, n_boot=400, seed=seed)
-        lows[key] = interval.low if interval else None
-    return argmax(lows)
 
 
 def regret(pick: K, gold: Mapping[K, float]) -> float:

@@ -85,8 +85,14 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         statuses = session.scalars(
             select(Assignment.status).join(Comparison).where(Comparison.study_id == sim.id)
         ).all()
-        # 3 prompts x 4 checkpoints x 2 raters, plus attention checks
-        assert len(statuses) >= 3 * 4 * 2 and set(statuses) == {"done"}
+        comparisons = session.scalars(select(Comparison).where(Comparison.study_id == sim.id)).all()
+        # 3 prompts x 4 checkpoints (plus attention checks); tiny random models often write the
+        # same text twice, so a comparison may be an automatic tie or get fewer raters (blindness
+        # never shows a rater a text twice), but every one is served or closed with its reason.
+        assert len([c for c in comparisons if c.kind == "normal"]) == 3 * 4
+        assert statuses and set(statuses) == {"done"}
+        served = {a.comparison_id for a in session.scalars(select(Assignment).join(Comparison))}
+        assert all(c.id in served or c.closed_reason for c in comparisons)
         open_people = session.scalars(
             select(Assignment.status).join(Comparison).where(Comparison.study_id == people.id)
         ).all()

@@ -12,12 +12,10 @@ from judging.stats.regret import (
     argmax,
     gold_win_probability,
     gold_win_rate,
-    placeholder_recommend,
     regret,
     simulate_votes,
     summarise,
 )
-from judging.stats.winrate import Vote
 
 
 def test_gold_win_probability_averages_the_position_bias_out_at_zero_gap() -> None:
@@ -49,10 +47,7 @@ def test_regret_is_a_share_of_the_gold_range() -> None:
     assert rows["y"].mean_regret == pytest.approx(1.0) and rows["y"].best_share == 0.0
 
 
-def test_argmax_and_placeholder_recommendation() -> None:
+def test_argmax() -> None:
     assert argmax({"a": None, "b": 0.2, "c": 0.2}) == "b"
     with pytest.raises(ValueError):
         argmax({"a": None})
-    sure = [Vote(i, 1.0 if i % 5 else 0.0) for i in range(100)]  # 0.80 over 100 prompts
-    lucky = [Vote(i, 1.0 if i else 0.0) for i in range(6)]  # 0.83 over 6: a wide interval
-    assert placeholder_recommend({"sure": sure, "lucky": lucky}) == "sure"
