@@ -13,7 +13,7 @@ from app.render import render
 from judging.errors import ConflictError, NotFoundError
 from judging.studies import qc
 from judging.studies import service as studies
-from judging.studies.raters import invite_rater, invite_url, list_raters
+from judging.studies.raters import get_rater, invite_rater, invite_url, list_raters, revoke_rater
 
 router = APIRouter(prefix="/admin")
 
@@ -44,6 +44,7 @@ def _index(
         "studies": studies.list_studies(session),
         "raters": list_raters(session),
         "new_link": new_link,
+        "message": request.query_params.get("message"),
     }
     return render(request, "admin/index.html", context)
 
@@ -60,6 +61,18 @@ def invite(request: Request, session: SessionDep, who: AdminRater, form: AdminFo
     # Shown once on this response; only the hash is stored.
     session.commit()
     return _index(request, session, who, invite_url(str(request.base_url), token))
+
+
+@router.post("/raters/{rater_id}/revoke", response_model=None)
+def revoke(rater_id: int, session: SessionDep, who: AdminRater, _form: AdminForm) -> Response:
+    """End the rater's sessions now and kill their link; their verdicts stay."""
+    from urllib.parse import quote
+
+    if rater_id == who.rater_id:
+        raise ConflictError("you cannot revoke yourself; ask another admin")
+    rater = revoke_rater(session, get_rater(session, rater_id).name)
+    session.commit()  # before the redirect: get_db would commit only after the response is sent
+    return RedirectResponse(f"/admin?message={quote(f'revoked {rater.name}')}", status_code=303)
 
 
 @router.get("/studies/new", response_class=HTMLResponse)

@@ -50,7 +50,7 @@ def test_invite_create_judge_and_export(cli_db: Session, tmp_path: Path) -> None
             app, ["raters", "invite", name, *extra, "--base-url", "https://lab.example"]
         )
         assert result.exit_code == 0, result.output
-        links[name] = re.search(r"https://lab\.example/invite/(\S+)", result.output).group(1)  # type: ignore[union-attr]
+        links[name] = re.search(r"https://lab\.example/invite#(\S+)", result.output).group(1)  # type: ignore[union-attr]
     ann = cli_db.scalar(select(Rater).where(Rater.name == "ann"))
     assert ann is not None and ann.token_hash == hash_token(links["ann"])
     assert links["ann"] not in ann.token_hash

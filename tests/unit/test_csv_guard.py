@@ -13,7 +13,7 @@ from judging.studies.qc import EXPORT_FIELDS, to_csv
 def _cell(value: str) -> str:
     record = dict.fromkeys(EXPORT_FIELDS, "")
     record["rationale"] = value
-    row = next(csv.DictReader(io.StringIO(to_csv([record]))))
+    row = next(csv.DictReader(io.StringIO(to_csv([record]), newline="")))
     return row["rationale"]
 
 
