@@ -23,7 +23,12 @@ _STATUS = {NotFoundError: 404, PermissionDeniedError: 403, ConflictError: 409}
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="RLHF checkpoint lab", docs_url="/api/docs", redoc_url=None)
+    app = FastAPI(
+        title="RLHF checkpoint lab",
+        docs_url="/api/docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # no OAuth here: one public page fewer
+    )
     app.state.settings = settings
     app.state.engine = make_engine(settings.resolved_database_url)
     app.state.session_factory = make_session_factory(app.state.engine)
@@ -34,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.add_exception_handler(LabError, _lab_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
-    app.add_middleware(SecurityMiddleware, docs_paths=("/api/docs", "/api/docs/oauth2-redirect"))
+    app.add_middleware(SecurityMiddleware, docs_paths=("/api/docs",))
     return app
 
 
