@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
 from app.render import render
 from app.routes import admin, pages
@@ -50,7 +50,13 @@ def _reply(request: Request, message: str, status: int) -> HTMLResponse | JSONRe
 
 
 async def _database_error(request: Request, exc: DBAPIError) -> HTMLResponse | JSONResponse:
-    """The database dropped or refused the connection: a clear 503; the pool recovers by itself."""
+    """The database dropped or refused the connection: a clear 503; the pool recovers by itself.
+
+    A value the database cannot hold (an id past its integer range, say) is the client's error.
+    """
+    if isinstance(exc, DataError):
+        log.info("refused a value on %s: %s", request.url.path, str(exc.orig).strip()[:200])
+        return _reply(request, "a value in this request is out of range or malformed", 400)
     if not exc.connection_invalidated and not isinstance(exc, OperationalError | InterfaceError):
         raise exc
     log.warning("database unavailable on %s: %s", request.url.path, str(exc.orig).strip()[:200])

@@ -18,11 +18,17 @@ from judging.studies.raters import get_rater, invite_rater, invite_url, list_rat
 router = APIRouter(prefix="/admin")
 
 
+_MAX_INT = 2**31 - 1  # the database's integer columns
+
+
 def _ints(form: Any, name: str) -> list[int]:
     try:
-        return [int(v) for v in form.getlist(name) if str(v).strip()]
+        values = [int(v) for v in form.getlist(name) if str(v).strip()]
     except ValueError:
         raise ConflictError(f"{name} must be numeric ids") from None
+    if any(not 0 <= v <= _MAX_INT for v in values):
+        raise ConflictError(f"{name} holds an id out of range")
+    return values
 
 
 def _number(form: Any, name: str, default: float, kind: type = float) -> Any:
@@ -30,9 +36,12 @@ def _number(form: Any, name: str, default: float, kind: type = float) -> Any:
     if raw is None or str(raw).strip() == "":
         return kind(default)
     try:
-        return kind(str(raw))
-    except ValueError:
+        value = kind(str(raw))
+    except (ValueError, OverflowError):
         raise ConflictError(f"{name} must be a number, got {raw!r}") from None
+    if abs(value) > _MAX_INT or value != value:  # out of the column's range, or NaN
+        raise ConflictError(f"{name} is out of range: {raw!r}")
+    return value
 
 
 def _index(
