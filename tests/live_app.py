@@ -1,4 +1,4 @@
-"""The app under a real uvicorn in a subprocess (its own process group), for fault and load tests."""
+"""The app under a real uvicorn in a subprocess (own process group), for fault and load tests."""
 
 from __future__ import annotations
 

@@ -81,7 +81,8 @@ def _judge_all(client: httpx.Client, tally: Tally, stop: threading.Event) -> Non
         choice = rng.choice(["left", "right", "tie", "both_bad"])
         data = {"choice": choice, "key": key.group(1), "csrf_token": csrf.group(1)}
         # A retry after a dead connection resends the very same form: same key, same choice.
-        done = _retrying(tally, stop, lambda: client.post(f"/rate/{item.group(1)}", data=data))
+        url = f"/rate/{item.group(1)}"
+        done = _retrying(tally, stop, lambda u=url, d=data: client.post(u, data=d))
         if done is None:
             return
         assert done.status_code == 303, (done.status_code, done.text[:300])
