@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.render import render
 from app.routes import admin, pages
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.add_exception_handler(LabError, _lab_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeoutError, _busy)  # type: ignore[arg-type]
     app.add_middleware(SecurityMiddleware, docs_paths=("/api/docs",))
     return app
 
@@ -47,6 +49,12 @@ def _reply(request: Request, message: str, status: int) -> HTMLResponse | JSONRe
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"detail": message}, status_code=status)
     return render(request, "error.html", {"message": message, "status": status}, status_code=status)
+
+
+async def _busy(request: Request, _exc: PoolTimeoutError) -> HTMLResponse | JSONResponse:
+    """Every pooled connection stayed busy for the pool timeout: overloaded, not broken."""
+    log.warning("no database connection free in time for %s", request.url.path)
+    return _reply(request, "the server is busy; try again in a moment", 503)
 
 
 async def _database_error(request: Request, exc: DBAPIError) -> HTMLResponse | JSONResponse:

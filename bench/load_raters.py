@@ -241,12 +241,8 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     bad = figures["audit"]
-    ok = (
-        not run.errors
-        and bad["lost"] == 0
-        and bad["assignments_with_two"] == 0
-        and bad["stored_not_acknowledged"] == 0
-    )
+    # stored_not_acknowledged is reported, not a failure: a verdict whose answer never arrived.
+    ok = not run.errors and bad["lost"] == 0 and bad["assignments_with_two"] == 0
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
