@@ -49,7 +49,7 @@ class LiveApp:
     def start(self, timeout_s: float = 60.0) -> None:
         argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
         argv += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
-        argv += ["--no-access-log", "--workers", str(self.workers)]
+        argv += ["--no-access-log", "--workers", str(self.workers), "--timeout-keep-alive", "30"]
         self.process = subprocess.Popen(
             argv, env=self.env, cwd=PROJECT_ROOT, start_new_session=True
         )
