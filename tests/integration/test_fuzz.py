@@ -52,7 +52,12 @@ def client(client: Any, db_session: Session) -> Any:
             yield db_session
             db_session.flush()
         except BaseException:
-            savepoint.rollback()
+            # The app may have committed (released) this savepoint already; then the session's
+            # own savepoint since that commit is the one to undo.
+            if savepoint.is_active:
+                savepoint.rollback()
+            else:
+                db_session.rollback()
             raise
         else:
             if savepoint.is_active:
