@@ -1,8 +1,10 @@
 """Cookie sessions from invite links, roles, and CSRF tokens tied to the session.
 
-The cookie holds {rater id, csrf token} signed with itsdangerous (settings.secret_key); it is
-HttpOnly and SameSite=Lax. Every POST must echo the session's CSRF token in the form (or the
-X-CSRF-Token header), compared in constant time.
+The cookie holds {rater id, csrf token, session version} signed with itsdangerous
+(settings.secret_key); it is HttpOnly, SameSite=Lax and Secure in production. A cookie whose
+version is not the rater's current one (revoked, re-invited, signed out) is no session at all.
+Every POST must echo the session's CSRF token in the form (or the X-CSRF-Token header), compared in
+constant time. Forms are refused (400) when a value holds a NUL byte or is not UTF-8.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -18,7 +21,7 @@ from starlette.datastructures import FormData
 
 from app.deps import SessionDep
 from judging.data.models import Rater
-from judging.errors import PermissionDeniedError
+from judging.errors import LabError, PermissionDeniedError
 from judging.settings import Settings
 
 COOKIE = "rlhf_session"
@@ -38,17 +41,22 @@ def _serializer(settings: Settings) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt="rlhf-session")
 
 
-def start_session(request: Request, response: Response, rater_id: int) -> None:
-    """Sign a fresh session (new CSRF token) into the cookie."""
+class BadInputError(LabError):
+    """Bytes no form field may hold (NUL, invalid UTF-8): HTTP 400."""
+
+
+def start_session(request: Request, response: Response, rater: Rater) -> None:
+    """Sign a fresh session (new CSRF token, the rater's current version) into the cookie."""
     settings: Settings = request.app.state.settings
-    value = _serializer(settings).dumps({"r": rater_id, "c": secrets.token_urlsafe(24)})
+    payload = {"r": rater.id, "c": secrets.token_urlsafe(24), "v": rater.session_version}
+    secure = settings.secure_cookies
     response.set_cookie(
         COOKIE,
-        value,
+        _serializer(settings).dumps(payload),
         max_age=MAX_AGE_S,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" if secure is None else secure,
         path="/",
     )
 
@@ -74,9 +82,14 @@ def optional_identity(request: Request, session: SessionDep) -> Identity | None:
     if data is None or not isinstance(data.get("r"), int) or not isinstance(data.get("c"), str):
         return None
     rater = session.get(Rater, data["r"])
-    if rater is None or not rater.active:
-        return None
-    return Identity(rater.id, rater.name, rater.role == "admin", str(data["c"]))
+    identity = None
+    if rater is not None and rater.active and data.get("v") == rater.session_version:
+        identity = Identity(rater.id, rater.name, rater.role == "admin", str(data["c"]))
+    # Hand the connection back before the handler waits for a worker thread: a request holding
+    # a pooled connection while it queues for a thread, when every thread queues for a connection,
+    # deadlocked the app under 100 concurrent raters (pool timeouts after 30 s, then 500s).
+    session.commit()
+    return identity
 
 
 def current_identity(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
@@ -102,20 +115,45 @@ def check_csrf(identity: Identity, supplied: str | None) -> None:
         raise PermissionDeniedError("missing or invalid CSRF token; reload the page and try again")
 
 
-async def rater_form(request: Request, identity: CurrentRater) -> FormData:
-    """The POSTed form of a signed-in rater, after the CSRF check."""
+def _check_urlencoded_utf8(body: bytes) -> None:
+    for pair in body.split(b"&"):
+        for piece in pair.split(b"=", 1):
+            try:
+                unquote_to_bytes(piece.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadInputError("the form holds text that is not valid UTF-8") from None
+
+
+async def clean_form(request: Request) -> FormData:
+    """The POSTed form, refused (400) if any name or value holds a NUL byte or invalid UTF-8."""
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        _check_urlencoded_utf8(await request.body())
     form = await request.form()
+    for name, value in form.multi_items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in name or "\x00" in value:
+            raise BadInputError(f"the form field {name.strip(chr(0))!r} contains a NUL byte")
+        if "\ufffd" in value and request.headers.get("content-type", "").startswith("multipart"):
+            raise BadInputError(f"the form field {name!r} is not valid UTF-8 text")
+    return form
+
+
+async def rater_form(request: Request, identity: CurrentRater) -> FormData:
+    """The POSTed form of a signed-in rater, after the input and CSRF checks."""
+    form = await clean_form(request)
     token = form.get("csrf_token") or request.headers.get("X-CSRF-Token")
     check_csrf(identity, token if isinstance(token, str) else None)
     return form
 
 
 async def admin_form(request: Request, identity: AdminRater) -> FormData:
-    form = await request.form()
+    form = await clean_form(request)
     token = form.get("csrf_token") or request.headers.get("X-CSRF-Token")
     check_csrf(identity, token if isinstance(token, str) else None)
     return form
 
 
+CleanForm = Annotated[FormData, Depends(clean_form)]
 RaterForm = Annotated[FormData, Depends(rater_form)]
 AdminForm = Annotated[FormData, Depends(admin_form)]

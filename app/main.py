@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.render import render
 from app.routes import admin, pages, research
 from app.routes import judging as judging_routes
+from app.security import FailureLimiter, SecurityMiddleware
 from judging.data.db import make_engine, make_session_factory
 from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
 from judging.settings import PROJECT_ROOT, Settings, get_settings
 
+log = logging.getLogger("app")
 _STATUS = {NotFoundError: 404, PermissionDeniedError: 403, ConflictError: 409}
 
 
@@ -23,19 +29,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.resolved_database_url)
     app.state.session_factory = make_session_factory(app.state.engine)
+    app.state.invite_limiter = FailureLimiter()
     app.mount("/static", StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static")
     app.include_router(pages.router)
     app.include_router(judging_routes.router)
     app.include_router(admin.router)
     app.include_router(research.router)
     app.add_exception_handler(LabError, _lab_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeoutError, _busy)  # type: ignore[arg-type]
+    app.add_middleware(SecurityMiddleware, docs_paths=("/api/docs", "/api/redoc"))
     return app
+
+
+def _reply(request: Request, message: str, status: int) -> HTMLResponse | JSONResponse:
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"detail": message}, status_code=status)
+    return render(request, "error.html", {"message": message, "status": status}, status_code=status)
+
+
+async def _busy(request: Request, _exc: PoolTimeoutError) -> HTMLResponse | JSONResponse:
+    """Every pooled connection stayed busy for the pool timeout: overloaded, not broken."""
+    log.warning("no database connection free in time for %s", request.url.path)
+    return _reply(request, "the server is busy; try again in a moment", 503)
+
+
+async def _database_error(request: Request, exc: DBAPIError) -> HTMLResponse | JSONResponse:
+    """The database dropped or refused the connection: a clear 503; the pool recovers by itself.
+
+    A value the database cannot hold (an id past its integer range, say) is the client's error.
+    """
+    if isinstance(exc, DataError):
+        log.info("refused a value on %s: %s", request.url.path, str(exc.orig).strip()[:200])
+        return _reply(request, "a value in this request is out of range or malformed", 400)
+    if not exc.connection_invalidated and not isinstance(exc, OperationalError | InterfaceError):
+        raise exc
+    log.warning("database unavailable on %s: %s", request.url.path, str(exc.orig).strip()[:200])
+    return _reply(request, "the database is unavailable right now; try again in a moment", 503)
 
 
 async def _lab_error(request: Request, exc: LabError) -> HTMLResponse | JSONResponse:
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    if "application/json" in request.headers.get("accept", ""):
-        return JSONResponse({"detail": str(exc)}, status_code=status)
-    return render(
-        request, "error.html", {"message": str(exc), "status": status}, status_code=status
-    )
+    return _reply(request, str(exc), status)

@@ -85,7 +85,7 @@ def _judge_all(browser: object, base: str, token: str, name: str, out: dict[str,
 
     context = browser.new_context()  # type: ignore[attr-defined]
     page = context.new_page()
-    page.goto(f"{base}/invite/{token}")
+    page.goto(f"{base}/invite#{token}")
     total = int(page.locator("#total-count").inner_text())
     latencies = []
     rng = random.Random(name)

@@ -1,12 +1,16 @@
-"""`rlhf db ...`: schema migrations."""
+"""`rlhf db ...`: schema migrations, backup and restore."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 from cli.common import console, settings
 
-app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+app = typer.Typer(
+    help="Database schema migrations (Alembic), backup and restore.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -41,3 +45,32 @@ def current() -> None:
     from judging.data import migrate
 
     console.print(migrate.current_revision(settings().resolved_database_url) or "base")
+
+
+@app.command()
+def backup(
+    file: Path = typer.Argument(..., help="Backup file to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace FILE if it exists."),
+) -> None:
+    """Back up the whole database (pg_dump custom format, or a SQLite copy) while it runs."""
+    from judging.data import backup as backups
+
+    url = settings().resolved_database_url
+    written = backups.backup(url, file, overwrite=overwrite)
+    console.print(f"backup written to {written} ({written.stat().st_size} bytes)", highlight=False)
+
+
+@app.command()
+def restore(
+    file: Path = typer.Argument(..., help="Backup file made by `rlhf db backup`."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: the database's contents are replaced."),
+) -> None:
+    """Replace the database's contents with a backup (in one transaction on PostgreSQL)."""
+    from judging.data import backup as backups
+    from judging.errors import ConfigError
+
+    if not yes:
+        raise ConfigError("restore replaces everything in the database; pass --yes to go ahead")
+    url = settings().resolved_database_url
+    backups.restore(url, file)
+    console.print(f"database restored from {file}", highlight=False)

@@ -1,4 +1,4 @@
-"""`rlhf raters ...`: invite raters (the link is printed once) and list them."""
+"""`rlhf raters ...`: invite raters (the link is printed once), revoke them, list them."""
 
 from __future__ import annotations
 
@@ -28,7 +28,20 @@ def invite(
         role = rater.role
     url = invite_url(base_url or f"http://{cfg.host}:{cfg.port}", token)
     console.print(f"{role} {name!r}: {url}", highlight=False, soft_wrap=True)
-    console.print("[dim]Only a hash is stored: copy the link now.[/dim]")
+    console.print(
+        "[dim]Only a hash is stored: copy the link now. It works once and expires in 7 days; "
+        "the part after # never reaches the server's logs.[/dim]"
+    )
+
+
+@app.command("revoke")
+def revoke(name: str = typer.Argument(..., help="The rater's name.")) -> None:
+    """End the rater's sessions at once and kill their invite link (their verdicts stay)."""
+    from judging.studies.raters import revoke_rater
+
+    with db_session() as session:
+        revoke_rater(session, name)
+    console.print(f"revoked {name!r}: sessions ended, invite link disabled", highlight=False)
 
 
 @app.command("list")
@@ -39,4 +52,5 @@ def list_() -> None:
     with db_session() as session:
         for r in list_raters(session):
             seen = r.last_seen_at.strftime("%Y-%m-%d %H:%M") if r.last_seen_at else "never"
-            console.print(f"{r.id}\t{r.name}\t{r.role}\t{seen}", highlight=False)
+            state = "active" if r.active else "revoked"
+            console.print(f"{r.id}\t{r.name}\t{r.role}\t{state}\t{seen}", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -43,10 +44,16 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
     """SQLAlchemy URL. Empty means the embedded SQLite file `<data_dir>/rlhf.db`."""
 
-    secret_key: SecretStr = Field(
-        default=SecretStr(_DEV_SECRET), validation_alias="RLHF_SECRET_KEY"
-    )
-    """Signs session cookies and CSRF tokens."""
+    secret_key: SecretStr = Field(default=SecretStr(""), validation_alias="RLHF_SECRET_KEY")
+    """Signs session cookies and CSRF tokens. Unset: a random key generated on first run and kept
+    in `<data_dir>/secret_key` (mode 0600). The old public development key is always refused."""
+
+    cookie_secure: bool | None = Field(default=None, validation_alias="RLHF_COOKIE_SECURE")
+    """Mark the session cookie Secure. Unset: always in production (whatever the scheme the app
+    sees behind its proxy), otherwise only on https requests."""
+
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, validation_alias="RLHF_MAX_BODY_BYTES")
+    """Request bodies larger than this are refused with 413 before they are read."""
 
     lease_seconds: int = Field(default=1800, ge=1, validation_alias="RLHF_LEASE_SECONDS")
     """A served item with no verdict after this long goes to another eligible rater."""
@@ -76,15 +83,29 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
+        secret = self.secret_key.get_secret_value()
+        if secret == _DEV_SECRET:
+            raise ValueError(
+                "RLHF_SECRET_KEY is the public development key from the repository; "
+                "unset it (a random key is generated) or set your own"
+            )
         if self.environment == "production":
-            secret = self.secret_key.get_secret_value()
-            if secret == _DEV_SECRET or len(secret) < 32:
+            if len(secret) < 32:
                 raise ValueError(
                     "RLHF_SECRET_KEY must be set to 32+ random characters in production"
                 )
             if not self.database_url:
                 raise ValueError("DATABASE_URL must point at PostgreSQL in production")
+        if not secret:
+            self.secret_key = SecretStr(_data_dir_secret(self.data_dir))
         return self
+
+    @property
+    def secure_cookies(self) -> bool | None:
+        """True/False when decided by configuration; None: follow the request's scheme."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return True if self.environment == "production" else None
 
     @property
     def resolved_database_url(self) -> str:
@@ -99,6 +120,32 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
+
+
+def _data_dir_secret(data_dir: Path) -> str:
+    """The key in `<data_dir>/secret_key`, created (0600, atomically) on first use."""
+    path = data_dir / "secret_key"
+    try:
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            scratch = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            try:
+                os.link(scratch, path)  # fails if another process won the race: use theirs
+            except FileExistsError:
+                pass
+            finally:
+                scratch.unlink()
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ValueError(
+            f"cannot keep the generated secret key in {path}: {exc.strerror}"
+        ) from None
+    if len(key) < 32:
+        raise ValueError(f"{path} holds a key shorter than 32 characters; delete it to regenerate")
+    return key
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -18,16 +18,22 @@ from judging.settings import Settings
 from judging.studies import audit, leases, qc
 from judging.studies import guidelines as rater_guidelines
 from judging.studies import service as studies
-from judging.studies.raters import invite_rater, invite_url, list_raters
+from judging.studies.raters import get_rater, invite_rater, invite_url, list_raters, revoke_rater
 
 router = APIRouter(prefix="/admin")
 
 
+_MAX_INT = 2**31 - 1  # the database's integer columns
+
+
 def _ints(form: Any, name: str) -> list[int]:
     try:
-        return [int(v) for v in form.getlist(name) if str(v).strip()]
+        values = [int(v) for v in form.getlist(name) if str(v).strip()]
     except ValueError:
         raise ConflictError(f"{name} must be numeric ids") from None
+    if any(not 0 <= v <= _MAX_INT for v in values):
+        raise ConflictError(f"{name} holds an id out of range")
+    return values
 
 
 def _number(form: Any, name: str, default: float, kind: type = float) -> Any:
@@ -35,9 +41,12 @@ def _number(form: Any, name: str, default: float, kind: type = float) -> Any:
     if raw is None or str(raw).strip() == "":
         return kind(default)
     try:
-        return kind(str(raw))
-    except ValueError:
+        value = kind(str(raw))
+    except (ValueError, OverflowError):
         raise ConflictError(f"{name} must be a number, got {raw!r}") from None
+    if abs(value) > _MAX_INT or value != value:  # out of the column's range, or NaN
+        raise ConflictError(f"{name} is out of range: {raw!r}")
+    return value
 
 
 def _index(
@@ -49,6 +58,7 @@ def _index(
         "studies": studies.list_studies(session),
         "raters": list_raters(session),
         "new_link": new_link,
+        "message": request.query_params.get("message"),
     }
     return render(request, "admin/index.html", context)
 
@@ -65,6 +75,18 @@ def invite(request: Request, session: SessionDep, who: AdminRater, form: AdminFo
     # Shown once on this response; only the hash is stored.
     session.commit()
     return _index(request, session, who, invite_url(str(request.base_url), token))
+
+
+@router.post("/raters/{rater_id}/revoke", response_model=None)
+def revoke(rater_id: int, session: SessionDep, who: AdminRater, _form: AdminForm) -> Response:
+    """End the rater's sessions now and kill their link; their verdicts stay."""
+    from urllib.parse import quote
+
+    if rater_id == who.rater_id:
+        raise ConflictError("you cannot revoke yourself; ask another admin")
+    rater = revoke_rater(session, get_rater(session, rater_id).name)
+    session.commit()  # before the redirect: get_db would commit only after the response is sent
+    return RedirectResponse(f"/admin?message={quote(f'revoked {rater.name}')}", status_code=303)
 
 
 @router.get("/studies/new", response_class=HTMLResponse)

@@ -13,15 +13,22 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.auth import NEED_INVITE, CurrentRater, Identity, RaterForm, end_session, start_session
+from app.auth import (
+    NEED_INVITE,
+    CleanForm,
+    CurrentRater,
+    Identity,
+    RaterForm,
+    end_session,
+    start_session,
+)
 from app.deps import SessionDep
 from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
-from judging.errors import NotFoundError
 from judging.settings import Settings
 from judging.studies import guidelines as rater_guidelines
 from judging.studies import leases, rating
-from judging.studies.raters import rater_for_token
+from judging.studies.raters import end_sessions, redeem_invite
 
 router = APIRouter()
 templates.env.filters.setdefault("markdown", render_markdown)
@@ -45,15 +52,32 @@ def _field(form: Any, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@router.get("/invite/{token}", response_model=None)
-def accept_invite(request: Request, token: str, session: SessionDep) -> Response:
-    rater = rater_for_token(session, token)
-    if rater is None:
-        raise NotFoundError(
-            "this invite link is not valid (it may have been replaced by a newer one)"
+@router.get("/invite", response_class=HTMLResponse)
+def invite_page(request: Request) -> HTMLResponse:
+    """The invite link lands here; static/invite.js posts the token from the URL fragment."""
+    response = render(request, "invite.html", {"message": None})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/invite", response_model=None)
+def accept_invite(request: Request, session: SessionDep, form: CleanForm) -> Response:
+    """Redeem a one-time invite token (from the fragment script or the paste form)."""
+    limiter = request.app.state.invite_limiter
+    client = request.client.host if request.client else "unknown"
+    if limiter.blocked(client):
+        context = {"message": "too many invalid invite tokens from here; wait 15 minutes"}
+        return render(request, "invite.html", context, status_code=429)
+    token = form.get("token")
+    outcome = redeem_invite(session, token if isinstance(token, str) else "")
+    if outcome.rater is None:
+        limiter.failed(client)
+        return render(
+            request, "invite.html", {"message": outcome.message}, status_code=outcome.status
         )
+    rater = outcome.rater
     response = RedirectResponse("/admin" if rater.role == "admin" else "/rate", status_code=303)
-    start_session(request, response, rater.id)
+    start_session(request, response, rater)
     session.commit()
     return response
 
@@ -64,7 +88,10 @@ def need_invite(request: Request) -> HTMLResponse:
 
 
 @router.post("/logout", response_model=None)
-def logout(_form: RaterForm) -> Response:
+def logout(session: SessionDep, who: CurrentRater, _form: RaterForm) -> Response:
+    """Sign out everywhere: the session version moves on, so copies of the cookie die too."""
+    end_sessions(session, who.rater_id)
+    session.commit()
     response = RedirectResponse(NEED_INVITE, status_code=303)
     end_session(response)
     return response

@@ -260,6 +260,10 @@ class Rater(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _now()
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Signed into every session cookie; bumping it (revoke, re-invite, sign-out) ends them all.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the outstanding invite link stops working; NULL once used (links are one-time).
+    invite_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Study(Base):

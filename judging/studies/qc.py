@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -490,17 +491,24 @@ def export_records(
     return out
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def csv_cell(value: Any) -> Any:
     """Quote a text cell that a spreadsheet would run as a formula (CSV injection, OWASP)."""
-    # A leading = + - @ (or a tab / carriage return before one) starts a formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    # A leading = + - @ (or a tab/CR/LF before one) makes spreadsheets run the cell as a formula
+    # (CSV injection, OWASP); a real number such as -0.3 is data and stays as it is.
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
 
 
 def to_csv(records: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    # CRLF as RFC 4180 says: with "\n" alone the writer leaves a bare CR in a value unquoted, and
+    # readers then split that row in two.
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in records)
     return buffer.getvalue()

@@ -1,10 +1,15 @@
-"""Raters and their invite links: the token is shown once and stored only as its sha256."""
+"""Raters and their invite links: the token is shown once and stored only as its sha256.
+
+Links are one-time and expire (DEFAULT_INVITE_TTL). Every session cookie carries the rater's
+session_version; re-inviting, revoking or signing out bumps it, which ends all old sessions.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,8 +22,25 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def invite_rater(session: Session, *, name: str, role: str = "rater") -> tuple[Rater, str]:
-    """Create the rater, or issue a fresh link for an existing one (the old link stops working)."""
+DEFAULT_INVITE_TTL = timedelta(days=7)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def invite_rater(
+    session: Session, *, name: str, role: str = "rater", ttl: timedelta = DEFAULT_INVITE_TTL
+) -> tuple[Rater, str]:
+    """Create the rater, or issue a fresh link for an existing one.
+
+    The old link stops working and every session the rater had is ended.
+    """
     name = name.strip()
     if not name or len(name) > 200:
         raise ConflictError("a rater name must be 1 to 200 characters")
@@ -27,24 +49,67 @@ def invite_rater(session: Session, *, name: str, role: str = "rater") -> tuple[R
     token = secrets.token_urlsafe(32)
     rater = session.scalar(select(Rater).where(Rater.name == name))
     if rater is None:
-        rater = Rater(name=name, role=role, token_hash=hash_token(token))
+        rater = Rater(name=name, role=role, token_hash=hash_token(token), session_version=0)
         session.add(rater)
     else:
         rater.token_hash = hash_token(token)
         rater.role = role
         rater.active = True
+        rater.session_version += 1
+    rater.invite_expires_at = _now() + ttl
     session.flush()
     return rater, token
 
 
-def rater_for_token(session: Session, token: str) -> Rater | None:
-    """The active rater holding this invite token, or None."""
+@dataclass(frozen=True)
+class InviteOutcome:
+    """The rater signed in by a token, or why nobody was (HTTP status and one-line message)."""
+
+    rater: Rater | None
+    status: int = 200
+    message: str = ""
+
+
+def redeem_invite(session: Session, token: str) -> InviteOutcome:
+    """Use an invite token once: the rater it signs in, or why it does not work."""
+    token = token.strip()
     if not token or len(token) > 200:
-        return None
-    rater = session.scalar(select(Rater).where(Rater.token_hash == hash_token(token)))
+        return InviteOutcome(None, 404, "this invite link is not valid")
+    # FOR UPDATE: two tabs redeeming the same link at once must not both get a session.
+    rater = session.scalar(
+        select(Rater).where(Rater.token_hash == hash_token(token)).with_for_update()
+    )
     if rater is None or not rater.active:
-        return None
-    rater.last_seen_at = datetime.now(UTC)
+        return InviteOutcome(
+            None, 404, "this invite link is not valid (it may have been replaced or revoked)"
+        )
+    if rater.invite_expires_at is None:
+        return InviteOutcome(
+            None, 410, "this invite link has already been used; ask your study admin for a new one"
+        )
+    if _aware(rater.invite_expires_at) <= _now():
+        return InviteOutcome(
+            None, 410, "this invite link has expired; ask your study admin for a new one"
+        )
+    rater.invite_expires_at = None
+    rater.last_seen_at = _now()
+    session.flush()
+    return InviteOutcome(rater)
+
+
+def end_sessions(session: Session, rater_id: int) -> None:
+    """Sign the rater out everywhere (every cookie carries the old version)."""
+    rater = get_rater(session, rater_id)
+    rater.session_version += 1
+    session.flush()
+
+
+def revoke_rater(session: Session, name: str) -> Rater:
+    """Lock the rater out now: sessions end, the outstanding link dies, they stay in the data."""
+    rater = get_rater_by_name(session, name)
+    rater.active = False
+    rater.invite_expires_at = None
+    rater.session_version += 1
     session.flush()
     return rater
 
@@ -68,4 +133,5 @@ def list_raters(session: Session) -> list[Rater]:
 
 
 def invite_url(base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}/invite/{token}"
+    """The token rides in the fragment: browsers never send it, so no server or proxy logs it."""
+    return f"{base_url.rstrip('/')}/invite#{token}"

@@ -77,7 +77,7 @@ def test_rater_keyboard_mouse_resume_undo(
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
 
-    page.goto(f"{live_server}/invite/{lab.tokens['alice']}")
+    page.goto(f"{live_server}/invite#{lab.tokens['alice']}")
     expect(page).to_have_url(f"{live_server}/rate")
     expect(page.locator("#total-count")).to_have_text("5")
     expect(page.locator(".shortcuts")).to_contain_text("Both bad")
@@ -134,7 +134,7 @@ def test_hostile_response_shows_as_text(
     _study(committed_session, lab, [lab.raters[0].id, lab.raters[1].id])
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(f"{live_server}/invite/{lab.tokens['bob']}")
+    page.goto(f"{live_server}/invite#{lab.tokens['bob']}")
     responses = page.locator(".response .md")
     expect(responses.first).to_contain_text("<script>alert(1)</script>")
     expect(responses.nth(1)).to_contain_text("<img src=x onerror=alert(1)>")
@@ -152,7 +152,10 @@ def test_no_javascript_can_still_judge(
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     try:
-        page.goto(f"{live_server}/invite/{lab.tokens['alice']}")
+        # No script to read the fragment: the rater pastes the token into the sign-in form.
+        page.goto(f"{live_server}/invite#{lab.tokens['alice']}")
+        page.locator("input[name=token]").fill(lab.tokens["alice"])
+        page.get_by_role("button", name="Sign in").click()
         first = _current(page)
         page.get_by_role("button", name="Tie").click()
         expect(page.locator("#done-count")).to_have_text("1")
@@ -185,8 +188,8 @@ def test_two_raters_then_admin_sees_agreement(
     contexts = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(3)]
     try:
         alice, bob, admin = (c.new_page() for c in contexts)
-        alice.goto(f"{live_server}/invite/{lab.tokens['alice']}")
-        bob.goto(f"{live_server}/invite/{lab.tokens['bob']}")
+        alice.goto(f"{live_server}/invite#{lab.tokens['alice']}")
+        bob.goto(f"{live_server}/invite#{lab.tokens['bob']}")
         total = int(alice.locator("#total-count").inner_text())
         assert (
             total == int(bob.locator("#total-count").inner_text()) == 6
@@ -199,7 +202,7 @@ def test_two_raters_then_admin_sees_agreement(
             expect(bob.locator("#done-count")).to_have_text(str(i + 1))
         expect(alice.locator(".done-card")).to_contain_text("All done")
 
-        admin.goto(f"{live_server}/invite/{lab.tokens['admin']}")
+        admin.goto(f"{live_server}/invite#{lab.tokens['admin']}")
         expect(admin).to_have_url(f"{live_server}/admin")
         admin.screenshot(path=str(SCREENSHOTS / "admin-page.png"), full_page=True)
         admin.goto(f"{live_server}/admin/studies/{study_id}/qc")
@@ -235,7 +238,7 @@ def test_narrow_screen_stacks_responses(
     context = browser.new_context(viewport={"width": 420, "height": 900})
     try:
         page = context.new_page()
-        page.goto(f"{live_server}/invite/{lab.tokens['alice']}")
+        page.goto(f"{live_server}/invite#{lab.tokens['alice']}")
         boxes = [page.locator(".response").nth(i).bounding_box() for i in range(2)]
         assert boxes[0] and boxes[1] and boxes[1]["y"] > boxes[0]["y"] + boxes[0]["height"] - 1
         SCREENSHOTS.mkdir(exist_ok=True)

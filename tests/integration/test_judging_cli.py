@@ -50,7 +50,7 @@ def test_invite_create_judge_and_export(cli_db: Session, tmp_path: Path) -> None
             app, ["raters", "invite", name, *extra, "--base-url", "https://lab.example"]
         )
         assert result.exit_code == 0, result.output
-        links[name] = re.search(r"https://lab\.example/invite/(\S+)", result.output).group(1)  # type: ignore[union-attr]
+        links[name] = re.search(r"https://lab\.example/invite#(\S+)", result.output).group(1)  # type: ignore[union-attr]
     ann = cli_db.scalar(select(Rater).where(Rater.name == "ann"))
     assert ann is not None and ann.token_hash == hash_token(links["ann"])
     assert links["ann"] not in ann.token_hash
@@ -121,3 +121,24 @@ def test_invite_create_judge_and_export(cli_db: Session, tmp_path: Path) -> None
     assert not {r["rater"] for r in rows} & {"ann", "ben"}  # anonymised by default
     named = runner.invoke(app, ["study", "export", str(study.id), "--with-names"])
     assert named.exit_code == 0 and "ann" in named.output and "ppo-lab@10" in named.output
+
+
+def test_revoke_from_the_cli_ends_sessions(cli_db: Session, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.judging_helpers import login
+
+    runner = CliRunner()
+    lab = build_lab(cli_db, tmp_path, prompts=2, raters=("ann",))
+    cli_db.commit()
+    with TestClient(create_app(get_settings())) as client:
+        login(client, lab.tokens["ann"])
+        assert client.get("/need-invite").status_code == 401  # the notice page is public
+        result = runner.invoke(app, ["raters", "revoke", "ann"])
+        assert result.exit_code == 0, result.output
+        assert client.get("/rate", follow_redirects=False).status_code == 303
+        client.app.state.engine.dispose()  # type: ignore[attr-defined]
+    assert "revoked" in runner.invoke(app, ["raters", "list"]).output
+    missing = runner.invoke(app, ["raters", "revoke", "nobody"])
+    assert missing.exit_code == 1 and "does not exist" in str(missing.exception)

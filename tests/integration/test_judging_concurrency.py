@@ -16,7 +16,7 @@ from judging.data.models import Assignment, Judgement
 from judging.settings import Settings
 from judging.studies import service as studies
 from tests.conftest import truncate_all
-from tests.judging_helpers import build_lab
+from tests.judging_helpers import build_lab, login
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +55,16 @@ def test_two_raters_and_double_submits_race(
     }
     statuses: list[int] = []
     lock = threading.Lock()
+    # Invite links are one-time: sign each rater in once; both of their workers share the cookie.
+    cookies = {}
+    for name in items:
+        with TestClient(app) as first:
+            login(first, lab.tokens[name])
+            cookies[name] = first.cookies["rlhf_session"]
 
     def hammer(name: str, worker: int, barrier: threading.Barrier) -> None:
         with TestClient(app) as client:
-            client.get(f"/invite/{lab.tokens[name]}", follow_redirects=False)
+            client.cookies.set("rlhf_session", cookies[name])
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/rate").text).group(
                 1
             )  # type: ignore[union-attr]

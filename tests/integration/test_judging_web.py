@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from judging.data.models import Assignment, Generation, Judgement, Study
 from judging.studies import rating
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab
+from tests.judging_helpers import Lab, build_lab, login
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +33,7 @@ def _item(html: str) -> str:
 
 
 def _login(client: TestClient, token: str) -> None:
-    response = client.get(f"/invite/{token}", follow_redirects=False)
-    assert response.status_code == 303
+    login(client, token)
 
 
 def _count(session: Session) -> int:
@@ -69,12 +68,12 @@ def _page(client: TestClient) -> tuple[str, str, str, str]:
 
 
 def test_invite_sets_a_safe_cookie_and_bad_links_fail(client: Any, lab: Lab) -> None:
-    response = client.get(f"/invite/{lab.tokens['alice']}", follow_redirects=False)
+    response = client.post("/invite", data={"token": lab.tokens["alice"]}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/rate"
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
     assert lab.tokens["alice"] not in cookie
-    assert client.get("/invite/not-a-real-token").status_code == 404
+    assert client.post("/invite", data={"token": "not-a-real-token"}).status_code == 404
 
 
 def test_no_cookie_redirects_to_the_invite_notice(client: Any, lab: Lab) -> None:
@@ -310,7 +309,7 @@ def test_admin_flow(client: Any, lab: Lab, db_session: Session) -> None:
         == 403
     )
     invite = client.post("/admin/raters", data={"csrf_token": csrf, "name": "dora"})
-    link = re.search(r'value="(http[^"]+/invite/[^"]+)"', invite.text)
+    link = re.search(r'value="(http[^"]+/invite#[^"]+)"', invite.text)
     assert link is not None
     response = client.post(
         f"/admin/studies/{study.id}/raters",

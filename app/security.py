@@ -1,0 +1,166 @@
+"""Transport-level protections applied to every request and response.
+
+A pure ASGI middleware (no per-request task or body copy, unlike BaseHTTPMiddleware):
+- security headers on every response: a CSP without inline script, frame-ancestors 'none',
+  nosniff, no Referer, and HSTS in production;
+- bodies above settings.max_body_bytes refused with 413 (by Content-Length, or while streaming);
+- a NUL byte or invalid UTF-8 in the path or query refused with 400 (the database would 500).
+Also the in-memory limiter for invite-token guessing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# FastAPI's Swagger UI is an inline script loading its bundle from a CDN; only that page gets it.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _refusal(status: int, message: str) -> tuple[Message, Message]:
+    body = (message + "\n").encode()
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+def _bad_target(scope: Scope) -> str | None:
+    """Why the request line cannot be served, or None."""
+    path: str = scope.get("path", "")
+    if "\x00" in path:
+        return "the URL path contains a NUL byte"
+    raw_path = scope.get("raw_path") or path.encode()
+    try:
+        unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        return "the URL path is not valid UTF-8"
+    query: bytes = scope.get("query_string", b"")
+    if query:
+        decoded = unquote_to_bytes(query.replace(b"+", b" "))
+        if b"\x00" in decoded:
+            return "the query string contains a NUL byte"
+        try:
+            decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            return "the query string is not valid UTF-8"
+    return None
+
+
+class SecurityMiddleware:
+    def __init__(self, app: ASGIApp, docs_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = scope["app"].state.settings
+        extra = [
+            (
+                b"content-security-policy",
+                (DOCS_CSP if scope["path"] in self.docs_paths else CSP).encode(),
+            ),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if settings.environment == "production":
+            extra.append((b"strict-transport-security", HSTS.encode()))
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        problem = _bad_target(scope)
+        if problem:
+            for message in _refusal(400, problem):
+                await send_with_headers(message)
+            return
+        limit: int = settings.max_body_bytes
+        too_large = f"the request body is larger than the {limit} bytes allowed"
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                for message in _refusal(413, too_large):
+                    await send_with_headers(message)
+                return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send_with_headers)
+        except _TooLarge:
+            if started:
+                raise
+            for message in _refusal(413, too_large):
+                await send_with_headers(message)
+
+
+class FailureLimiter:
+    """At most `limit` failures per client in a sliding `window_s`; per process (per worker)."""
+
+    def __init__(self, limit: int = 10, window_s: float = 900.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        stamps = self._failures.setdefault(client, deque())
+        while stamps and stamps[0] <= now - self.window_s:
+            stamps.popleft()
+        return stamps
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            return len(self._recent(client, time.monotonic())) >= self.limit
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._recent(client, now).append(now)
+            if len(self._failures) > 100_000:  # bounded memory under a spray of addresses
+                self._failures.clear()

@@ -1,0 +1,251 @@
+"""Load: N simulated raters against uvicorn workers + PostgreSQL, then an exactly-once audit.
+
+Loopback only, bounded in time (--seconds) and in requests (--max-requests). Creates a throw-away
+database on the PostgreSQL server of TEST_DATABASE_URL (local trust auth by default), seeds one
+run, PROMPTS held-out prompts and a study over all raters, starts `uvicorn --workers W`, and runs
+one asyncio task per rater: fetch the next item, submit a verdict; some submits are sent twice at
+once (double click), some resent after their answer (retry), some followed by an undo. Reports
+p50/p95/p99 per endpoint, throughput and errors, then checks in the database that every
+acknowledged verdict is stored exactly once (an undone one not at all) and no assignment has two.
+
+    PYTHONPATH=. .venv/bin/python bench/load_raters.py --raters 100 --seconds 60 --workers 2
+Exit status 1 when anything was lost, duplicated or answered with an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
+
+from judging.data.db import make_engine
+from judging.data.migrate import upgrade
+from judging.data.models import Assignment, Judgement
+from judging.studies import service as studies
+from tests.judging_helpers import build_lab
+from tests.live_app import LiveApp
+
+ITEM = re.compile(r'class="judge-form" method="post" action="/rate/([A-Za-z0-9_-]+)"')
+KEY = re.compile(r'name="key" value="([^"]+)"')
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+CHOICES = ("left", "right", "tie", "both_bad")
+
+
+class Run:
+    def __init__(self, deadline: float, max_requests: int) -> None:
+        self.deadline = deadline
+        self.budget = max_requests
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.statuses: Counter[str] = Counter()
+        self.errors: list[str] = []
+        # rater -> [(public id, key, choice)] acknowledged, in order (undo pops the last one)
+        self.acked: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+
+    def open(self) -> bool:
+        return time.monotonic() < self.deadline and self.budget > 0
+
+    async def timed(self, endpoint: str, request: Any) -> httpx.Response | None:
+        self.budget -= 1
+        start = time.perf_counter()
+        try:
+            response: httpx.Response = await request
+        except httpx.HTTPError as exc:
+            self.errors.append(f"{endpoint}: {type(exc).__name__}")
+            return None
+        self.latency[endpoint].append((time.perf_counter() - start) * 1000)
+        self.statuses[f"{endpoint} {response.status_code}"] += 1
+        if response.status_code not in (200, 303):
+            self.errors.append(f"{endpoint}: {response.status_code} {response.text[:120]!r}")
+        return response
+
+
+async def rater(name: str, client: httpx.AsyncClient, run: Run, rng: random.Random) -> None:
+    while run.open():
+        page = await run.timed("next", client.get("/rate"))
+        if page is None or "All done" in page.text:
+            return
+        item, key, csrf = ITEM.search(page.text), KEY.search(page.text), CSRF.search(page.text)
+        if not (item and key and csrf):
+            run.errors.append(f"next: no item on the page for {name}")
+            return
+        data = {"choice": rng.choice(CHOICES), "key": key.group(1), "csrf_token": csrf.group(1)}
+        url = f"/rate/{item.group(1)}"
+        roll = rng.random()
+        if roll < 0.05:  # double click: the same form twice at once
+            answers = await asyncio.gather(
+                run.timed("submit", client.post(url, data=data)),
+                run.timed("submit", client.post(url, data=data)),
+            )
+        else:
+            answers = [await run.timed("submit", client.post(url, data=data))]
+            if roll < 0.10:  # the answer was "lost": resend the same form
+                answers.append(await run.timed("submit", client.post(url, data=data)))
+        if any(a is not None and a.status_code == 303 for a in answers):
+            run.acked[name].append((item.group(1), data["key"], data["choice"]))
+        if 0.10 <= roll < 0.13:
+            undo = await run.timed(
+                "undo", client.post("/rate/undo", data={"csrf_token": data["csrf_token"]})
+            )
+            if undo is not None and "flash=undone" in undo.headers.get("location", ""):
+                run.acked[name].pop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def audit(url: str, run: Run) -> dict[str, int]:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        stored = {
+            pid: (key, choice)
+            for pid, key, choice in conn.execute(
+                select(Assignment.public_id, Judgement.idempotency_key, Judgement.choice).join(
+                    Judgement, Judgement.assignment_id == Assignment.id
+                )
+            )
+        }
+        doubled = conn.scalar(
+            select(func.count()).select_from(
+                select(Judgement.assignment_id)
+                .group_by(Judgement.assignment_id)
+                .having(func.count() > 1)
+                .subquery()
+            )
+        )
+    engine.dispose()
+    acked = {pid: (key, choice) for rows in run.acked.values() for pid, key, choice in rows}
+    lost = sum(1 for pid, v in acked.items() if stored.get(pid) != v)
+    unacknowledged = len(set(stored) - set(acked))
+    return {
+        "acknowledged": len(acked),
+        "stored": len(stored),
+        "lost": lost,
+        "stored_not_acknowledged": unacknowledged,
+        "assignments_with_two": doubled or 0,
+    }
+
+
+def seed(url: str, raters: int, prompts: int, data_dir: Path) -> dict[str, str]:
+    upgrade(url)
+    engine = make_engine(url)
+    session = sessionmaker(bind=engine, expire_on_commit=False)()
+    names = tuple(f"rater{i:03d}" for i in range(raters))
+    lab = build_lab(session, data_dir, prompts=prompts, steps=(10, 20), raters=names)
+    studies.create_study(
+        session,
+        name="load",
+        checkpoint_ids=[c.id for c in lab.trained],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[r.id for r in lab.raters],
+        attention_check_rate=0,
+    )
+    session.commit()
+    session.close()
+    engine.dispose()
+    return lab.tokens
+
+
+async def drive(
+    base: str, tokens: dict[str, str], seconds: float, max_requests: int
+) -> tuple[Run, float]:
+    limits = httpx.Limits(max_connections=len(tokens) * 2 + 10)
+    clients = {n: httpx.AsyncClient(base_url=base, timeout=30, limits=limits) for n in tokens}
+    for name, client in clients.items():
+        signed = await client.post("/invite", data={"token": tokens[name]})
+        assert signed.status_code == 303, signed.text[:200]
+    run = Run(time.monotonic() + seconds, max_requests)
+    started = time.monotonic()
+    await asyncio.gather(*(rater(n, c, run, random.Random(n)) for n, c in clients.items()))
+    elapsed = time.monotonic() - started
+    for client in clients.values():
+        await client.aclose()
+    return run, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raters", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=60, help="Wall-clock bound (max 900).")
+    parser.add_argument("--max-requests", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--prompts", type=int, default=0, help="Default: enough for the run.")
+    parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    args = parser.parse_args()
+    seconds = min(args.seconds, 900.0)
+    prompts = args.prompts or max(40, int(args.raters * 2 + seconds * 20))
+    admin_url = os.environ.get(
+        "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    name = f"rlhf_load_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    app = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.monotonic()
+            tokens = seed(url, args.raters, prompts, Path(tmp))
+            print(
+                f"seeded {args.raters} raters, {prompts} prompts x 2 checkpoints "
+                f"in {time.monotonic() - t0:.1f}s"
+            )
+            app = LiveApp(url, Path(tmp), workers=args.workers)
+            assert app.url.startswith("http://127.0.0.1:")  # loopback only
+            app.start()
+            run, elapsed = asyncio.run(drive(app.url, tokens, seconds, args.max_requests))
+            app.stop()
+            figures: dict[str, Any] = {
+                "raters": args.raters,
+                "workers": args.workers,
+                "seconds": round(elapsed, 1),
+                "load_average": os.getloadavg(),
+                "errors": len(run.errors),
+                "statuses": dict(run.statuses),
+                "audit": audit(url, run),
+            }
+            for endpoint, values in sorted(run.latency.items()):
+                figures[endpoint] = {
+                    "count": len(values),
+                    "per_s": round(len(values) / elapsed, 1),
+                    **{f"p{q}_ms": round(percentile(values, q), 1) for q in (50, 95, 99)},
+                }
+    finally:
+        if app is not None:
+            app.stop()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    print(json.dumps(figures, indent=2))
+    if run.errors:
+        print("first errors:", *run.errors[:10], sep="\n  ")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    bad = figures["audit"]
+    # stored_not_acknowledged is reported, not a failure: a verdict whose answer never arrived.
+    ok = not run.errors and bad["lost"] == 0 and bad["assignments_with_two"] == 0
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
