@@ -1,8 +1,8 @@
 """Preference pairs (prompt, chosen, rejected): loading, filtering and tokenisation.
 
-Reward-model inputs are tokenised exactly as PPO later scores them: the chat-templated prompt
-with the assistant header, then the response tokens, then EOS (`<|im_end|>`), so the score is read
-at the same token in training and in PPO.
+Reward-model inputs are built by `training.sequences.scored_sequence`, the function PPO scoring
+and checkpoint evaluation share: the chat-templated prompt with the assistant header, then the
+response tokens, then EOS (`<|im_end|>`), so the score is read at the same token everywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from judging.errors import InputFileError
 from training.common import chat_prompt_ids, read_jsonl
 from training.config import TrainConfig
+from training.sequences import scored_sequence, text_response_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -33,8 +34,7 @@ def load_pairs(cfg: TrainConfig, path: str, required: tuple[str, ...]) -> list[d
 
 def response_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     """Response tokens followed by EOS, as a PPO rollout that stopped properly looks."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return [int(i) for i in ids] + [int(tokenizer.eos_token_id)]
+    return text_response_ids(tokenizer, text)
 
 
 def tokenize_pairs(
@@ -53,8 +53,9 @@ def tokenize_pairs(
         rejected = response_ids(tokenizer, row["rejected"])
         if len(prompt) + max(len(chosen), len(rejected)) > max_length:
             continue
-        out["chosen_ids"].append(prompt + chosen)
-        out["rejected_ids"].append(prompt + rejected)
+        eos = int(tokenizer.eos_token_id)
+        out["chosen_ids"].append(scored_sequence(prompt, chosen, eos))
+        out["rejected_ids"].append(scored_sequence(prompt, rejected, eos))
         out["chosen_len"].append(len(chosen))
         out["rejected_len"].append(len(rejected))
     if not out["chosen_ids"]:

@@ -80,5 +80,7 @@ def load_job_models(checkpoint: Checkpoint, config: EvalConfig) -> JobModels:
         if reward_path
         else None
     )
+    if reward is not None:
+        reward.check_tokenizer(tokenizer)
     generator = make_generator(config, ref, policy, tokenizer)
     return JobModels(generator, tokenizer, ref, kl, reward, closers=[generator.close])

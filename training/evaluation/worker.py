@@ -66,17 +66,22 @@ def _run_batch(
     params = _params(config)
     results = models.generator.generate(texts, params, seeds)
     _advance(progress, "generate", len(batch))
+    prompt_ids = [chat_prompt_ids(models.tokenizer, t) for t in texts]
+    responses = [r.token_ids for r in results]
     rewards: list[float | None] = (
-        list(models.reward.score(texts, [r.text for r in results]))
-        if models.reward
-        else [None] * len(batch)
+        list(models.reward.score(prompt_ids, responses)) if models.reward else [None] * len(batch)
     )
     _advance(progress, "score", len(batch))
     if models.kl is None:
         kls = [(0.0, 0.0)] * len(batch)
     else:
-        prompt_ids = [chat_prompt_ids(models.tokenizer, t) for t in texts]
-        kls = models.kl.score(prompt_ids, [r.token_ids for r in results])
+        reuse = models.generator.logprobs_exact and all(r.logprobs is not None for r in results)
+        kls = models.kl.score(
+            prompt_ids,
+            responses,
+            temperature=params.temperature,
+            sampled=[r.logprobs or [] for r in results] if reuse else None,
+        )
     _advance(progress, "KL", len(batch))
     items = [
         NewGeneration(p.id, seed, r.text, len(r.token_ids), r.finish_reason, reward, k1, k3)
