@@ -28,7 +28,7 @@ def _rollouts(
         ids = list(r.token_ids)
         assert r.finish_reason == "stop" or len(ids) == max_new_tokens
         if i % 2 == 0:
-            ids = ids[:3] + [eos]
+            ids = [*ids[:3], eos]
         responses.append(ids)
     prompts = [chat_prompt_ids(tokenizer, p) for p in EVAL_PROMPTS]
     return prompts, responses, tokenizer

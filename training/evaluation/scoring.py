@@ -76,7 +76,7 @@ def response_logprobs(
     device: str = "cpu",
     batch_size: int = 16,
 ) -> list[list[float]]:
-    """Log-prob of each response token at `temperature`, given the prompt and the tokens before it."""
+    """Log-prob of each response token at `temperature` given the prompt and the tokens before."""
     inner = _inner(model)
     backbone = getattr(inner, inner.base_model_prefix)
     head = inner.get_output_embeddings()
