@@ -183,6 +183,10 @@ class RMSection:
     Backpropagation then stops early, which makes CPU training several times cheaper."""
     heldout_max_pairs: int = 0
     """Score at most this many held-out pairs for the report; 0 = all."""
+    pair_half: str = "all"
+    """Train on "all" preference pairs or on the "first" / "second" half (split by a hash of the
+    prompt, so the halves share no prompt): PPO's reward model on one half, the evaluation
+    reward model that judges PPO's checkpoints on the other."""
 
 
 @dataclass

@@ -156,4 +156,4 @@ def ppo_scores(
     _, score, _ = get_reward(
         reward_model, torch.cat((queries, postprocessed), 1), pad_token_id, queries.shape[1]
     )
-    return cast(torch.Tensor, score)
+    return score

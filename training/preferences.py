@@ -7,10 +7,11 @@ response tokens, then EOS (`<|im_end|>`), so the score is read at the same token
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from judging.errors import InputFileError
+from judging.errors import ConfigError, InputFileError
 from training.common import chat_prompt_ids, read_jsonl
 from training.config import TrainConfig
 from training.sequences import scored_sequence, text_response_ids
@@ -30,6 +31,21 @@ def load_pairs(cfg: TrainConfig, path: str, required: tuple[str, ...]) -> list[d
     if cfg.data.max_samples:
         rows = rows[: cfg.data.max_samples]
     return rows
+
+
+PAIR_HALVES = ("all", "first", "second")
+
+
+def pair_half(rows: list[dict[str, Any]], half: str) -> list[dict[str, Any]]:
+    """The rows of one half of the pairs; a prompt's pairs always land in the same half."""
+    if half not in PAIR_HALVES:
+        raise ConfigError(f"'rm.pair_half' must be one of {', '.join(PAIR_HALVES)}, not {half!r}")
+    if half == "all":
+        return rows
+    want = 0 if half == "first" else 1
+    return [
+        row for row in rows if hashlib.sha256(str(row["prompt"]).encode()).digest()[0] % 2 == want
+    ]
 
 
 def response_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:

@@ -87,7 +87,9 @@ def response_logprobs(
         hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
         # Position t predicts token t + 1: the response's tokens sit at len(prompt) ... and are
         # predicted from len(prompt) - 1 ... len(seq) - 2.
-        rows, cols, targets = [], [], []
+        rows: list[int] = []
+        cols: list[int] = []
+        targets: list[int] = []
         for row, i in enumerate(batch):
             start, n = len(prompts[i]) - 1, len(responses[i])
             rows += [row] * n

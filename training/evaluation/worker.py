@@ -26,8 +26,10 @@ from judging.evaluation.queue import (
 )
 from judging.evaluation.results import (
     NewGeneration,
+    default_eval_reward_model,
     done_prompt_ids,
     finalize,
+    generation_settings,
     job_prompts,
     prompt_seed,
     store_generations,
@@ -71,6 +73,11 @@ def _run_batch(
     rewards: list[float | None] = (
         list(models.reward.score(prompt_ids, responses)) if models.reward else [None] * len(batch)
     )
+    eval_rewards: list[float | None] = (
+        list(models.eval_reward.score(prompt_ids, responses))
+        if models.eval_reward
+        else [None] * len(batch)
+    )
     _advance(progress, "score", len(batch))
     if models.kl is None:
         kls = [(0.0, 0.0)] * len(batch)
@@ -84,8 +91,12 @@ def _run_batch(
         )
     _advance(progress, "KL", len(batch))
     items = [
-        NewGeneration(p.id, seed, r.text, len(r.token_ids), r.finish_reason, reward, k1, k3)
-        for p, seed, r, reward, (k1, k3) in zip(batch, seeds, results, rewards, kls, strict=True)
+        NewGeneration(
+            p.id, seed, r.text, len(r.token_ids), r.finish_reason, reward, k1, k3, eval_reward=e
+        )
+        for p, seed, r, reward, e, (k1, k3) in zip(
+            batch, seeds, results, rewards, eval_rewards, kls, strict=True
+        )
     ]
     store_generations(
         session,
@@ -93,7 +104,7 @@ def _run_batch(
         items=items,
         backend=models.generator.backend,
         model_ref=models.model_ref.label,
-        sampling_params=params.as_dict(),
+        sampling_params=generation_settings(config),
         config=config,
     )
 
@@ -112,6 +123,10 @@ def run_job(
     progress: Progress | None = None,
 ) -> dict[str, object]:
     """Fill the missing rows of one claimed job, committing per batch, then write the summary."""
+    if config.eval_reward_model is None and config.auto_eval_reward_model:
+        found = default_eval_reward_model(session, evaluation.checkpoint.run)
+        if found:
+            config = config.model_copy(update={"eval_reward_model": found})
     evaluation.config = config.model_dump(mode="json")
     prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
     done = done_prompt_ids(session, evaluation.checkpoint_id, prompts, config)
@@ -183,7 +198,8 @@ def process_one(
             session.rollback()
             failed = session.get(Evaluation, ids[0], populate_existing=True)
             assert failed is not None
-            message = f"{type(exc).__name__}: {exc}"
+            lines = str(exc).strip().splitlines()
+            message = f"{type(exc).__name__}: {lines[0] if lines else ''}"
             mark_failed(session, failed, message)
             session.commit()
             return JobOutcome(*ids, "failed", message)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from judging.errors import NotFoundError
 from training.generation.base import (
     GenerationResult,
     ModelRef,
@@ -32,7 +33,12 @@ def load_causal_lm(
     if ref.adapter_path:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, ref.adapter_path)
+        try:
+            model = PeftModel.from_pretrained(model, ref.adapter_path)
+        except Exception as exc:  # peft/safetensors raise many types for a damaged folder
+            lines = str(exc).strip().splitlines()
+            why = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+            raise NotFoundError(f"adapter {ref.adapter_path} cannot be loaded ({why})") from None
     return model.to(device).eval()
 
 
