@@ -47,7 +47,7 @@ def test_seq_rep_thresholds_follow_the_configured_n() -> None:
     from judging.evaluation.diagnostics import raise_flags
 
     with pytest.raises(
-        ConfigError, match="seq_rep_4 names another n than diagnostics.seq_rep_n = 3"
+        ConfigError, match=r"seq_rep_4 names another n than diagnostics\.seq_rep_n = 3"
     ):
         parse_eval_config(
             {"diagnostics": {"seq_rep_n": 3}, "thresholds": {"max": {"seq_rep_4": 0.2}}}

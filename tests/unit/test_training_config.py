@@ -95,5 +95,5 @@ def test_pair_halves_are_disjoint_by_prompt_and_cover_all() -> None:
     assert len(first) + len(second) == len(rows) and first and second
     assert not {r["prompt"] for r in first} & {r["prompt"] for r in second}
     assert pair_half(rows, "all") == rows
-    with pytest.raises(ConfigError, match="rm.pair_half"):
+    with pytest.raises(ConfigError, match=r"rm\.pair_half"):
         pair_half(rows, "odd")
