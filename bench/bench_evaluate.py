@@ -193,9 +193,8 @@ def main() -> None:
             ctx["rm_model"] = AutoModelForSequenceClassification.from_pretrained(rm).eval()
             ctx["rm_tok"] = AutoTokenizer.from_pretrained(rm)
             ctx["rm_tok"].pad_token = "<|endoftext|>"
-        print(
-            f"setup (models built and loaded, not timed below): {time.perf_counter() - load_start:.0f} s"
-        )
+        setup_s = time.perf_counter() - load_start
+        print(f"setup (models built and loaded, not timed below): {setup_s:.0f} s")
         # Warm-up (one-time kernel and allocator set-up) on 2 prompts, 4 tokens, both paths.
         warm = {**ctx, "prompts": prompts[:2], "ids": ctx["ids"][:2], "seeds": ctx["seeds"][:2]}
         tiny = SamplingParams(args.temperature, args.top_p, 4)
