@@ -65,11 +65,20 @@ def _models(root: Path) -> tuple[Path, Path]:
     return root / "adapter", root / "rm"
 
 
+CPU_SECONDS: dict[str, float] = {}
+
+
 def _timed(phases: dict[str, float], name: str, fn: Callable[[], T]) -> T:
-    start = time.perf_counter()
+    """Wall seconds into `phases`; process CPU seconds (less sensitive to a shared host) aside."""
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()
     phases[name] = time.perf_counter() - start
+    CPU_SECONDS[f"{id(phases)}:{name}"] = time.process_time() - cpu
     return out
+
+
+def _cpu(phases: dict[str, float], name: str) -> float:
+    return CPU_SECONDS.get(f"{id(phases)}:{name}", float("nan"))
 
 
 def _diagnostics(texts: list[str], lengths: list[int], reasons: list[str]) -> dict[str, object]:
@@ -206,17 +215,18 @@ def main() -> None:
     print(f"{len(prompts)} prompts, T={args.temperature}, top_p={args.top_p}, "
           f"max_new_tokens={args.max_new_tokens}, threads={args.threads}, "
           f"new batch {args.batch_size}, new generation dtype {args.gen_dtype}")  # fmt: skip
-    print("| phase | old s | new s | old/new |\n|---|---|---|---|")
+    print("| phase | old s | new s | old/new | old CPU s | new CPU s |\n|---|---|---|---|---|---|")
     for phase in ("generate", "score", "KL", "diagnostics"):
-        o, n = old_phases.get(phase), new_phases[phase]
-        ratio = f"{o / n:.1f}x" if o else "-"
-        print(
-            f"| {phase} | {o:.1f} | {n:.1f} | {ratio} |" if o else f"| {phase} | - | {n:.1f} | - |"
-        )
+        o, n = old_phases.get(phase, float("nan")), new_phases[phase]
+        oc, nc = _cpu(old_phases, phase), _cpu(new_phases, phase)
+        print(f"| {phase} | {o:.1f} | {n:.1f} | {o / n:.1f}x | {oc:.1f} | {nc:.1f} |")
     total_new = sum(new_phases.values())
     total_old = sum(old_phases.values())
     ratio = total_old / total_new if total_old else float("nan")
-    print(f"| total | {total_old:.1f} | {total_new:.1f} | {ratio:.1f}x |")
+    old_cpu = sum(_cpu(old_phases, p) for p in old_phases)
+    new_cpu = sum(_cpu(new_phases, p) for p in new_phases)
+    walls = f"| total | {total_old:.1f} | {total_new:.1f} | {ratio:.1f}x"
+    print(f"{walls} | {old_cpu:.1f} | {new_cpu:.1f} |")
     tokens = sum(len(r) for r in new["responses"])
     per_200 = total_new * 200 / len(prompts)
     print(f"new path: {total_new / len(prompts):.2f} s/prompt, {per_200:.0f} s per 200 prompts; "
