@@ -108,3 +108,22 @@ def test_exact_kl_of_a_model_with_itself_is_zero() -> None:
     assert exact_kl(base, base, T) == pytest.approx(0.0, abs=1e-9)
     _, k3, _ = _estimates(base, _tiny(0), 500, T)
     assert abs(k3) < 1e-4
+
+
+def test_rows_that_finish_leave_the_batch_without_changing_the_others() -> None:
+    from training.evaluation.scoring import response_logprobs
+    from training.generation.base import SamplingParams
+    from training.generation.hf import sample_batch
+
+    model = _tiny(0, noise=0.05)
+    params = SamplingParams(temperature=T, top_p=1.0, max_new_tokens=8)
+    prompts = [PROMPT, [1, 3], [1, 4, 4, 5], PROMPT, [1]] * 4
+    together = sample_batch(model, prompts, params, list(range(20)), pad_id=0, stops={EOS})
+    lengths = {len(t) for t, _, _ in together}
+    assert len(lengths) > 2 and any(reason == "stop" for _, _, reason in together)
+    forced = response_logprobs(model, prompts, [t for t, _, _ in together], pad_id=0, temperature=T)
+    for i, (tokens, logps, _) in enumerate(together):
+        alone = sample_batch(model, [prompts[i]], params, [i], pad_id=0, stops={EOS})[0]
+        assert alone[0] == tokens
+        assert logps == pytest.approx(alone[1], abs=1e-5)
+        assert logps == pytest.approx(forced[i], abs=1e-4)
