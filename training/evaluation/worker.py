@@ -130,7 +130,8 @@ def run_job(
     evaluation.config = config.model_dump(mode="json")
     prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
     done = done_prompt_ids(session, evaluation.checkpoint_id, prompts, config)
-    todo = [p for p in prompts if p.id not in done]
+    # Similar prompt lengths share a batch: less left padding in generation.
+    todo = sorted((p for p in prompts if p.id not in done), key=lambda p: len(p.text))
     if progress is not None:
         for phase in PHASES:
             progress.add_task(phase, total=len(prompts), completed=len(done))
