@@ -29,9 +29,10 @@ class Sampling(_Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     """1 keeps the KL estimates unbiased (samples from the tempered distribution itself); below 1
     the summary marks the KL `exact: false` (see training/evaluation/scoring.py)."""
-    max_new_tokens: int = Field(384, ge=1)
-    """Chosen from the base's measured length distribution on the held-out prompts so that the
-    base is cut in at most 10% of answers (README, "Evaluation length")."""
+    max_new_tokens: int = Field(512, ge=1)
+    """From the base's measured length distribution on the held-out prompts (README): 512 cuts
+    24.5% of the base's answers; 19.5% do not stop within 640 tokens at all, so no affordable
+    limit reaches 10%. Growth is also reported on untruncated answers."""
 
 
 class VllmOptions(_Strict):
