@@ -1,41 +1,43 @@
-"""Seconds to evaluate one checkpoint on CPU with transformers: generate, reward score, KL.
+"""Seconds per phase to evaluate one checkpoint on CPU: the pre-issue-8 path against today's.
 
-Builds a throw-away SQLite database, registers SmolLM2 as the base, a LoRA adapter on it as the
-checkpoint and SmolLM2 with a fresh score head as the reward model, then runs the real worker on
-the first `--limit` held-out prompts. `--limit 40` and extrapolating is fine on a busy machine.
+Both paths run in one process on the same prompts, seeds and sampling settings, against the same
+LoRA checkpoint (SmolLM2 + a random adapter) and reward model (SmolLM2 + a fresh score head):
 
-    .venv/bin/python bench/bench_evaluate.py --limit 40
+    old: generate in batches of 8 (full-vocabulary logits on prompt positions, full sort for top-p),
+         RM on re-encoded chat text at batch 16, KL by a second teacher-forced pass of the
+         checkpoint and one of the base (untempered, full logits)
+    new: all prompts sorted by length in batches of --batch-size (finished rows leave the batch,
+         last-position logits only, top-p on 256 candidates), RM on the sampled ids at batch 32,
+         KL reusing the sampled tempered log-probs + one base pass on response positions only
+
+Diagnostics (per-response + summary) are the same code for both and timed once each.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_evaluate.py --limit 40
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_evaluate.py --limit 200 --skip-old \\
+        --max-new-tokens 384 --top-p 1.0
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from judging.settings import PROJECT_ROOT
 
 SMOLLM2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
 HELDOUT = PROJECT_ROOT / "data" / "prompts" / "heldout.jsonl"
-FALLBACK = [
-    "Explain how a rainbow forms.",
-    "Write a haiku about autumn.",
-    "How do I sort a list in Python?",
-    "What is the difference between weather and climate?",
-    "Give three tips for better sleep.",
-]
+T = TypeVar("T")
 
 
 def _prompts(limit: int) -> list[str]:
-    if HELDOUT.is_file():
-        rows = [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()]
-        texts = [str(r.get("prompt") or r.get("text") or r.get("instruction")) for r in rows]
-    else:
-        print(f"{HELDOUT} missing: cycling {len(FALLBACK)} built-in prompts")
-        texts = [f"{FALLBACK[i % len(FALLBACK)]} ({i})" for i in range(limit)]
-    return texts[:limit]
+    rows = [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()]
+    return [str(r["prompt"]) for r in rows][:limit]
 
 
 def _models(root: Path) -> tuple[Path, Path]:
@@ -47,11 +49,13 @@ def _models(root: Path) -> tuple[Path, Path]:
     peft_model = get_peft_model(
         model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
     )
+    generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.01)  # a checkpoint that moved a little from the base
+            if "lora_B" in name:  # a checkpoint that moved a little from the base
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.01)
     peft_model.save_pretrained(root / "adapter")
+    torch.manual_seed(0)
     reward = AutoModelForSequenceClassification.from_pretrained(
         SMOLLM2, num_labels=1, dtype=torch.float32
     )
@@ -61,62 +65,188 @@ def _models(root: Path) -> tuple[Path, Path]:
     return root / "adapter", root / "rm"
 
 
+CPU_SECONDS: dict[str, float] = {}
+
+
+def _timed(phases: dict[str, float], name: str, fn: Callable[[], T]) -> T:
+    """Wall seconds into `phases`; process CPU seconds (less sensitive to a shared host) aside."""
+    start, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    phases[name] = time.perf_counter() - start
+    CPU_SECONDS[f"{id(phases)}:{name}"] = time.process_time() - cpu
+    return out
+
+
+def _cpu(phases: dict[str, float], name: str) -> float:
+    return CPU_SECONDS.get(f"{id(phases)}:{name}", float("nan"))
+
+
+def _diagnostics(texts: list[str], lengths: list[int], reasons: list[str]) -> dict[str, object]:
+    from judging.evaluation.diagnostics import ResponseRecord, response_diagnostics, summarize
+
+    for text in texts:
+        response_diagnostics(text)
+    records = [ResponseRecord(t, n, r) for t, n, r in zip(texts, lengths, reasons, strict=True)]
+    return summarize(records)
+
+
+def run_old(ctx: dict[str, Any], params: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    from bench import legacy_eval
+
+    tok, policy, prompts, ids, seeds = (
+        ctx[k] for k in ("tok", "policy", "prompts", "ids", "seeds")
+    )
+    phases: dict[str, float] = {}
+
+    def generate() -> list[tuple[list[int], list[float], str]]:
+        rows = []
+        for start in range(0, len(ids), 8):
+            rows += legacy_eval.sample_batch(
+                policy, ids[start : start + 8], params, seeds[start : start + 8],
+                pad_id=0, stops=ctx["stops"],
+            )  # fmt: skip
+        return rows
+
+    rows = _timed(phases, "generate", generate)
+    texts = [tok.decode(t, skip_special_tokens=True) for t, _, _ in rows]
+    responses = [t for t, _, _ in rows]
+    rewards = _timed(
+        phases,
+        "score",
+        lambda: legacy_eval.text_rewards(ctx["rm_model"], ctx["rm_tok"], prompts, texts),
+    )
+    kls = _timed(phases, "KL", lambda: legacy_eval.kl_pairs(policy, ids, responses, 0))
+    _timed(
+        phases,
+        "diagnostics",
+        lambda: _diagnostics(texts, [len(r) for r in responses], [r for _, _, r in rows]),
+    )
+    return phases, {"responses": responses, "rewards": rewards, "kls": kls}
+
+
+def run_new(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    import torch
+
+    from training.evaluation.scoring import KLScorer, RewardScorer
+    from training.generation.base import ModelRef
+    from training.generation.hf import TransformersGenerator, load_causal_lm
+
+    policy, ids, seeds = ctx["policy"], ctx["ids"], ctx["seeds"]
+    phases: dict[str, float] = {}
+    gen_model = policy
+    if args.gen_dtype == "bfloat16":
+        gen_model = load_causal_lm(
+            ModelRef(str(SMOLLM2), str(ctx["adapter"])), dtype=torch.bfloat16
+        )
+    generator = TransformersGenerator(
+        ModelRef(str(SMOLLM2), str(ctx["adapter"])), batch_size=args.batch_size,
+        model=gen_model, tokenizer=ctx["tok"],
+    )  # fmt: skip
+    results = _timed(phases, "generate", lambda: generator.generate(ctx["prompts"], params, seeds))
+    responses = [r.token_ids for r in results]
+    scorer = RewardScorer(str(ctx["rm"]), batch_size=args.score_batch_size)
+    rewards = _timed(phases, "score", lambda: scorer.score(ids, responses))
+    kl = KLScorer(policy, pad_id=0, batch_size=args.score_batch_size)
+    sampled = [r.logprobs or [] for r in results] if generator.logprobs_exact else None
+    kls = _timed(
+        phases, "KL",
+        lambda: kl.score(ids, responses, temperature=params.temperature, sampled=sampled),
+    )  # fmt: skip
+    _timed(
+        phases, "diagnostics",
+        lambda: _diagnostics([r.text for r in results], [len(r) for r in responses],
+                             [r.finish_reason for r in results]),
+    )  # fmt: skip
+    return phases, {"responses": responses, "rewards": rewards, "kls": kls}
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--score-batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--top-p", type=float, default=0.9)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--gen-dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--skip-old", action="store_true")
     args = parser.parse_args()
 
-    from judging.data import registry
-    from judging.data.db import Base, make_engine, make_session_factory
-    from judging.data.prompts import PromptRecord, store_prompt_set
-    from judging.evaluation.config import load_eval_config
-    from training.evaluation.worker import enqueue, process_one
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from training.generation.base import ModelRef, SamplingParams, load_tokenizer, stop_token_ids
+    from training.generation.hf import load_causal_lm
+    from training.sequences import prompt_ids
+
+    torch.set_num_threads(args.threads)
+    params = SamplingParams(args.temperature, args.top_p, args.max_new_tokens)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        adapter, rm = _models(root)
-        engine = make_engine(f"sqlite:///{root / 'bench.db'}")
-        Base.metadata.create_all(engine)
-        factory = make_session_factory(engine)
+        load_start = time.perf_counter()
+        adapter, rm = _models(Path(tmp))
+        tok = load_tokenizer(ModelRef(str(SMOLLM2), str(adapter)))
+        policy = load_causal_lm(ModelRef(str(SMOLLM2), str(adapter)))
         prompts = _prompts(args.limit)
-        with factory() as session:
-            run = registry.start_run(
-                session,
-                name="bench",
-                algorithm="ppo",
-                base_model=str(SMOLLM2),
-                config={},
-                reward_model=str(rm),
-            )
-            checkpoint = registry.register_checkpoint(session, run_id=run.id, step=1, path=adapter)
-            records = [PromptRecord(str(i), p) for i, p in enumerate(prompts)]
-            store_prompt_set(session, name="bench", split="heldout", records=records, source=None)
-            session.commit()
-            checkpoint_id = checkpoint.id
-        sampling = {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": args.max_new_tokens}
-        config = load_eval_config(
-            batch_size=args.batch_size, sampling=sampling, threads=args.threads
-        )
-        set_id = enqueue(factory, prompt_set_name="bench", checkpoint_ids=[checkpoint_id])
-        start = time.perf_counter()
-        outcome = process_one(
-            factory,
-            config=config,
-            worker="bench",
-            prompt_set_id=set_id,
-            checkpoint_id=checkpoint_id,
-        )
-        seconds = time.perf_counter() - start
-        engine.dispose()
-    assert outcome is not None and outcome.status == "done", outcome
-    per_prompt = seconds / len(prompts)
-    print(f"evaluated {len(prompts)} prompts in {seconds:.1f} s ({per_prompt:.2f} s/prompt, "
-          f"batch {args.batch_size}, max_new_tokens {args.max_new_tokens})")  # fmt: skip
-    if len(prompts) < 200:
-        print(f"extrapolated to 200 prompts: {per_prompt * 200:.0f} s")
+        ctx: dict[str, Any] = {
+            "tok": tok, "policy": policy, "prompts": prompts, "adapter": adapter, "rm": rm,
+            "ids": [prompt_ids(tok, p) for p in prompts],
+            "seeds": [1234 + i for i in range(len(prompts))],
+            "stops": stop_token_ids(tok, policy.generation_config),
+        }  # fmt: skip
+        if not args.skip_old:
+            ctx["rm_model"] = AutoModelForSequenceClassification.from_pretrained(rm).eval()
+            ctx["rm_tok"] = AutoTokenizer.from_pretrained(rm)
+            ctx["rm_tok"].pad_token = "<|endoftext|>"
+        setup_s = time.perf_counter() - load_start
+        print(f"setup (models built and loaded, not timed below): {setup_s:.0f} s")
+        # Warm-up (one-time kernel and allocator set-up) on 2 prompts, 4 tokens, both paths.
+        warm = {**ctx, "prompts": prompts[:2], "ids": ctx["ids"][:2], "seeds": ctx["seeds"][:2]}
+        tiny = SamplingParams(args.temperature, args.top_p, 4)
+        run_new(warm, tiny, args)
+        if not args.skip_old:
+            run_old(warm, tiny)
+        new_phases, new = run_new(ctx, params, args)
+        old_phases, old = run_old(ctx, params) if not args.skip_old else ({}, None)
+    print(f"{len(prompts)} prompts, T={args.temperature}, top_p={args.top_p}, "
+          f"max_new_tokens={args.max_new_tokens}, threads={args.threads}, "
+          f"new batch {args.batch_size}, new generation dtype {args.gen_dtype}")  # fmt: skip
+    print("| phase | old s | new s | old/new | old CPU s | new CPU s |\n|---|---|---|---|---|---|")
+    for phase in ("generate", "score", "KL", "diagnostics"):
+        o, n = old_phases.get(phase, float("nan")), new_phases[phase]
+        oc, nc = _cpu(old_phases, phase), _cpu(new_phases, phase)
+        print(f"| {phase} | {o:.1f} | {n:.1f} | {o / n:.1f}x | {oc:.1f} | {nc:.1f} |")
+    total_new = sum(new_phases.values())
+    total_old = sum(old_phases.values())
+    ratio = total_old / total_new if total_old else float("nan")
+    old_cpu = sum(_cpu(old_phases, p) for p in old_phases)
+    new_cpu = sum(_cpu(new_phases, p) for p in new_phases)
+    walls = f"| total | {total_old:.1f} | {total_new:.1f} | {ratio:.1f}x"
+    print(f"{walls} | {old_cpu:.1f} | {new_cpu:.1f} |")
+    tokens = sum(len(r) for r in new["responses"])
+    per_200 = total_new * 200 / len(prompts)
+    print(f"new path: {total_new / len(prompts):.2f} s/prompt, {per_200:.0f} s per 200 prompts; "
+          f"{tokens} tokens generated")  # fmt: skip
+    _stats("new", new, "tempered")
+    if old is not None:
+        _stats("old", old, "untempered")
+        same = sum(a == b for a, b in zip(old["responses"], new["responses"], strict=True))
+        d_reward = _mean(new["rewards"]) - _mean(old["rewards"])
+        d_k3 = _mean([b for _, b in new["kls"]]) - _mean([b for _, b in old["kls"]])
+        print(f"identical responses old vs new: {same}/{len(prompts)}; "
+              f"reward new-old {d_reward:+.4f}; KL k3 new-old {d_k3:+.4f}")  # fmt: skip
+
+
+def _stats(name: str, result: dict[str, Any], kind: str) -> None:
+    k1 = _mean([a for a, _ in result["kls"]])
+    k3 = _mean([b for _, b in result["kls"]])
+    print(
+        f"{name}: reward mean {_mean(result['rewards']):.4f}, KL k1 {k1:.4f}, k3 {k3:.4f} ({kind})"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from cli.common import console, settings
-from judging.errors import ConflictError
+from judging.errors import ConfigError, ConflictError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,11 +53,17 @@ def evaluate(
     from judging.evaluation.config import load_eval_config
     from training.evaluation.worker import watch as watch_loop
 
-    config = load_eval_config(config_path, backend=backend, limit=limit)
-    set_name = prompt_set or config.prompt_set
     engine = make_engine(settings().resolved_database_url)
     check_connection(engine)
     factory = make_session_factory(engine)
+    try:
+        config = load_eval_config(config_path, backend=backend, limit=limit)
+    except ConfigError as exc:
+        if checkpoint is not None:  # the job asked for fails with the config's one-line error
+            _fail(factory, checkpoint, prompt_set, str(exc))
+        engine.dispose()
+        raise
+    set_name = prompt_set or config.prompt_set
 
     def report(outcome: JobOutcome) -> None:
         detail = f": {outcome.error}" if outcome.error else ""
@@ -83,6 +89,20 @@ def evaluate(
             console.print("nothing to evaluate")
     finally:
         engine.dispose()
+
+
+def _fail(
+    factory: sessionmaker[Session], checkpoint_id: int, set_name: str | None, message: str
+) -> None:
+    """Mark one checkpoint's job failed before anything ran (nothing generated or aggregated)."""
+    from judging.evaluation.queue import default_prompt_set, mark_failed, requeue
+
+    with factory() as session:
+        prompt_set_id = default_prompt_set(session, set_name).id
+        evaluation = requeue(session, checkpoint_id=checkpoint_id, prompt_set_id=prompt_set_id)
+        if evaluation.status != "done":
+            mark_failed(session, evaluation, f"ConfigError: {message}")
+        session.commit()
 
 
 def _one(

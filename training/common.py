@@ -17,6 +17,7 @@ from judging.data import registry
 from judging.data.db import check_connection, make_engine, make_session_factory, session_scope
 from judging.errors import ConfigError, InputFileError
 from training.config import TrainConfig, resolve_path
+from training.sequences import prompt_ids
 
 if TYPE_CHECKING:
     import torch
@@ -114,13 +115,8 @@ def freeze_below_top(model: Any, top: int) -> None:
 
 
 def chat_prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    """Token ids of a single-turn chat prompt ending with the assistant header."""
-    ids: Any = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-    )
-    if hasattr(ids, "keys"):  # transformers 5 may return a BatchEncoding
-        ids = ids["input_ids"]
-    return [int(i) for i in ids]
+    """Token ids of a single-turn chat prompt ending with the assistant header (shared builder)."""
+    return prompt_ids(tokenizer, prompt)
 
 
 def read_jsonl(path: str | Path, required: tuple[str, ...]) -> list[dict[str, Any]]:

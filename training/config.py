@@ -187,6 +187,10 @@ class RMSection:
     on those layers only. Backpropagation then stops early: several times cheaper on CPU."""
     heldout_max_pairs: int = 0
     """Score at most this many held-out pairs for the report; 0 = all."""
+    pair_half: str = "all"
+    """Train on "all" preference pairs or on the "first" / "second" half (split by a hash of the
+    prompt, so the halves share no prompt): PPO's reward model on one half, the evaluation
+    reward model that judges PPO's checkpoints on the other."""
 
 
 @dataclass

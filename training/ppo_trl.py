@@ -12,6 +12,8 @@ from typing import Any, cast
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl.experimental.ppo import PPOConfig, PPOTrainer
+from trl.experimental.ppo.ppo_trainer import truncate_response
+from trl.experimental.utils import get_reward
 
 from judging.errors import ConfigError
 from training.common import global_batch, world_size
@@ -181,3 +183,24 @@ def build_trainer(
         )
     trainer.watch_generation(GenerationStats(int(tokenizer.eos_token_id)))
     return trainer
+
+
+@torch.no_grad()
+def ppo_scores(
+    reward_model: PreTrainedModel,
+    queries: torch.Tensor,
+    responses: torch.Tensor,
+    *,
+    pad_token_id: int,
+    stop_token_id: int,
+) -> torch.Tensor:
+    """The reward PPO gives each rollout, by TRL's own steps (before `missing_eos_penalty`).
+
+    queries: (B, Q) left-padded prompt ids; responses: (B, R) sampled ids. Kept beside the
+    trainer so evaluation can be tested against exactly what PPOTrainer computes.
+    """
+    postprocessed = truncate_response(stop_token_id, pad_token_id, responses)  # (B, R)
+    _, score, _ = get_reward(
+        reward_model, torch.cat((queries, postprocessed), 1), pad_token_id, queries.shape[1]
+    )
+    return score

@@ -1,18 +1,20 @@
 """Preference pairs (prompt, chosen, rejected): loading, filtering and tokenisation.
 
-Reward-model inputs are tokenised exactly as PPO later scores them: the chat-templated prompt
-with the assistant header, then the response tokens, then EOS (`<|im_end|>`), so the score is read
-at the same token in training and in PPO.
+Reward-model inputs are built by `training.sequences.scored_sequence`, the function PPO scoring
+and checkpoint evaluation share: the chat-templated prompt with the assistant header, then the
+response tokens, then EOS (`<|im_end|>`), so the score is read at the same token everywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from judging.errors import InputFileError
+from judging.errors import ConfigError, InputFileError
 from training.common import chat_prompt_ids, read_jsonl
 from training.config import TrainConfig
+from training.sequences import scored_sequence, text_response_ids
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -31,10 +33,24 @@ def load_pairs(cfg: TrainConfig, path: str, required: tuple[str, ...]) -> list[d
     return rows
 
 
+PAIR_HALVES = ("all", "first", "second")
+
+
+def pair_half(rows: list[dict[str, Any]], half: str) -> list[dict[str, Any]]:
+    """The rows of one half of the pairs; a prompt's pairs always land in the same half."""
+    if half not in PAIR_HALVES:
+        raise ConfigError(f"'rm.pair_half' must be one of {', '.join(PAIR_HALVES)}, not {half!r}")
+    if half == "all":
+        return rows
+    want = 0 if half == "first" else 1
+    return [
+        row for row in rows if hashlib.sha256(str(row["prompt"]).encode()).digest()[0] % 2 == want
+    ]
+
+
 def response_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     """Response tokens followed by EOS, as a PPO rollout that stopped properly looks."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return [int(i) for i in ids] + [int(tokenizer.eos_token_id)]
+    return text_response_ids(tokenizer, text)
 
 
 def tokenize_pairs(
@@ -53,8 +69,9 @@ def tokenize_pairs(
         rejected = response_ids(tokenizer, row["rejected"])
         if len(prompt) + max(len(chosen), len(rejected)) > max_length:
             continue
-        out["chosen_ids"].append(prompt + chosen)
-        out["rejected_ids"].append(prompt + rejected)
+        eos = int(tokenizer.eos_token_id)
+        out["chosen_ids"].append(scored_sequence(prompt, chosen, eos))
+        out["rejected_ids"].append(scored_sequence(prompt, rejected, eos))
         out["chosen_len"].append(len(chosen))
         out["rejected_len"].append(len(rejected))
     if not out["chosen_ids"]:

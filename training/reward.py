@@ -22,7 +22,7 @@ from training.common import (
 )
 from training.config import TrainConfig
 from training.hf_runner import HFRunResult, common_args, run_registered
-from training.preferences import load_pairs, tokenize_pairs
+from training.preferences import load_pairs, pair_half, tokenize_pairs
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -37,9 +37,8 @@ def train_rm(
     resolve_model_paths(cfg)
     tokenizer = load_tokenizer(cfg.model.base_model)
     tokenizer.padding_side = "right"
-    train = tokenize_pairs(
-        load_pairs(cfg, cfg.data.preferences, REQUIRED), tokenizer, cfg.data.max_length
-    )
+    rows = pair_half(load_pairs(cfg, cfg.data.preferences, REQUIRED), cfg.rm.pair_half)
+    train = tokenize_pairs(rows, tokenizer, cfg.data.max_length)
     heldout = None
     if cfg.data.heldout_preferences and not cfg.data.hub_dataset:
         rows = load_pairs(cfg, cfg.data.heldout_preferences, REQUIRED)
@@ -183,6 +182,7 @@ def _model_card(cfg: TrainConfig, final: Path, n_train: int, step: int) -> dict[
         "base_model": cfg.model.base_model,
         "objective": "Bradley-Terry pairwise loss (TRL RewardTrainer)",
         "training_pairs": n_train,
+        "pair_half": cfg.rm.pair_half,
         "data": cfg.data.hub_dataset or cfg.data.preferences,
         "steps": step,
         "learning_rate": cfg.optim.learning_rate,

@@ -198,10 +198,16 @@ class Generation(Base):
     model_ref: Mapped[str | None] = mapped_column(String(1000))
     """Which weights produced it: base model path plus adapter path, or a served model name."""
     sampling_params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    """Every setting the response depends on: temperature, top_p, max_new_tokens, seed, dtype."""
+    settings_key: Mapped[str | None] = mapped_column(String(16))
+    """Hash of sampling_params: rows with different keys are never aggregated together."""
     seed: Mapped[int] = mapped_column(Integer, default=0)
     replicate: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """0 for the response every checkpoint shares a seed with; 1.. for extra base samples."""
     reward_score: Mapped[float | None] = mapped_column(Float)
+    """Score by the reward model PPO optimised (the run's reward model)."""
+    eval_reward_score: Mapped[float | None] = mapped_column(Float)
+    """Score by an evaluation reward model PPO never saw (None when none is configured)."""
     kl_k1: Mapped[float | None] = mapped_column(Float)
     """Sum over response tokens of log p_ckpt - log p_base (k1 estimator)."""
     kl_k3: Mapped[float | None] = mapped_column(Float)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from judging.errors import ConfigError
 from judging.evaluation.diagnostics import REFUSAL_PREFIXES, SYCOPHANCY_MARKERS
@@ -24,8 +24,15 @@ class _Strict(BaseModel):
 
 class Sampling(_Strict):
     temperature: float = Field(0.7, ge=0.0)
+    """PPO's rollout temperature (TRL default 0.7): held-out samples then come from the
+    distribution PPO optimised, and KL is that of the tempered distributions on both sides."""
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(64, ge=1)
+    """1 keeps the KL estimates unbiased (samples from the tempered distribution itself); below 1
+    the summary marks the KL `exact: false` (see training/evaluation/scoring.py)."""
+    max_new_tokens: int = Field(512, ge=1)
+    """From the base's measured length distribution on the held-out prompts (README): 512 cuts
+    24.5% of the base's answers; 19.5% do not stop within 640 tokens at all, so no affordable
+    limit reaches 10%. Growth is also reported on untruncated answers."""
 
 
 class VllmOptions(_Strict):
@@ -58,7 +65,7 @@ class Thresholds(_Strict):
         default_factory=lambda: {
             "length_growth": 1.5,
             "truncation_rate": 0.2,
-            "seq_rep_4": 0.2,
+            "seq_rep": 0.2,
             "self_bleu": 0.6,
             "refusal_rate": 0.1,
             "sycophancy_rate": 0.05,
@@ -74,13 +81,26 @@ class Thresholds(_Strict):
 class EvalConfig(_Strict):
     backend: Literal["transformers", "vllm", "vllm-server"] = "transformers"
     device: str = "cpu"
-    batch_size: int = Field(8, ge=1)
-    score_batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(64, ge=1)
+    """Prompts generated together (sorted by length; finished rows leave the batch) and
+    committed as one unit; a killed worker loses at most one batch."""
+    score_batch_size: int = Field(32, ge=1)
+    """Sequences per reward-model and KL teacher-forced forward pass."""
+    generation_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Weights the transformers generator samples with. float32: its sampled log-probs are exact
+    and KL reuses them. bfloat16: faster on CPUs with AMX, but the checkpoint's log-probs are then
+    recomputed in fp32 (KL always uses fp32 log-probs; bf16 drifts by up to 0.25 nats a token)."""
     seed: int = 1234
     """Prompt i of a set is sampled with seed + its position, for the base and every checkpoint."""
     sampling: Sampling = Sampling()
     reward_model: str | None = None
-    """Reward model folder; default: the run's reward_model."""
+    """Reward model folder; default: the run's reward_model (the one PPO optimised)."""
+    eval_reward_model: str | None = None
+    """Evaluation reward model PPO did not optimise (e.g. `rlhf train rm` with
+    `rm.pair_half: second` when PPO's reward model used `first`). Default: the newest registered
+    reward model trained on the other half of the pairs, when one exists."""
+    auto_eval_reward_model: bool = True
+    """Look for that default evaluation reward model in the registry."""
     prompt_set: str | None = None
     """Held-out prompt set name; default: the first held-out set."""
     limit: int | None = Field(None, ge=1)
@@ -93,12 +113,33 @@ class EvalConfig(_Strict):
     diagnostics: DiagnosticsOptions = DiagnosticsOptions()
     thresholds: Thresholds = Thresholds()
 
+    @model_validator(mode="after")
+    def _seq_rep_thresholds_follow_n(self) -> EvalConfig:
+        """`seq_rep` limits name the configured n; a limit for another n would never fire."""
+        n = self.diagnostics.seq_rep_n
+        for side in ("max", "min"):
+            for key in getattr(self.thresholds, side):
+                if key.startswith("seq_rep_") and key != f"seq_rep_{n}":
+                    raise ValueError(
+                        f"thresholds.{side}.{key} names another n than diagnostics.seq_rep_n = {n}"
+                        f" (use seq_rep_{n} or seq_rep)"
+                    )
+        return self
+
+    def limits(self, side: Literal["max", "min"]) -> dict[str, float]:
+        """Thresholds with the generic `seq_rep` key resolved to the configured n."""
+        raw = getattr(self.thresholds, side)
+        n = self.diagnostics.seq_rep_n
+        return {(f"seq_rep_{n}" if k == "seq_rep" else k): v for k, v in raw.items()}
+
 
 def _message(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "config"
     if first["type"] == "extra_forbidden":
         return f"unknown key {where!r}"
+    if first["type"] == "value_error":
+        return str(first["msg"]).removeprefix("Value error, ")
     return f"{where}: {first['msg']}"
 
 

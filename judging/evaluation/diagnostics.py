@@ -198,11 +198,17 @@ class ResponseRecord:
     reward: float | None = None
     kl_k1: float | None = None
     kl_k3: float | None = None
+    eval_reward: float | None = None
+    """Score by the evaluation reward model (one PPO did not optimise), if any."""
 
 
 def _ci(values: Sequence[float | None]) -> dict[str, float | int] | None:
     result = mean_ci([v for v in values if v is not None])
     return result.as_dict() if result else None
+
+
+def untruncated_lengths(records: Sequence[ResponseRecord]) -> list[int]:
+    return [r.token_count for r in records if r.finish_reason != "length"]
 
 
 def _rate(flags: Sequence[bool]) -> float:
@@ -225,9 +231,14 @@ def summarize(
     summary: dict[str, object] = {
         "n": n,
         "reward": _ci([r.reward for r in records]),
+        "eval_reward": _ci([r.eval_reward for r in records]),
         "kl_k1": _ci([r.kl_k1 for r in records]),
         "kl_k3": _ci([r.kl_k3 for r in records]),
         "length_tokens": statistics.fmean(r.token_count for r in records) if n else 0.0,
+        # Growth of answers the token limit did not cut: a capped base hides growth otherwise.
+        "length_tokens_untruncated": (
+            statistics.fmean(stopped) if (stopped := untruncated_lengths(records)) else None
+        ),
         "length_chars": statistics.fmean(len(t) for t in texts) if n else 0.0,
         "truncation_rate": _rate([r.finish_reason == "length" for r in records]),
         "distinct_1": distinct_n(texts, 1),
@@ -257,6 +268,9 @@ def with_growth(
     out = dict(summary)
     out["length_growth"] = _ratio(summary.get("length_tokens"), base.get("length_tokens"))
     out["length_growth_chars"] = _ratio(summary.get("length_chars"), base.get("length_chars"))
+    out["length_growth_untruncated"] = _ratio(
+        summary.get("length_tokens_untruncated"), base.get("length_tokens_untruncated")
+    )
     return out
 
 

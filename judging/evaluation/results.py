@@ -7,6 +7,8 @@ only when every prompt of the job has its row.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +16,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from judging.data.models import Checkpoint, Evaluation, Generation, Prompt
+from judging.data.models import Checkpoint, Evaluation, Generation, Prompt, TrainingRun
+from judging.errors import ConfigError
 from judging.evaluation.config import EvalConfig
 from judging.evaluation.diagnostics import (
     ResponseRecord,
@@ -40,6 +43,29 @@ class NewGeneration:
     kl_k3: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     replicate: int = 0
+    eval_reward: float | None = None
+
+
+class SettingsMismatchError(ConfigError):
+    """Rows generated under other sampling settings would be mixed into one aggregate."""
+
+
+def generation_settings(config: EvalConfig) -> dict[str, Any]:
+    """Everything a sampled response depends on besides the weights and the prompt."""
+    s = config.sampling
+    return {
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "max_new_tokens": s.max_new_tokens,
+        "seed": config.seed,
+        "dtype": config.generation_dtype if config.backend == "transformers" else config.vllm.dtype,
+    }
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    """A short stable hash of the settings (rows with equal keys may be averaged together)."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def job_prompts(session: Session, prompt_set_id: int, limit: int | None = None) -> list[Prompt]:
@@ -69,14 +95,26 @@ def done_prompt_ids(
     config: EvalConfig,
     replicate: int = 0,
 ) -> set[int]:
-    """Prompts of the job that already have a row for their seed (a resumed job skips them)."""
+    """Prompts of the job that already have a row for their seed (a resumed job skips them).
+
+    Rows of the job's prompts generated under other settings are refused, not silently kept
+    beside new ones: the caller fails the job before generating anything.
+    """
     seeds = {p.id: prompt_seed(config, p, replicate) for p in prompts}
+    key = settings_key(generation_settings(config))
     rows = session.execute(
-        select(Generation.prompt_id, Generation.seed).where(
+        select(Generation.prompt_id, Generation.seed, Generation.settings_key).where(
             Generation.checkpoint_id == checkpoint_id, Generation.prompt_id.in_(list(seeds))
         )
     ).all()
-    return {pid for pid, seed in rows if seeds.get(pid) == seed}
+    other = [row for row in rows if row.settings_key != key]
+    if other:
+        raise SettingsMismatchError(
+            f"checkpoint {checkpoint_id} has {len(other)} responses generated with other sampling "
+            f"settings (key {other[0].settings_key}, now {key}); evaluate with the same settings "
+            "or delete them first"
+        )
+    return {pid for pid, seed, _ in rows if seeds.get(pid) == seed}
 
 
 def store_generations(
@@ -103,7 +141,9 @@ def store_generations(
             backend=backend,
             model_ref=model_ref,
             sampling_params=sampling_params,
+            settings_key=settings_key(sampling_params),
             reward_score=item.reward,
+            eval_reward_score=item.eval_reward,
             kl_k1=item.kl_k1,
             kl_k3=item.kl_k3,
             diagnostics={
@@ -125,21 +165,39 @@ def store_generations(
 
 def _records(
     session: Session, checkpoint_id: int, prompt_ids: Sequence[int]
-) -> list[ResponseRecord]:
-    rows = session.scalars(
-        select(Generation)
-        .where(
-            Generation.checkpoint_id == checkpoint_id,
-            Generation.prompt_id.in_(list(prompt_ids)),
-            # Extra base samples are for studies; the aggregates stay on the shared seed.
-            Generation.replicate == 0,
+) -> tuple[list[ResponseRecord], str | None]:
+    """The rows to summarise and their one settings key; mixed keys are refused."""
+    rows = list(
+        session.scalars(
+            select(Generation)
+            .where(
+                Generation.checkpoint_id == checkpoint_id,
+                Generation.prompt_id.in_(list(prompt_ids)),
+                # Extra base samples are for studies; the aggregates stay on the shared seed.
+                Generation.replicate == 0,
+            )
+            .order_by(Generation.prompt_id, Generation.seed)
         )
-        .order_by(Generation.prompt_id, Generation.seed)
     )
-    return [
-        ResponseRecord(g.text, g.token_count, g.finish_reason, g.reward_score, g.kl_k1, g.kl_k3)
+    keys = sorted({str(g.settings_key) for g in rows})
+    if len(keys) > 1:
+        raise SettingsMismatchError(
+            f"checkpoint {checkpoint_id} has responses from {len(keys)} different sampling "
+            f"settings ({', '.join(keys)}); they are not averaged together"
+        )
+    records = [
+        ResponseRecord(
+            g.text,
+            g.token_count,
+            g.finish_reason,
+            g.reward_score,
+            g.kl_k1,
+            g.kl_k3,
+            g.eval_reward_score,
+        )
         for g in rows
     ]
+    return records, rows[0].settings_key if rows else None
 
 
 def base_evaluation(session: Session, evaluation: Evaluation) -> Evaluation | None:
@@ -157,8 +215,18 @@ def base_evaluation(session: Session, evaluation: Evaluation) -> Evaluation | No
 
 
 def _flags(summary: dict[str, object], config: EvalConfig) -> list[str]:
-    limits = config.thresholds
-    return raise_flags(summary, maximum=limits.max, minimum=limits.min)
+    return raise_flags(summary, maximum=config.limits("max"), minimum=config.limits("min"))
+
+
+def _growth(summary: dict[str, object], base: dict[str, object] | None) -> dict[str, object]:
+    """Growth vs the base only when both were generated under the same settings."""
+    if base is not None and base.get("settings_key") != summary.get("settings_key"):
+        out = add_growth(summary, None)
+        out["growth_note"] = "base evaluated with other sampling settings: no growth computed"
+        return out
+    out = add_growth(summary, base)
+    out.pop("growth_note", None)
+    return out
 
 
 def finalize(
@@ -166,7 +234,7 @@ def finalize(
 ) -> dict[str, object]:
     """Summarise every row of the job, add growth vs the base and flags, and mark it done."""
     options = config.diagnostics
-    records = _records(session, evaluation.checkpoint_id, [p.id for p in prompts])
+    records, key = _records(session, evaluation.checkpoint_id, [p.id for p in prompts])
     summary = summarize(
         records,
         seq_rep=options.seq_rep_n,
@@ -176,11 +244,17 @@ def finalize(
         sycophancy_markers=options.sycophancy_markers,
     )
     summary["coverage"] = {"rows": len(records), "prompts": len(prompts)}
+    summary["settings_key"] = key
+    sampling = config.sampling
+    summary["kl_settings"] = {
+        "temperature": sampling.temperature if sampling.temperature > 0 else 1.0,
+        "exact": sampling.top_p == 1.0 and sampling.temperature > 0,
+    }
     if evaluation.checkpoint.kind == "base":
-        summary = add_growth(summary, summary)
+        summary = _growth(summary, summary)
     else:
         base = base_evaluation(session, evaluation)
-        summary = add_growth(summary, base.summary if base else None)
+        summary = _growth(summary, base.summary if base else None)
     mark_done(session, evaluation, summary=summary, flags=_flags(summary, config))
     if evaluation.checkpoint.kind == "base":
         refresh_growth(session, evaluation, config)
@@ -201,9 +275,42 @@ def refresh_growth(session: Session, base: Evaluation, config: EvalConfig) -> in
     )
     count = 0
     for sibling in siblings:
-        summary = add_growth(sibling.summary or {}, base.summary)
+        summary = _growth(sibling.summary or {}, base.summary)
         sibling.summary = summary
         sibling.flags = _flags(summary, config)
         count += 1
     session.flush()
     return count
+
+
+def _pair_half(run: TrainingRun) -> str:
+    rm = (run.config or {}).get("rm") or {}
+    return str(rm.get("pair_half") or "all")
+
+
+def default_eval_reward_model(session: Session, run: TrainingRun) -> str | None:
+    """The newest reward model trained on the other half of the pairs than the run's RM.
+
+    `rlhf train rm --set rm.pair_half=first` and `...=second` train on disjoint halves; PPO
+    optimises one, the other judges its checkpoints. None when no such model is registered.
+    """
+    if not run.reward_model:
+        return None
+    rm_runs = list(
+        session.scalars(
+            select(TrainingRun)
+            .join(Checkpoint, Checkpoint.run_id == TrainingRun.id)
+            .where(TrainingRun.algorithm == "rm", Checkpoint.kind != "base")
+            .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())
+        ).unique()
+    )
+    paths = {run_.id: [c.path for c in run_.checkpoints if c.kind != "base"] for run_ in rm_runs}
+    trained = next((r for r in rm_runs if run.reward_model in paths[r.id]), None)
+    half = _pair_half(trained) if trained else "all"
+    if half == "all":
+        return None
+    for candidate in rm_runs:
+        other = _pair_half(candidate)
+        if other not in ("all", half) and candidate.base_model == run.base_model:
+            return paths[candidate.id][-1]
+    return None

@@ -70,7 +70,14 @@ def test_worker_evaluates_base_then_checkpoint(
     assert any(r.kl_k3 > 0 for r in rows if r.kl_k3 is not None)
     assert {r.backend for r in rows} == {"transformers"}
     assert rows[0].model_ref == f"{eval_models['base']}+{eval_models['lora_small']}"
-    assert rows[0].sampling_params == {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 8}
+    assert rows[0].sampling_params == {
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_new_tokens": 8,
+        "seed": 1234,
+        "dtype": "float32",
+    }
+    assert len({r.settings_key for r in rows + base_rows}) == 1
     assert (
         [r.seed for r in rows]
         == [r.seed for r in base_rows]

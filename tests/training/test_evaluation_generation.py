@@ -12,25 +12,30 @@ from tests.evaluation_models import EVAL_PROMPTS
 pytestmark = pytest.mark.training
 
 
-def _kl_means(models: dict[str, Path], adapter: str) -> tuple[float, float]:
+def _kl_means(
+    models: dict[str, Path], adapter: str, temperature: float = 1.0, reuse: bool = False
+) -> tuple[float, float]:
     from training.evaluation.scoring import KLScorer
     from training.generation.base import ModelRef, chat_prompt_ids
     from training.generation.hf import TransformersGenerator
 
     ref = ModelRef(str(models["base"]), str(models[adapter]))
     generator = TransformersGenerator(ref, batch_size=4)
-    params = _params()
+    params = _params(temperature=temperature)
     results = generator.generate(EVAL_PROMPTS, params, list(range(len(EVAL_PROMPTS))))
     prompt_ids = [chat_prompt_ids(generator.tokenizer, p) for p in EVAL_PROMPTS]
     scorer = KLScorer(generator.model, pad_id=0, batch_size=3)
-    kls = scorer.score(prompt_ids, [r.token_ids for r in results])
+    sampled = [r.logprobs or [] for r in results] if reuse else None
+    kls = scorer.score(
+        prompt_ids, [r.token_ids for r in results], temperature=temperature, sampled=sampled
+    )
     return fmean(k for k, _ in kls), fmean(k for _, k in kls)
 
 
-def _params(max_new_tokens: int = 12) -> object:
+def _params(max_new_tokens: int = 12, temperature: float = 1.0) -> object:
     from training.generation.base import SamplingParams
 
-    return SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
+    return SamplingParams(temperature=temperature, top_p=1.0, max_new_tokens=max_new_tokens)
 
 
 def test_kl_is_zero_for_a_zero_initialised_adapter(eval_models: dict[str, Path]) -> None:
@@ -39,12 +44,21 @@ def test_kl_is_zero_for_a_zero_initialised_adapter(eval_models: dict[str, Path])
     assert abs(k3) < 1e-4
 
 
+def test_base_against_itself_at_temperature_07_reusing_sampled_logprobs(
+    eval_models: dict[str, Path],
+) -> None:
+    """Sampled log-probs (KV cache, tempered) vs a teacher-forced base pass: |KL| < 0.01 nats."""
+    k1, k3 = _kl_means(eval_models, "lora_zero", temperature=0.7, reuse=True)
+    assert abs(k1) < 0.01
+    assert abs(k3) < 0.01
+
+
 def test_kl_grows_with_the_adapter_perturbation(eval_models: dict[str, Path]) -> None:
     small_k1, small_k3 = _kl_means(eval_models, "lora_small")
     large_k1, large_k3 = _kl_means(eval_models, "lora_large")
     print(small_k1, small_k3, large_k1, large_k3)
     assert 0 < small_k3 < large_k3
-    # k1 is unbiased only for samples from the checkpoint at temperature 1 without top-p.
+    # k1 is unbiased for samples drawn at the scoring temperature without top-p.
     assert small_k1 < large_k1
     assert large_k1 > 0
 
@@ -88,10 +102,25 @@ def test_sampled_logprobs_match_teacher_forcing(eval_models: dict[str, Path]) ->
     generator = TransformersGenerator(
         ModelRef(str(eval_models["base"]), str(eval_models["lora_large"])), batch_size=6
     )
-    results = generator.generate(EVAL_PROMPTS, _params(8), list(range(6)))
+    results = generator.generate(EVAL_PROMPTS, _params(8, temperature=0.7), list(range(6)))
     prompt_ids = [chat_prompt_ids(generator.tokenizer, p) for p in EVAL_PROMPTS]
     forced = response_logprobs(
-        generator.model, prompt_ids, [r.token_ids for r in results], pad_id=0
+        generator.model, prompt_ids, [r.token_ids for r in results], pad_id=0, temperature=0.7
     )
     for result, logps in zip(results, forced, strict=True):
         assert logps == pytest.approx(result.logprobs, abs=1e-4)
+
+
+def test_nucleus_matches_a_full_sort() -> None:
+    import torch
+
+    from training.generation.hf import nucleus_probs
+
+    torch.manual_seed(0)
+    probs = torch.softmax(torch.randn(5, 1000) * 3, dim=-1)
+    probs[4] = 1 / 1000  # flat row: its nucleus is wider than the top-k candidates
+    for top_p in (0.5, 0.9, 0.99):
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        drop = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
+        full = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+        assert torch.equal((nucleus_probs(probs, top_p, candidates=64) > 0), (full > 0))

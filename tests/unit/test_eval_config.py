@@ -39,3 +39,30 @@ def test_missing_or_malformed_file(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_eval_config(bad)
+
+
+def test_seq_rep_thresholds_follow_the_configured_n() -> None:
+    from judging.errors import ConfigError
+    from judging.evaluation.config import parse_eval_config
+    from judging.evaluation.diagnostics import raise_flags
+
+    with pytest.raises(
+        ConfigError, match=r"seq_rep_4 names another n than diagnostics\.seq_rep_n = 3"
+    ):
+        parse_eval_config(
+            {"diagnostics": {"seq_rep_n": 3}, "thresholds": {"max": {"seq_rep_4": 0.2}}}
+        )
+    config = parse_eval_config({"diagnostics": {"seq_rep_n": 3}})
+    assert config.limits("max")["seq_rep_3"] == 0.2 and "seq_rep_4" not in config.limits("max")
+    flags = raise_flags({"seq_rep_3": 0.5}, maximum=config.limits("max"))
+    assert flags == ["seq_rep_3>0.2"]
+
+
+def test_growth_is_also_reported_on_untruncated_answers() -> None:
+    from judging.evaluation.diagnostics import ResponseRecord, summarize, with_growth
+
+    base = summarize([ResponseRecord("a b", 10, "stop"), ResponseRecord("c", 64, "length")])
+    ckpt = summarize([ResponseRecord("a b", 30, "stop"), ResponseRecord("c", 64, "length")])
+    grown = with_growth(ckpt, base)
+    assert grown["length_growth"] == pytest.approx(94 / 74)
+    assert grown["length_growth_untruncated"] == pytest.approx(3.0)

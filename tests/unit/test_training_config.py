@@ -82,3 +82,18 @@ def test_cross_field_checks_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match=r"section.key=value"):
         load_config(None, ["no_equals_sign"])
+
+
+def test_pair_halves_are_disjoint_by_prompt_and_cover_all() -> None:
+    import pytest
+
+    from judging.errors import ConfigError
+    from training.preferences import pair_half
+
+    rows = [{"prompt": f"p{i % 40}", "chosen": "a", "rejected": "b"} for i in range(200)]
+    first, second = pair_half(rows, "first"), pair_half(rows, "second")
+    assert len(first) + len(second) == len(rows) and first and second
+    assert not {r["prompt"] for r in first} & {r["prompt"] for r in second}
+    assert pair_half(rows, "all") == rows
+    with pytest.raises(ConfigError, match=r"rm\.pair_half"):
+        pair_half(rows, "odd")

@@ -25,7 +25,10 @@ class JobModels:
     kl: KLScorer | None
     """None for a base checkpoint, whose KL from itself is 0 by definition."""
     reward: RewardScorer | None
+    """The reward model PPO optimised."""
     closers: list[Callable[[], None]] = field(default_factory=list)
+    eval_reward: RewardScorer | None = None
+    """A reward model PPO did not optimise (None when none is configured or found)."""
 
     def close(self) -> None:
         for close in self.closers:
@@ -34,6 +37,8 @@ class JobModels:
 
 def make_generator(config: EvalConfig, ref: ModelRef, policy: Any, tokenizer: Any) -> Generator:
     if config.backend == "transformers":
+        if config.generation_dtype == "bfloat16":  # a bf16 copy samples; KL keeps the fp32 one
+            policy = load_causal_lm(ref, device=config.device, dtype=torch.bfloat16)
         return TransformersGenerator(
             ref,
             device=config.device,
@@ -75,10 +80,18 @@ def load_job_models(checkpoint: Checkpoint, config: EvalConfig) -> JobModels:
             batch_size=config.batch_size,
         )
     reward_path = config.reward_model or run.reward_model
-    reward = (
-        RewardScorer(reward_path, device=config.device, batch_size=config.score_batch_size)
-        if reward_path
-        else None
-    )
+    reward = _reward_scorer(reward_path, config, tokenizer)
+    eval_reward = _reward_scorer(config.eval_reward_model, config, tokenizer)
     generator = make_generator(config, ref, policy, tokenizer)
-    return JobModels(generator, tokenizer, ref, kl, reward, closers=[generator.close])
+    return JobModels(
+        generator, tokenizer, ref, kl, reward, closers=[generator.close], eval_reward=eval_reward
+    )
+
+
+def _reward_scorer(path: str | None, config: EvalConfig, tokenizer: Any) -> RewardScorer | None:
+    """A reward scorer that reads the policy's token ids (so it must share its tokenizer)."""
+    if not path:
+        return None
+    scorer = RewardScorer(path, device=config.device, batch_size=config.score_batch_size)
+    scorer.check_tokenizer(tokenizer)
+    return scorer

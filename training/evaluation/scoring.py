@@ -1,23 +1,44 @@
-"""Reward-model scores and KL(checkpoint || base) by teacher forcing, both in fp32.
+"""Reward-model scores and KL(checkpoint || base) of the sampling distributions, in fp32.
 
-KL uses the log-probs of the sampled response tokens under the checkpoint and under the base
-(Schulman 2020): k1 = sum_t (logp_ckpt - logp_base), unbiased but can be negative;
-k3 = sum_t ((r - 1) - log r) with r = p_base / p_ckpt, unbiased and never negative.
-Log-probs are of the untempered models (as vLLM reports them), so the estimates are unbiased for
-KL(ckpt || base) when responses are sampled at temperature 1 without top-p; at the usual eval
-temperature they measure the same divergence on the tempered policy's samples (comparable across
-checkpoints that share the sampling params, which every evaluation of a prompt set does).
+Reward: the reward model reads `training.sequences.scored_sequence(prompt ids, response ids)`,
+the very sequence it was trained on and PPO scored, and the score is taken at its last token
+(`<|im_end|>`, or the last sampled token of a truncated response; no EOS is appended).
+
+KL: responses are sampled from the checkpoint at temperature T, so the divergence that means
+something is KL(pi_T || base_T) between the two *tempered* distributions (TRL's `objective/kl`
+divides both policies' logits by T too). Per token, with r = base_T(y_t) / pi_T(y_t) (Schulman
+2020):
+
+    k1 = sum_t -log r            unbiased, can be negative on a sample
+    k3 = sum_t (r - 1) - log r   unbiased, never negative, lower variance
+
+Both are unbiased for the sequence-level KL only when the responses are drawn from pi_T itself,
+i.e. with top-p = 1 (the evaluation default). With top-p < 1 the samples come from the truncated
+nucleus distribution instead: the figures are then the tempered distributions' log-ratio averaged
+over nucleus samples, which is neither KL of the nucleus distributions (infinite as soon as the
+base's nucleus misses a sampled token) nor unbiased for KL(pi_T || base_T); the summary marks them
+`kl_exact: false`. At temperature 0 (greedy) log-probs are those of the untempered models.
+
+Only response positions go through the vocabulary projection: the backbone runs on prompt +
+response and `lm_head` on the hidden states that predict response tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
 
+from judging.errors import ConfigError
 from training.generation.base import PAD_TOKEN
+from training.sequences import scored_sequence, tokenizer_mismatch
+
+
+def kl_temperature(temperature: float) -> float:
+    """The temperature both log-prob sides are computed at (1 for greedy decoding)."""
+    return temperature if temperature > 0 else 1.0
 
 
 def _right_pad(
@@ -32,6 +53,18 @@ def _right_pad(
     return ids.to(device), mask.to(device)
 
 
+def _batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices in batches of similar length (less padding), longest first."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def _inner(model: Any) -> Any:
+    """The transformers model under a peft wrapper (LoRA layers stay in place and obey it)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 @torch.no_grad()
 def response_logprobs(
     model: Any,
@@ -39,23 +72,45 @@ def response_logprobs(
     responses: Sequence[Sequence[int]],
     *,
     pad_id: int,
+    temperature: float = 1.0,
     device: str = "cpu",
+    batch_size: int = 16,
 ) -> list[list[float]]:
-    """Log-prob of each response token given the prompt and the tokens before it (fp32)."""
+    """Log-prob of each response token at `temperature` given the prompt and the tokens before."""
+    inner = _inner(model)
+    backbone = getattr(inner, inner.base_model_prefix)
+    head = inner.get_output_embeddings()
+    out: list[list[float]] = [[] for _ in prompts]
     seqs = [list(p) + list(r) for p, r in zip(prompts, responses, strict=True)]
-    ids, mask = _right_pad(seqs, pad_id, device)
-    logits = model(input_ids=ids, attention_mask=mask).logits.float()  # (B, T, V)
-    # Position t predicts token t + 1.
-    logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
-    out: list[list[float]] = []
-    for row, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
-        start = len(prompt) - 1
-        out.append(logps[row, start : start + len(response)].tolist())
+    for batch in _batches([len(s) for s in seqs], batch_size):
+        ids, mask = _right_pad([seqs[i] for i in batch], pad_id, device)
+        hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
+        # Position t predicts token t + 1: the response's tokens sit at len(prompt) ... and are
+        # predicted from len(prompt) - 1 ... len(seq) - 2.
+        rows: list[int] = []
+        cols: list[int] = []
+        targets: list[int] = []
+        for row, i in enumerate(batch):
+            start, n = len(prompts[i]) - 1, len(responses[i])
+            rows += [row] * n
+            cols += range(start, start + n)
+            targets += list(responses[i])
+        if not targets:
+            continue
+        picked = hidden[torch.tensor(rows), torch.tensor(cols)]  # (N, H)
+        logits = head(picked).float() / temperature  # (N, V)
+        logps = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(targets)[:, None])[:, 0]
+        values = logps.tolist()
+        at = 0
+        for i in batch:
+            n = len(responses[i])
+            out[i] = values[at : at + n]
+            at += n
     return out
 
 
 def kl_estimates(ckpt: Sequence[float], base: Sequence[float]) -> tuple[float, float]:
-    """(k1, k3) summed over the response tokens."""
+    """(k1, k3) summed over the response tokens from per-token log-probs of both sides."""
     c = torch.tensor(list(ckpt), dtype=torch.float64)
     b = torch.tensor(list(base), dtype=torch.float64)
     log_r = b - c
@@ -63,10 +118,11 @@ def kl_estimates(ckpt: Sequence[float], base: Sequence[float]) -> tuple[float, f
 
 
 class KLScorer:
-    """Per-response KL of a checkpoint from its base.
+    """Per-response KL of a checkpoint from its base, both at the sampling temperature, in fp32.
 
     A peft model gives the base for free (`disable_adapter()`); a full fine-tune needs the base
-    model loaded beside it.
+    model loaded beside it. When the generator's sampled log-probs are exact (fp32 transformers
+    sampling), the checkpoint side reuses them and only the base runs a teacher-forced pass.
     """
 
     def __init__(
@@ -76,7 +132,7 @@ class KLScorer:
         base: Any = None,
         pad_id: int,
         device: str = "cpu",
-        batch_size: int = 8,
+        batch_size: int = 16,
     ) -> None:
         self.policy = policy
         self.base = base
@@ -89,60 +145,96 @@ class KLScorer:
             return self.policy.disable_adapter()  # type: ignore[no-any-return]
         return nullcontext()
 
+    def _logprobs(
+        self,
+        model: Any,
+        prompts: Sequence[Sequence[int]],
+        responses: Sequence[Sequence[int]],
+        t: float,
+    ) -> list[list[float]]:
+        return response_logprobs(
+            model,
+            prompts,
+            responses,
+            pad_id=self.pad_id,
+            temperature=t,
+            device=self.device,
+            batch_size=self.batch_size,
+        )
+
     def score(
-        self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]]
+        self,
+        prompts: Sequence[Sequence[int]],
+        responses: Sequence[Sequence[int]],
+        *,
+        temperature: float = 1.0,
+        sampled: Sequence[Sequence[float]] | None = None,
     ) -> list[tuple[float, float]]:
-        results: list[tuple[float, float]] = []
-        for start in range(0, len(prompts), self.batch_size):
-            p = prompts[start : start + self.batch_size]
-            r = responses[start : start + self.batch_size]
-            mine = response_logprobs(self.policy, p, r, pad_id=self.pad_id, device=self.device)
-            with self._base_context():
-                model = self.base if self.base is not None else self.policy
-                theirs = response_logprobs(model, p, r, pad_id=self.pad_id, device=self.device)
-            results += [kl_estimates(a, b) for a, b in zip(mine, theirs, strict=True)]
-        return results
+        t = kl_temperature(temperature)
+        mine = (
+            [list(s) for s in sampled]
+            if sampled is not None
+            else self._logprobs(self.policy, prompts, responses, t)
+        )
+        with self._base_context():
+            model = self.base if self.base is not None else self.policy
+            theirs = self._logprobs(model, prompts, responses, t)
+        return [kl_estimates(a, b) for a, b in zip(mine, theirs, strict=True)]
 
 
 class RewardScorer:
-    """A sequence-classification reward model (num_labels=1) scoring prompt + response."""
+    """A sequence-classification reward model (num_labels=1) scoring token sequences.
 
-    def __init__(self, path: str, *, device: str = "cpu", batch_size: int = 16) -> None:
+    It must share the policy's tokenizer: it reads the policy's token ids as they were sampled.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.path = path
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"reward model {path} cannot be loaded: {first}") from None
         if PAD_TOKEN in self.tokenizer.get_vocab():
             self.tokenizer.pad_token = PAD_TOKEN
         elif self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "right"
-        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
-        if model.config.pad_token_id is None:
-            model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self.eos_id = int(self.tokenizer.eos_token_id)
         self.model = model.to(device).eval()
         self.device = device
         self.batch_size = batch_size
 
-    def _text(self, prompt: str, response: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = [
-                {"role": "user", "content": prompt},
-                {"role": "assistant", "content": response},
-            ]
-            return str(self.tokenizer.apply_chat_template(messages, tokenize=False))
-        return f"{prompt}\n\n{response}"
+    def check_tokenizer(self, policy_tokenizer: Any) -> None:
+        why = tokenizer_mismatch(policy_tokenizer, self.tokenizer)
+        if why:
+            raise ConfigError(
+                f"reward model {self.path} has another tokenizer than the policy: {why}"
+            )
 
     @torch.no_grad()
-    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
-        texts = [self._text(p, r) for p, r in zip(prompts, responses, strict=True)]
-        scores: list[float] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(
-                texts[start : start + self.batch_size],
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=2048,
-            ).to(self.device)
-            scores += self.model(**batch).logits[:, 0].float().tolist()
+    def score(
+        self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]]
+    ) -> list[float]:
+        """Score of each scored_sequence(prompt, response), read at its last token."""
+        seqs = [scored_sequence(p, r, self.eos_id) for p, r in zip(prompts, responses, strict=True)]
+        backbone = getattr(self.model, self.model.base_model_prefix)
+        scores = [0.0] * len(seqs)
+        for batch in _batches([len(s) for s in seqs], self.batch_size):
+            ids, mask = _right_pad([seqs[i] for i in batch], self.pad_id, self.device)
+            hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
+            last = torch.tensor([len(seqs[i]) - 1 for i in batch])
+            values = self.model.score(hidden[torch.arange(len(batch)), last]).float()[:, 0]  # (B,)
+            for i, value in zip(batch, values.tolist(), strict=True):
+                scores[i] = value
         return scores

@@ -26,8 +26,10 @@ from judging.evaluation.queue import (
 )
 from judging.evaluation.results import (
     NewGeneration,
+    default_eval_reward_model,
     done_prompt_ids,
     finalize,
+    generation_settings,
     job_prompts,
     prompt_seed,
     store_generations,
@@ -67,23 +69,44 @@ def _run_batch(
     params = _params(config)
     results = models.generator.generate(texts, params, seeds)
     _advance(progress, "generate", len(batch))
+    prompt_ids = [chat_prompt_ids(models.tokenizer, t) for t in texts]
+    responses = [r.token_ids for r in results]
     rewards: list[float | None] = (
-        list(models.reward.score(texts, [r.text for r in results]))
-        if models.reward
+        list(models.reward.score(prompt_ids, responses)) if models.reward else [None] * len(batch)
+    )
+    eval_rewards: list[float | None] = (
+        list(models.eval_reward.score(prompt_ids, responses))
+        if models.eval_reward
         else [None] * len(batch)
     )
     _advance(progress, "score", len(batch))
     if models.kl is None:
         kls = [(0.0, 0.0)] * len(batch)
     else:
-        prompt_ids = [chat_prompt_ids(models.tokenizer, t) for t in texts]
-        kls = models.kl.score(prompt_ids, [r.token_ids for r in results])
+        reuse = models.generator.logprobs_exact and all(r.logprobs is not None for r in results)
+        kls = models.kl.score(
+            prompt_ids,
+            responses,
+            temperature=params.temperature,
+            sampled=[r.logprobs or [] for r in results] if reuse else None,
+        )
     _advance(progress, "KL", len(batch))
     items = [
         NewGeneration(
-            p.id, seed, r.text, len(r.token_ids), r.finish_reason, reward, k1, k3, {}, replicate
+            p.id,
+            seed,
+            r.text,
+            len(r.token_ids),
+            r.finish_reason,
+            reward,
+            k1,
+            k3,
+            eval_reward=e,
+            replicate=replicate,
         )
-        for p, seed, r, reward, (k1, k3) in zip(batch, seeds, results, rewards, kls, strict=True)
+        for p, seed, r, reward, e, (k1, k3) in zip(
+            batch, seeds, results, rewards, eval_rewards, kls, strict=True
+        )
     ]
     store_generations(
         session,
@@ -91,7 +114,7 @@ def _run_batch(
         items=items,
         backend=models.generator.backend,
         model_ref=models.model_ref.label,
-        sampling_params=params.as_dict(),
+        sampling_params=generation_settings(config),
         config=config,
     )
 
@@ -110,13 +133,19 @@ def run_job(
     progress: Progress | None = None,
 ) -> dict[str, object]:
     """Fill the missing rows of one claimed job, committing per batch, then write the summary."""
+    if config.eval_reward_model is None and config.auto_eval_reward_model:
+        found = default_eval_reward_model(session, evaluation.checkpoint.run)
+        if found:
+            config = config.model_copy(update={"eval_reward_model": found})
     evaluation.config = config.model_dump(mode="json")
     prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
     # Replicate 0 first: the summary needs it; extra replicates are base samples for studies.
+    # Within one, similar prompt lengths share a batch: less left padding in generation.
     todo: list[tuple[int, list[Prompt]]] = []
     for replicate in range(evaluation.replicates):
         done = done_prompt_ids(session, evaluation.checkpoint_id, prompts, config, replicate)
-        todo.append((replicate, [p for p in prompts if p.id not in done]))
+        missing = sorted((p for p in prompts if p.id not in done), key=lambda p: len(p.text))
+        todo.append((replicate, missing))
     if progress is not None:
         total = len(prompts) * evaluation.replicates
         left = sum(len(missing) for _, missing in todo)
@@ -181,7 +210,8 @@ def process_one(
             session.rollback()
             failed = session.get(Evaluation, ids[0], populate_existing=True)
             assert failed is not None
-            message = f"{type(exc).__name__}: {exc}"
+            lines = str(exc).strip().splitlines()
+            message = f"{type(exc).__name__}: {lines[0] if lines else ''}"
             mark_failed(session, failed, message)
             session.commit()
             return JobOutcome(*ids, "failed", message)

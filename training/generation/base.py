@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from judging.errors import NotFoundError
+from training.sequences import prompt_ids
 
 PAD_TOKEN = "<|endoftext|>"
 
@@ -31,7 +32,7 @@ class GenerationResult:
     finish_reason: str
     """"stop" when the model emitted EOS, "length" when max_new_tokens cut it."""
     logprobs: list[float] | None = None
-    """Log-probability of each sampled token under the untempered model, when the backend has it."""
+    """Log-prob of each sampled token at the sampling temperature (before top-p), if returned."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class ModelRef:
 
 class Generator(Protocol):
     backend: str
+    logprobs_exact: bool
+    """True when `logprobs` are fp32-accurate log-probs of the tempered sampling distribution."""
 
     def generate(
         self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int]
@@ -81,14 +84,8 @@ def model_ref_for(checkpoint_path: str, base_model: str, kind: str) -> ModelRef:
 
 
 def chat_prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """Token ids of a one-turn chat with the assistant turn opened (or the raw text without one)."""
-    if getattr(tokenizer, "chat_template", None):
-        encoded = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
-        )
-        ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
-        return [int(i) for i in ids]
-    return [int(i) for i in tokenizer(prompt)["input_ids"]]
+    """Token ids of a one-turn chat with the assistant turn opened (`training.sequences`)."""
+    return prompt_ids(tokenizer, prompt)
 
 
 def load_tokenizer(ref: ModelRef) -> Any:

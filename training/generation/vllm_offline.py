@@ -97,6 +97,7 @@ class VllmGenerator:
     """The Generator view of a shared engine for one checkpoint."""
 
     backend = "vllm"
+    logprobs_exact = False  # vLLM reports untempered log-probs: KL recomputes them in fp32
 
     def __init__(self, engine: VllmEngine, ref: ModelRef) -> None:
         self.engine = engine

@@ -38,6 +38,7 @@ def parse_choice(choice: dict[str, Any]) -> GenerationResult:
 
 class VllmServerGenerator:
     backend = "vllm-server"
+    logprobs_exact = False  # untempered log-probs by default: KL recomputes them in fp32
 
     def __init__(
         self,
