@@ -209,21 +209,27 @@ def add_run(
             registry.register_checkpoint(session, run_id=run.id, step=step, path=folder)
         )
     for ckpt in checkpoints:
+        # Blind judging pairs every checkpoint with its own base sample: the base also gets
+        # one replicate per trained step, on seeds 1.. (no checkpoint uses them), distinct texts.
+        takes = range(len(steps) + 1) if ckpt.kind == "base" else range(1)
         for i, pid in enumerate(lab.prompt_ids):
             words = " ".join(["word"] * (5 + ckpt.step // 5))
-            session.add(
-                Generation(
-                    checkpoint_id=ckpt.id,
-                    prompt_id=pid,
-                    text=f"{name} answer {i} at {ckpt.step}: {words}.",
-                    token_count=8 + ckpt.step // 5,
-                    finish_reason="stop",
-                    backend="import",
-                    seed=0,
-                    reward_score=0.01 * ckpt.step,
-                    kl_k3=0.02 * ckpt.step,
+            for r in takes:
+                session.add(
+                    Generation(
+                        checkpoint_id=ckpt.id,
+                        prompt_id=pid,
+                        text=f"{name} answer {i} at {ckpt.step}: {words}."
+                        + (f" Take {r}." if r else ""),
+                        token_count=8 + ckpt.step // 5,
+                        finish_reason="stop",
+                        backend="import",
+                        seed=r,
+                        replicate=r,
+                        reward_score=0.01 * ckpt.step,
+                        kl_k3=0.02 * ckpt.step,
+                    )
                 )
-            )
         if summaries and ckpt.step in summaries:
             add_evaluation(session, ckpt, lab.prompt_set_id, summaries[ckpt.step])
     for step, values in (metrics or {}).items():

@@ -92,9 +92,19 @@ def judged_study(
         .where(Comparison.study_id == study.id)
         .order_by(Assignment.rater_id, Assignment.id)
     ).all()
-    pending = [(a.rater_id, a.public_id) for a in assignments[:leave]]
+    # Left pending: the first rater's first items on step 10 (whatever order the study's
+    # construction gave the assignments), so the other checkpoints keep all their verdicts.
+    first_rater = assignments[0].rater_id if assignments else None
+    left = [
+        a
+        for a in assignments
+        if a.rater_id == first_rater and step_of[a.comparison.checkpoint_id] == 10
+    ][:leave]
+    pending = [(a.rater_id, a.public_id) for a in left]
     names = {r.id: r.name for r in lab.raters}
-    for a in assignments[leave:]:
+    for a in assignments:
+        if a in left:
+            continue
         comparison = a.comparison
         step = step_of[comparison.checkpoint_id]
         rating.record_judgement(

@@ -30,6 +30,7 @@ from judging.data.models import (
     Prompt,
     PromptSet,
     Rater,
+    RaterExclusion,
     Recommendation,
     Study,
     StudyCheckpoint,
@@ -43,6 +44,7 @@ from judging.stats.divergence import Estimate as DivergenceEstimate
 from judging.stats.lc_winrate import LengthVote, lc_win_rate_intervals
 from judging.stats.recommend import RecommendationRule
 from judging.stats.winrate import Interval, Vote, vote_score, win_rate_interval
+from judging.studies.counting import AUTO_SIDE, AutoTie, auto_ties, counted_verdict
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -362,6 +364,7 @@ def _vote_query() -> Select[Any]:
             Comparison.checkpoint_id,
             Comparison.prompt_id,
             Assignment.rater_id,
+            Judgement.id,
             Judgement.choice,
             Assignment.checkpoint_side,
             candidate.token_count,
@@ -374,9 +377,7 @@ def _vote_query() -> Select[Any]:
         .join(Comparison, Comparison.id == Assignment.comparison_id)
         .join(candidate, candidate.id == Comparison.candidate_generation_id)
         .outerjoin(reference, reference.id == Comparison.reference_generation_id)
-        .where(Comparison.kind == "normal")
-        # The order of evidence.study_votes, so the LC bootstrap sees identical input.
-        .order_by(Comparison.checkpoint_id, Comparison.prompt_id, Judgement.id)
+        .where(Comparison.kind == "normal", counted_verdict())
     )
 
 
@@ -407,20 +408,58 @@ def vote_rows(
 ) -> list[VoteRow]:
     """Verdicts of one study, or of every study (against a base reference when asked)."""
     query = _filtered(_vote_query(), study_id, checkpoint_ids, against_base_only)
-    return [
-        VoteRow(
-            s,
-            c,
-            p,
-            r,
-            resolve_winner(choice, side),
-            int(ct),
-            None if rt is None else int(rt),
-            int(cc),
-            None if rc is None else int(rc),
+    keyed = [
+        (
+            (c, p, j),
+            VoteRow(
+                s,
+                c,
+                p,
+                r,
+                resolve_winner(choice, side),
+                int(ct),
+                None if rt is None else int(rt),
+                int(cc),
+                None if rc is None else int(rc),
+            ),
         )
-        for s, c, p, r, choice, side, ct, rt, cc, rc in session.execute(query)
+        for s, c, p, r, j, choice, side, ct, rt, cc, rc in session.execute(query)
     ]
+    for tie in _auto_ties(session, study_id, checkpoint_ids, against_base_only):
+        row = VoteRow(
+            tie.study_id,
+            tie.checkpoint_id,
+            tie.prompt_id,
+            0,
+            resolve_winner(tie.choice, AUTO_SIDE),
+            tie.candidate_tokens,
+            tie.reference_tokens,
+            tie.candidate_chars,
+            tie.reference_chars,
+        )
+        keyed += [((tie.checkpoint_id, tie.prompt_id, 0), row)] * tie.copies
+    # The order of evidence.study_votes, so the LC bootstrap sees identical input.
+    return [row for _, row in sorted(keyed, key=lambda kr: kr[0])]
+
+
+def _auto_ties(
+    session: Session,
+    study_id: int | None,
+    checkpoint_ids: Sequence[int] | None,
+    against_base_only: bool,
+) -> list[AutoTie]:
+    """Auto-tie comparisons within the same filter as the verdicts (judging.studies.counting)."""
+    query = _filtered(
+        select(Comparison.study_id).where(Comparison.auto_choice.is_not(None)).distinct(),
+        study_id,
+        checkpoint_ids,
+        against_base_only,
+    )
+    studies = list(session.scalars(query))
+    if not studies:
+        return []
+    ids = None if checkpoint_ids is None else set(checkpoint_ids)
+    return [t for t in auto_ties(session, studies) if ids is None or t.checkpoint_id in ids]
 
 
 def vote_fingerprint(
@@ -429,25 +468,58 @@ def vote_fingerprint(
     study_id: int | None = None,
     checkpoint_ids: Sequence[int] | None = None,
     against_base_only: bool = False,
-) -> tuple[int, int, int]:
-    """(count, max id, sum of ids) of the judgements `vote_rows` would return: one small
-    aggregate. Judgements are only ever inserted or deleted (an undo deletes; ids are never
-    reused), so any change to the verdicts changes it."""
-    query = (
+) -> tuple[Any, ...]:
+    """A small aggregate that changes whenever `vote_rows` would: (count, max id, sum of ids,
+    sum of squared ids) of the counted judgements, plus (count, latest withdrawal) of withdrawn
+    ones, (count, latest change) of the rater exclusions and (count, sum of ids) of the auto ties
+    in scope. Judgements are inserted, never deleted; an undo UPDATEs `withdrawn_at` and an
+    exclusion removes a rater's verdicts, so both are part of the key."""
+    counted = _filtered(
         select(
             func.count(Judgement.id),
             func.coalesce(func.max(Judgement.id), 0),
             func.coalesce(func.sum(Judgement.id), 0),
+            func.coalesce(func.sum(Judgement.id * Judgement.id), 0),
         )
         .select_from(Judgement)
         .join(Assignment, Assignment.id == Judgement.assignment_id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .where(Comparison.kind == "normal")
+        .where(Comparison.kind == "normal", counted_verdict()),
+        study_id,
+        checkpoint_ids,
+        against_base_only,
     )
-    count, top, total = session.execute(
-        _filtered(query, study_id, checkpoint_ids, against_base_only)
-    ).one()
-    return int(count), int(top), int(total)
+    withdrawn = _filtered(
+        select(func.count(Judgement.id), func.max(Judgement.withdrawn_at))
+        .select_from(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Comparison.kind == "normal", Judgement.withdrawn_at.is_not(None)),
+        study_id,
+        checkpoint_ids,
+        against_base_only,
+    )
+    exclusions = select(
+        func.count(RaterExclusion.id),
+        func.max(func.greatest(RaterExclusion.excluded_at, RaterExclusion.restored_at)),
+        func.count(RaterExclusion.restored_at),
+    )
+    if study_id is not None:
+        exclusions = exclusions.where(RaterExclusion.study_id == study_id)
+    ties = _filtered(
+        select(func.count(Comparison.id), func.coalesce(func.sum(Comparison.id), 0)).where(
+            Comparison.kind == "normal", Comparison.auto_choice.is_not(None)
+        ),
+        study_id,
+        checkpoint_ids,
+        against_base_only,
+    )
+    return (
+        *(int(v) for v in session.execute(counted).one()),
+        *session.execute(withdrawn).one(),
+        *session.execute(exclusions).one(),
+        *(int(v) for v in session.execute(ties).one()),
+    )
 
 
 @dataclass(frozen=True)
@@ -686,7 +758,7 @@ def list_studies(session: Session, checkpoint_ids: Sequence[int] | None = None) 
         select(Comparison.study_id, func.count(Judgement.id).label("n"))
         .join(Assignment, Assignment.comparison_id == Comparison.id)
         .join(Judgement, Judgement.assignment_id == Assignment.id)
-        .where(Comparison.kind == "normal")
+        .where(Comparison.kind == "normal", counted_verdict())
         .group_by(Comparison.study_id)
         .subquery()
     )
@@ -878,7 +950,7 @@ def prompt_drilldown(
         .join(Assignment, Assignment.comparison_id == Comparison.id)
         .join(Judgement, Judgement.assignment_id == Assignment.id)
         .join(Rater, Rater.id == Assignment.rater_id)
-        .where(Comparison.prompt_id == prompt_id, Comparison.kind == "normal")
+        .where(Comparison.prompt_id == prompt_id, Comparison.kind == "normal", counted_verdict())
         .order_by(Study.id, Rater.name)
     ):
         verdicts[gen_id].append(

@@ -37,6 +37,7 @@ from judging.stats.divergence import Estimate
 from judging.stats.lc_winrate import LengthVote, lc_win_rate_intervals
 from judging.stats.recommend import CheckpointEvidence
 from judging.stats.winrate import Interval
+from judging.studies.counting import auto_ties, counted_verdict
 
 EVAL_REWARD_KEYS = ("eval_reward", "evaluation_reward", "reward_eval")
 """Summary keys under which an evaluation reward model's score may be stored (first found wins)."""
@@ -103,7 +104,9 @@ def checkpoint_infos(session: Session, ids: Sequence[int]) -> dict[int, Checkpoi
 
 
 def study_votes(session: Session, study_id: int) -> dict[int, list[LengthVote]]:
-    """Verdicts on normal comparisons, per checkpoint, scored in SQL."""
+    """Counted verdicts on normal comparisons, per checkpoint, scored in SQL, plus auto ties
+    (judging.studies.counting: withdrawn verdicts and excluded raters left out, identical pairs
+    one tie per rater slot). The length difference is against the comparison's own reference."""
     candidate, reference = aliased(Generation), aliased(Generation)
     score = case(
         (Judgement.choice.in_(("tie", "both_bad")), 0.5),
@@ -114,6 +117,7 @@ def study_votes(session: Session, study_id: int) -> dict[int, list[LengthVote]]:
         select(
             Comparison.checkpoint_id,
             Comparison.prompt_id,
+            Judgement.id,
             score,
             func.length(candidate.text) - func.length(reference.text),
         )
@@ -122,12 +126,18 @@ def study_votes(session: Session, study_id: int) -> dict[int, list[LengthVote]]:
         .join(Comparison, Comparison.id == Assignment.comparison_id)
         .join(candidate, candidate.id == Comparison.candidate_generation_id)
         .join(reference, reference.id == Comparison.reference_generation_id)
-        .where(Comparison.study_id == study_id, Comparison.kind == "normal")
-        .order_by(Comparison.checkpoint_id, Comparison.prompt_id, Judgement.id)
+        .where(Comparison.study_id == study_id, Comparison.kind == "normal", counted_verdict())
     )
+    rows: list[tuple[int, int, int, float, float]] = [
+        (c, p, j, float(s), float(d)) for c, p, j, s, d in session.execute(query)
+    ]
+    for tie in auto_ties(session, [study_id]):
+        if tie.reference_chars is not None:
+            diff = float(tie.candidate_chars - tie.reference_chars)
+            rows += [(tie.checkpoint_id, tie.prompt_id, 0, tie.score, diff)] * tie.copies
     out: dict[int, list[LengthVote]] = defaultdict(list)
-    for checkpoint_id, prompt_id, s, diff in session.execute(query):
-        out[checkpoint_id].append(LengthVote(prompt_id, float(s), float(diff)))
+    for checkpoint_id, prompt_id, _, s, diff in sorted(rows, key=lambda r: r[:3]):
+        out[checkpoint_id].append(LengthVote(prompt_id, s, diff))
     return dict(out)
 
 
@@ -239,7 +249,7 @@ def load_study_evidence(session: Session, study_id: int) -> StudyEvidence:
         select(func.count(Judgement.id), func.max(Judgement.id))
         .join(Assignment, Assignment.id == Judgement.assignment_id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .where(Comparison.study_id == study_id)
+        .where(Comparison.study_id == study_id, counted_verdict())
     ).one()
     return StudyEvidence(
         study_id=study.id,

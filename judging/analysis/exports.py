@@ -39,6 +39,7 @@ from judging.data.models import (
 from judging.errors import ConflictError, NotFoundError
 from judging.stats.agreement import winner
 from judging.stats.recommend import RecommendationRule
+from judging.studies.counting import counted_verdict
 from judging.studies.qc import csv_cell, pseudonym
 
 MODEL_CARD_MARKER = "<!-- written by rlhf-lab: rlhf export model-card -->"
@@ -148,7 +149,8 @@ class JudgedPair:
 
 
 def judged_pairs(session: Session, study_id: int) -> list[JudgedPair]:
-    """Every judgement of a study with prompt and both responses, in one query.
+    """Every counted judgement of a study (judging.studies.counting: no withdrawn verdict, no
+    excluded rater) with prompt and both responses, in one query.
 
     The reference response of an attention check is the degraded copy the rater saw.
     """
@@ -167,7 +169,7 @@ def judged_pairs(session: Session, study_id: int) -> list[JudgedPair]:
         .join(Rater, Rater.id == Assignment.rater_id)
         .join(candidate, candidate.id == Comparison.candidate_generation_id)
         .outerjoin(reference, reference.id == Comparison.reference_generation_id)
-        .where(Comparison.study_id == study_id)
+        .where(Comparison.study_id == study_id, counted_verdict())
         .order_by(Comparison.id, Assignment.rater_id)
     )  # fmt: skip
     return [

@@ -40,6 +40,7 @@ from judging.data.models import (
 from judging.errors import ConflictError, NotFoundError
 from judging.stats import agreement as stats
 from judging.stats.winrate import Interval, Vote, vote_score, win_rate, win_rate_interval
+from judging.studies.counting import AUTO_SIDE
 from judging.studies.service import study_rater_ids
 
 UNCATEGORISED = "uncategorised"
@@ -146,7 +147,7 @@ def auto_tie_rows(session: Session, study: Study) -> list[Row]:
             category,
             0,
             AUTO_RATER,
-            "left",
+            AUTO_SIDE,
             "done",
             c.closed_reason,
             c.auto_choice,

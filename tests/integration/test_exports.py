@@ -7,11 +7,12 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -26,9 +27,11 @@ from judging.analysis.exports import (
     to_jsonl,
     write_model_card,
 )
+from judging.data.models import Judgement
 from judging.errors import ConflictError, NotFoundError
 from judging.settings import get_settings
 from judging.stats.recommend import RecommendationRule
+from judging.studies.qc import exclude_rater, pseudonym
 from tests.conftest import truncate_all
 from tests.research_helpers import LONG, judge_pending, judged_study
 
@@ -155,3 +158,38 @@ def test_rlhf_export_commands(cli_db: Session, tmp_path: Path) -> None:
     assert (tmp_path / "ppo-lab-checkpoint-20" / "README.md").is_file()
     result = runner.invoke(app, ["export", "recommendation", sid, "--metric", "median"])
     assert result.exit_code != 0 and "lc or raw" in result.output
+
+
+def test_exports_leave_out_withdrawn_verdicts_and_excluded_raters(
+    db_session: Session, tmp_path: Path
+) -> None:
+    judged = judged_study(db_session, tmp_path, leave=0)
+    study_id = judged.study.id
+    alice, bob = judged.lab.raters[0], judged.lab.raters[1]
+    full = 4 * 30 * 2
+    assert len(judgement_records(db_session, study_id, key=KEY)) == full
+    decisive = len(preference_records(db_session, study_id, key=KEY))
+    # An undo marks the verdict withdrawn (the row stays): no longer exported.
+    undone = db_session.scalars(
+        select(Judgement)
+        .where(Judgement.choice.in_(("left", "right")))
+        .order_by(Judgement.id.desc())
+        .limit(1)
+    ).one()
+    undone.withdrawn_at = datetime.now(UTC)
+    db_session.flush()
+    records = judgement_records(db_session, study_id, key=KEY)
+    assert len(records) == full - 1
+    assert undone.assignment.comparison_id not in {
+        r["comparison_id"]
+        for r in records
+        if r["rater"] == pseudonym(KEY, undone.assignment.rater_id)
+    }
+    assert len(preference_records(db_session, study_id, key=KEY)) == decisive - 1
+    # An excluded rater's verdicts are not training data either.
+    exclude_rater(db_session, judged.study, bob.id, by=alice.id)
+    db_session.flush()
+    named = judgement_records(db_session, study_id, key=KEY, anonymise=False)
+    assert {r["rater"] for r in named} == {"alice"}
+    prefs = preference_records(db_session, study_id, key=KEY)
+    assert prefs and {r["rater"] for r in prefs} == {pseudonym(KEY, alice.id)}

@@ -4,11 +4,14 @@ is kept, and a new verdict makes the stored one stale."""
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
 
+from judging.analysis import dashboard as dash
 from judging.analysis.evidence import (
     bradley_terry_strengths,
     load_study_evidence,
@@ -20,12 +23,31 @@ from judging.analysis.recommendation import (
     recommendation_history,
     refresh_recommendation,
 )
+from judging.data.models import Assignment, Comparison, Generation, Judgement
 from judging.errors import NotFoundError
 from judging.stats.recommend import RecommendationRule
+from judging.studies.qc import exclude_rater, restore_rater, study_qc
+from judging.studies.service import create_study
+from tests.judging_helpers import build_lab
 from tests.research_helpers import judge_pending, judged_study
 
 pytestmark = pytest.mark.integration
 RULE = RecommendationRule(n_boot=200)
+
+
+def own_reference_diffs(session: Session, study_id: int, checkpoint_id: int) -> list[float]:
+    """len(candidate) - len(the comparison's own reference), once per judged assignment."""
+    candidate, reference = aliased(Generation), aliased(Generation)
+    rows = session.execute(
+        select(candidate.text, reference.text)
+        .select_from(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(candidate, candidate.id == Comparison.candidate_generation_id)
+        .join(reference, reference.id == Comparison.reference_generation_id)
+        .where(Comparison.study_id == study_id, Comparison.checkpoint_id == checkpoint_id)
+    )
+    return [float(len(c) - len(r)) for c, r in rows]
 
 
 def test_evidence_is_loaded_with_scores_lengths_and_summaries(
@@ -40,7 +62,12 @@ def test_evidence_is_loaded_with_scores_lengths_and_summaries(
     # (7p mod 20) < 16 holds for 16 of p = 0..19 and 9 of p = 20..29.
     assert sum(v.score for v in by_step[20].votes) / 60 == pytest.approx(25 / 30)
     assert all(v.length_diff > 150 for v in by_step[40].votes)
-    assert all(v.length_diff == 0 for v in by_step[10].votes)
+    # Each comparison has its own base replicate: the length difference is against that one.
+    expected = sorted(
+        d for d in own_reference_diffs(db_session, judged.study.id, judged.by_step[10])
+    )
+    assert sorted(v.length_diff for v in by_step[10].votes) == expected
+    assert 0 in expected and any(d < 0 for d in expected)  # replicates differ: not one shared base
     assert by_step[40].flags == ("length_growth>1.5",)
     assert by_step[40].reward is not None and by_step[40].reward.estimate == 2.6
     assert by_step[20].kl is not None and by_step[20].kl.low == pytest.approx(2.2)
@@ -135,3 +162,99 @@ def test_study_lc_intervals_match_the_recommendation(db_session: Session, tmp_pa
         lc = scores[checkpoint_id]["lc_win_rate"]
         assert interval.estimate == pytest.approx(lc["estimate"], abs=1e-9)
         assert (interval.low, interval.high) == pytest.approx((lc["low"], lc["high"]))
+
+
+def _votes_of(session: Session, study_id: int, checkpoint_id: int) -> list[float]:
+    study = load_study_evidence(session, study_id)
+    return [v.score for e in study.evidence if e.checkpoint_id == checkpoint_id for v in e.votes]
+
+
+def test_a_withdrawn_verdict_is_not_counted_and_makes_the_recommendation_stale(
+    db_session: Session, tmp_path: Path
+) -> None:
+    judged = judged_study(db_session, tmp_path, leave=0)
+    study_id = judged.study.id
+    refresh_recommendation(db_session, study_id, RULE)
+    assert not is_stale(db_session, study_id, RULE)
+    c20 = judged.by_step[20]
+    before = _votes_of(db_session, study_id, c20)
+    win = db_session.scalars(
+        select(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Comparison.checkpoint_id == c20, Judgement.choice == Assignment.checkpoint_side)
+        .order_by(Judgement.id)
+        .limit(1)
+    ).one()
+    win.withdrawn_at = datetime.now(UTC)  # what an undo does: the row stays
+    db_session.flush()
+    after = _votes_of(db_session, study_id, c20)
+    assert len(after) == len(before) - 1 and sum(after) == sum(before) - 1
+    assert load_study_evidence(db_session, study_id).n_judgements == 4 * 30 * 2 - 1
+    assert is_stale(db_session, study_id, RULE)
+    stored = refresh_recommendation(db_session, study_id, RULE).stored
+    assert stored is not None
+    assert {i["step"]: i for i in stored.evidence["inputs"]}[20]["verdicts"]["n"] == 59
+
+
+def test_an_excluded_rater_is_not_counted_until_restored(
+    db_session: Session, tmp_path: Path
+) -> None:
+    judged = judged_study(db_session, tmp_path, leave=0)
+    study_id = judged.study.id
+    admin = judged.lab.raters[0].id
+    bob = judged.lab.raters[1].id
+    refresh_recommendation(db_session, study_id, RULE)
+    exclude_rater(db_session, judged.study, bob, by=admin, reason="fails checks")
+    db_session.flush()
+    assert len(_votes_of(db_session, study_id, judged.by_step[20])) == 30  # alice's only
+    assert load_study_evidence(db_session, study_id).n_judgements == 4 * 30
+    assert is_stale(db_session, study_id, RULE)
+    restore_rater(db_session, judged.study, bob, by=admin)
+    db_session.flush()
+    assert len(_votes_of(db_session, study_id, judged.by_step[20])) == 60
+    assert not is_stale(db_session, study_id, RULE)
+
+
+def test_an_identical_pair_counts_as_one_tie_per_rater_slot(
+    db_session: Session, tmp_path: Path
+) -> None:
+    same = "Exactly the same answer to prompt 0."
+    lab = build_lab(
+        db_session,
+        tmp_path,
+        prompts=3,
+        steps=(10,),
+        base_samples=1,
+        texts={("base", 0): same, ("10", 0): same},
+    )
+    study = create_study(
+        db_session,
+        name="auto-tie",
+        checkpoint_ids=[lab.trained[0].id],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[r.id for r in lab.raters],
+        raters_per_comparison=2,
+        attention_check_rate=0.0,
+        seed=1,
+    )
+    tied = db_session.scalars(
+        select(Comparison).where(Comparison.study_id == study.id, Comparison.auto_choice == "tie")
+    ).all()
+    assert [c.prompt_id for c in tied] == [lab.prompt_ids[0]]
+    evidence = load_study_evidence(db_session, study.id).evidence[0]
+    # No verdict yet: the auto tie alone, twice (two raters per comparison), each a half.
+    assert [(v.prompt_id, v.score, v.length_diff) for v in evidence.votes] == [
+        (lab.prompt_ids[0], 0.5, 0.0),
+        (lab.prompt_ids[0], 0.5, 0.0),
+    ]
+    # The QC page and the dashboard count it the same way.
+    qc = study_qc(db_session, study, n_boot=0)
+    assert qc.checkpoints[0].win_rate == pytest.approx(0.5)
+    rows = dash.vote_rows(db_session, study_id=study.id)
+    assert [(r.prompt_id, r.winner, r.length_diff) for r in rows] == [
+        (lab.prompt_ids[0], "tie", 0),
+        (lab.prompt_ids[0], "tie", 0),
+    ]
+    rates = dash.verdicts(db_session, study_id=study.id).rates[lab.trained[0].id]
+    assert rates.raw is not None and rates.raw.estimate == pytest.approx(0.5)

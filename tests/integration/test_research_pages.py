@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from app import plots
 from app.report import build_report, render_html, render_markdown
 from judging.analysis import dashboard as dash
 from judging.analysis.evidence import study_lc_intervals
-from judging.data.models import Judgement, Prompt, Recommendation
+from judging.data.models import Assignment, Comparison, Judgement, Prompt, Recommendation
+from judging.studies.qc import exclude_rater, restore_rater
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
 
 pytestmark = pytest.mark.integration
@@ -109,13 +111,53 @@ def test_verdicts_are_memoised_until_a_verdict_changes(
     ids = _ids(research)
     first = dash.verdicts(db_session, study_id=ids["study"])
     assert len(first.rows) == 16 and dash.verdicts(db_session, study_id=ids["study"]) is first
-    # An undo deletes a judgement: the fingerprint changes and the numbers are recomputed.
+    # An undo marks a judgement withdrawn (an UPDATE, the row stays): the fingerprint changes
+    # and the numbers are recomputed without it.
     undone = db_session.scalars(select(Judgement).order_by(Judgement.id.desc()).limit(1)).one()
-    db_session.delete(undone)
+    undone.withdrawn_at = datetime.now(UTC)
     db_session.flush()
     second = dash.verdicts(db_session, study_id=ids["study"])
     assert second is not first and len(second.rows) == 15
     assert sum(w.n_votes for w in second.rates.values()) == 15
+    # Excluding a rater leaves their verdicts out; restoring counts them again.
+    lab = research.lab
+    bob = lab.raters[1].id
+    exclude_rater(db_session, research.study, bob, by=lab.raters[2].id)
+    db_session.flush()
+    third = dash.verdicts(db_session, study_id=ids["study"])
+    assert {r.rater_id for r in third.rows} == {lab.raters[0].id} and len(third.rows) == 8
+    restore_rater(db_session, research.study, bob, by=lab.raters[2].id)
+    db_session.flush()
+    assert len(dash.verdicts(db_session, study_id=ids["study"]).rows) == 15
+    assert len(dash.vote_rows(db_session, study_id=ids["study"])) == 15
+
+
+def test_an_undo_and_an_exclusion_change_the_study_page(
+    client: TestClient, db_session: Session, research: ResearchLab
+) -> None:
+    ids = _ids(research)
+    _login(client, research.admin_token)
+    url = f"/research/studies/{ids['study']}"
+    assert "0.938 [" in client.get(url).text  # page memoised on the verdicts
+    # Undo bob's tie on step 20: 7 wins out of 7.
+    tie = db_session.scalars(
+        select(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Comparison.checkpoint_id == ids["c20"], Judgement.choice == "tie")
+    ).one()
+    tie.withdrawn_at = datetime.now(UTC)
+    db_session.flush()
+    page = client.get(url).text
+    assert "0.938 [" not in page and "1.000 [" in page
+    assert "0.500 [0.500, 0.500]" in page
+    # Excluding bob (who always preferred the reference on step 10) moves step 10 to 1.000 too.
+    exclude_rater(
+        db_session, research.study, research.lab.raters[1].id, by=research.lab.raters[2].id
+    )
+    db_session.flush()
+    assert "0.500 [0.500, 0.500]" not in client.get(url).text
+    assert dash.verdicts(db_session, study_id=ids["study"]).rates[ids["c10"]].raw.estimate == 1.0  # type: ignore[union-attr]
 
 
 def test_checkpoint_points_metric_series_and_smoothing(
