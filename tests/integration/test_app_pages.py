@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from judging.data import registry
 from judging.studies.raters import invite_rater
+from tests.judging_helpers import login
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 def _sign_in(client: TestClient, session: Session, name: str, role: str) -> None:
     _rater, token = invite_rater(session, name=name, role=role)
     session.flush()
-    assert client.get(f"/invite/{token}", follow_redirects=False).status_code == 303
+    login(client, token)
 
 
 def test_health_reports_database(client) -> None:

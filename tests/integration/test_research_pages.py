@@ -18,6 +18,7 @@ from judging.analysis import dashboard as dash
 from judging.analysis.evidence import study_lc_intervals
 from judging.data.models import Judgement, Prompt, Recommendation
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
+from tests.judging_helpers import login
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ def research(db_session: Session, tmp_path: Path) -> ResearchLab:
 
 
 def _login(client: TestClient, token: str) -> None:
-    assert client.get(f"/invite/{token}", follow_redirects=False).status_code == 303
+    login(client, token)
 
 
 def _ids(research: ResearchLab) -> dict[str, int]:
