@@ -294,6 +294,9 @@ def test_study_page_shows_the_stored_recommendation(
     assert 'class="recommended"' in run_page and "It beats step 10 &lt;script&gt;" in run_page
     markdown = client.get(f"/research/studies/{ids['study']}/report.md").text
     assert "**ppo-research@20** (lc-win-rate)" in markdown
+    # The HTML report inlines its scripts (an offline file): downloaded, never shown as a page.
+    report = client.get(f"/research/studies/{ids['study']}/report.html")
+    assert report.headers["content-disposition"].startswith("attachment;")
     assert "It beats step 10 &lt;script&gt;" in markdown
 
 
