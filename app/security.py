@@ -28,9 +28,11 @@ CSP = (
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# FastAPI's Swagger UI is an inline script loading its bundle from a CDN; only that page gets it.
+# FastAPI's Swagger UI is an inline script loading its bundle from a CDN, and ReDoc (same CDN)
+# runs its search index in a blob: worker; only those two pages get this policy.
 DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "worker-src 'self' blob:; "
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )

@@ -141,7 +141,8 @@ def main() -> None:
             settings = Settings(DATABASE_URL=url, RLHF_DATA_DIR=tmp, RLHF_ENV="test")  # type: ignore[call-arg]
             app = create_app(settings)
             with TestClient(app) as client:
-                assert client.get(f"/invite/{ids['token']}").status_code == 200
+                signed = client.post("/invite", data={"token": ids["token"]})  # one-time invite
+                assert signed.status_code == 200
                 print(f"{'page':<20} {'cold ms':>8} {'p50 ms':>8} {'p95 ms':>8} {'KiB':>6}")
                 for label, path in _pages(ids).items():
                     timings = []

@@ -6,7 +6,8 @@ run, PROMPTS held-out prompts and a study over all raters, starts `uvicorn --wor
 one asyncio task per rater: fetch the next item, submit a verdict; some submits are sent twice at
 once (double click), some resent after their answer (retry), some followed by an undo. Reports
 p50/p95/p99 per endpoint, throughput and errors, then checks in the database that every
-acknowledged verdict is stored exactly once (an undone one not at all) and no assignment has two.
+acknowledged verdict is stored exactly once (an undone one withdrawn, not live) and no assignment
+has two live verdicts.
 
     PYTHONPATH=. .venv/bin/python bench/load_raters.py --raters 100 --seconds 60 --workers 2
 Exit status 1 when anything was lost, duplicated or answered with an error.
@@ -100,9 +101,9 @@ async def rater(name: str, client: httpx.AsyncClient, run: Run, rng: random.Rand
         if any(a is not None and a.status_code == 303 for a in answers):
             run.acked[name].append((item.group(1), data["key"], data["choice"]))
         if 0.10 <= roll < 0.13:
-            undo = await run.timed(
-                "undo", client.post("/rate/undo", data={"csrf_token": data["csrf_token"]})
-            )
+            # The page's undo button names the verdict it withdraws: the item just judged.
+            form = {"csrf_token": data["csrf_token"], "undo_item": item.group(1)}
+            undo = await run.timed("undo", client.post("/rate/undo", data=form))
             if undo is not None and "flash=undone" in undo.headers.get("location", ""):
                 run.acked[name].pop()
 
@@ -115,17 +116,20 @@ def percentile(values: list[float], q: float) -> float:
 def audit(url: str, run: Run) -> dict[str, int]:
     engine = make_engine(url)
     with engine.connect() as conn:
+        # Undo withdraws a verdict (the row stays, withdrawn_at set); only live rows count.
+        live = Judgement.withdrawn_at.is_(None)
         stored = {
             pid: (key, choice)
             for pid, key, choice in conn.execute(
-                select(Assignment.public_id, Judgement.idempotency_key, Judgement.choice).join(
-                    Judgement, Judgement.assignment_id == Assignment.id
-                )
+                select(Assignment.public_id, Judgement.idempotency_key, Judgement.choice)
+                .join(Judgement, Judgement.assignment_id == Assignment.id)
+                .where(live)
             )
         }
         doubled = conn.scalar(
             select(func.count()).select_from(
                 select(Judgement.assignment_id)
+                .where(live)
                 .group_by(Judgement.assignment_id)
                 .having(func.count() > 1)
                 .subquery()

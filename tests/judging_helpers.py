@@ -98,3 +98,19 @@ def login(client: object, token: str) -> object:
     response = client.post("/invite", data={"token": token}, follow_redirects=False)  # type: ignore[attr-defined]
     assert response.status_code == 303, response.text[:300]
     return response
+
+
+def switch_to(client: object, token: str) -> None:
+    """Act as the invite's owner on one test client, like switching between browser profiles.
+
+    An invite works once, so the first call redeems it and keeps that person's session cookie;
+    later calls for the same token put the kept cookie back instead of redeeming it again.
+    """
+    cookies = client.cookies  # type: ignore[attr-defined]
+    kept: dict[str, str] = client.__dict__.setdefault("_kept_sessions", {})
+    if token in kept:
+        cookies.delete("rlhf_session")
+        cookies.set("rlhf_session", kept[token])
+        return
+    login(client, token)
+    kept[token] = cookies.get("rlhf_session")

@@ -80,6 +80,7 @@ def api_docs(who: MaybeRater) -> Response:
 
 @router.get("/api/redoc", include_in_schema=False, response_model=None)
 def api_redoc(who: MaybeRater) -> Response:
+    # No Google Fonts: a third-party stylesheet the docs CSP does not allow (and need not).
     return _not_for_you(who) or get_redoc_html(
-        openapi_url="/openapi.json", title="RLHF checkpoint lab API"
+        openapi_url="/openapi.json", title="RLHF checkpoint lab API", with_google_fonts=False
     )

@@ -139,7 +139,8 @@ class RaterClient:
         return body.decode("utf-8")
 
     def login(self, token: str) -> str:
-        return self.get(f"/invite/{urllib.parse.quote(token)}")
+        """Redeem the one-time invite as the invite page's script does: POST it, never in a URL."""
+        return self.post("/invite", {"token": token})
 
     def judge(self, item: Item, choice: str, client_ms: int) -> str:
         form = {"csrf_token": item.csrf, "key": item.key, "choice": choice}

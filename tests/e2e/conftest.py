@@ -93,3 +93,10 @@ def page(browser: object) -> Iterator[object]:
     page = context.new_page()
     yield page
     context.close()
+
+
+def sign_in(page: object, live_server: str, token: str) -> None:
+    """Open the invite link as a person would (token in the fragment) and wait until
+    static/invite.js has posted it and the app has sent the browser on (to /rate or /admin)."""
+    page.goto(f"{live_server}/invite#{token}")  # type: ignore[attr-defined]
+    page.wait_for_url(lambda url: "/invite" not in url)  # type: ignore[attr-defined]

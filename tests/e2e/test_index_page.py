@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from judging.data import registry
 from judging.studies.raters import invite_rater
+from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -37,14 +38,14 @@ def test_index_lists_runs_and_checkpoints(
     committed_session.commit()
 
     # A rater who types the address lands on their queue, with no run data on the way.
-    page.goto(f"{live_server}/invite/{rater_token}")
+    sign_in(page, live_server, rater_token)
     page.goto(live_server + "/")
     assert page.url == live_server + "/rate"
     assert "ppo-" not in page.content()
     page.goto(live_server + "/api/docs")
     assert page.url == live_server + "/rate"
 
-    page.goto(f"{live_server}/invite/{admin_token}")
+    sign_in(page, live_server, admin_token)
     page.goto(live_server + "/")
     heading = page.locator(f"#run-{run.id} h2")
     # Hostile text in a run name is shown as text, not interpreted as markup.
@@ -59,7 +60,7 @@ def test_index_lists_runs_and_checkpoints(
 def test_index_empty_state(live_server: str, committed_session: Session, page) -> None:
     _rater, token = invite_rater(committed_session, name="root", role="admin")
     committed_session.commit()
-    page.goto(f"{live_server}/invite/{token}")
+    sign_in(page, live_server, token)
     page.goto(live_server + "/")
     assert "No training runs yet" in page.content()
 

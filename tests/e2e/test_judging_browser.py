@@ -51,6 +51,12 @@ def _study(session: Session, lab: Lab, raters: list[int], attention: float = 0.0
     return study.id
 
 
+def _settled(page: Page) -> None:
+    """Wait until htmx has settled the last swap: rate.js ignores keys until then (a key pressed
+    mid-swap would judge an item not yet wired up), so a test must not type into that window."""
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+
+
 def _current(page: Page) -> str:
     action = page.locator("form.judge-form").get_attribute("action")
     assert action is not None
@@ -99,6 +105,7 @@ def test_rater_keyboard_mouse_resume_undo(
     expect(page.locator("#done-count")).to_have_text("1")
     expect(page.locator("#flash")).to_contain_text("withdrawn")
     assert _current(page) == second
+    _settled(page)
     page.keyboard.press("ArrowRight")
     expect(page.locator("#done-count")).to_have_text("2")
     box = page.locator("textarea[name=rationale]")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from judging.data.models import Recommendation
 from judging.settings import PROJECT_ROOT
 from tests.dashboard_helpers import ResearchLab, add_run, build_research_lab, summary
+from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -133,7 +134,7 @@ def test_every_chart_renders_and_clicks_open_checkpoints(
 ) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{live_server}/invite/{research.admin_token}")
+    sign_in(page, live_server, research.admin_token)
     errors = _watch(page)  # from here on: the research pages only
     lab = research.lab
     run_id, study_id = lab.base.run_id, research.study.id
@@ -212,7 +213,7 @@ def test_a_rater_cannot_open_any_research_page(
     for path in paths:  # not signed in: sent to the invite notice
         page.goto(f"{live_server}{path}")
         expect(page).to_have_url(f"{live_server}/need-invite")
-    page.goto(f"{live_server}/invite/{research.rater_token}")
+    sign_in(page, live_server, research.rater_token)
     for path in paths:
         response = page.goto(f"{live_server}{path}")
         assert response is not None and response.status == 403, path

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from judging.data.models import Judgement, Study
 from judging.settings import PROJECT_ROOT
 from judging.studies import service as studies
+from tests.e2e.conftest import sign_in
 from tests.judging_helpers import Lab, build_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -52,7 +53,7 @@ def test_admin_creates_a_study_through_the_form(
         run_name="formrun",
     )
     committed_session.commit()
-    page.goto(f"{live_server}/invite/{lab.tokens['admin']}")
+    sign_in(page, live_server, lab.tokens["admin"])
     page.get_by_role("link", name="New study").click()
     expect(page).to_have_url(f"{live_server}/admin/studies/new")
     # Every rater checkbox carries the rater's name as its label; the set is listed by name.
@@ -86,7 +87,7 @@ def test_fast_keys_stay_on_htmx_and_all_done_says_so(
     lab = build_lab(committed_session, tmp_path, prompts=15, run_name="fastrun")
     _study(committed_session, lab)
     navigations: list[str] = []
-    page.goto(f"{live_server}/invite/{lab.tokens['alice']}")
+    sign_in(page, live_server, lab.tokens["alice"])
     expect(page.locator("#total-count")).to_have_text("15")
     page.on(
         "framenavigated",
@@ -119,7 +120,11 @@ def test_all_done_flash_without_javascript(
     context = browser.new_context(java_script_enabled=False)
     try:
         page = context.new_page()
-        page.goto(f"{live_server}/invite/{lab.tokens['bob']}")
+        # Without JavaScript the fragment is not posted: paste the token, as the page says.
+        page.goto(f"{live_server}/invite#{lab.tokens['bob']}")
+        page.locator("input[name=token]").fill(lab.tokens["bob"])
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(f"{live_server}/rate")
         page.get_by_role("button", name="Tie").click()
         expect(page.locator(".done-card")).to_contain_text("All done")
         expect(page.locator("#flash")).to_contain_text("Saved")
@@ -140,7 +145,7 @@ def test_verdict_bar_reachable_on_a_very_long_response(
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = context.new_page()
-        page.goto(f"{live_server}/invite/{lab.tokens['alice']}")
+        sign_in(page, live_server, lab.tokens["alice"])
         assert page.evaluate("document.documentElement.scrollHeight") > 3 * 800
         button = page.get_by_role("button", name="Response 2 is better")
         box = button.bounding_box()
@@ -219,7 +224,7 @@ def test_qc_page_one_click_exclusion_and_screenshot(
     committed_session.commit()
 
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{live_server}/invite/{lab.tokens['admin']}")
+    sign_in(page, live_server, lab.tokens["admin"])
     page.goto(f"{live_server}/admin/studies/{study.id}/qc")
     expect(page.locator("#uneven-coverage")).to_contain_text("Uneven prompt coverage")
     expect(page.locator("table.qc-checkpoints")).to_contain_text("p011")
@@ -246,7 +251,7 @@ def test_keys_work_again_after_a_refused_verdict(
 ) -> None:
     lab = build_lab(committed_session, tmp_path, prompts=3, run_name="errrun")
     study_id = _study(committed_session, lab)
-    page.goto(f"{live_server}/invite/{lab.tokens['alice']}")
+    sign_in(page, live_server, lab.tokens["alice"])
     expect(page.locator("#total-count")).to_have_text("3")
     study = committed_session.get(Study, study_id)
     assert study is not None

@@ -28,16 +28,21 @@ pytestmark = pytest.mark.integration
 
 RUN_NAME = "secret-run-name"
 
-# No sign-in needed. (The blind-judging branch makes "/" and the API docs admin-only: move them
-# to ADMIN_ONLY there.) Everything not listed in PUBLIC or RATER is admin-only.
+# No sign-in needed. Everything not listed in PUBLIC or RATER is admin-only.
 PUBLIC = {
     ("GET", "/healthz"),
-    ("GET", "/"),
+    ("GET", "/favicon.ico"),
     ("GET", "/need-invite"),
     ("GET", "/invite"),
     ("POST", "/invite"),
+}
+# Admin-only pages that show run names, rewards and lengths (the index, the API schema and its
+# docs): a rater is sent to their queue (303 to /rate) instead of a 403 page.
+ADMIN_REDIRECTS_RATER = {
+    ("GET", "/"),
     ("GET", "/openapi.json"),
     ("GET", "/api/docs"),
+    ("GET", "/api/redoc"),
 }
 # Any signed-in rater (admins judge too), on their own queue only.
 RATER = {
@@ -46,9 +51,18 @@ RATER = {
     ("POST", "/logout"),
     ("POST", "/rate/{public_id}"),
     ("POST", "/rate/{public_id}/skip"),
+    ("POST", "/rate/{public_id}/flag"),
+    ("GET", "/rate/guidelines/{study_id}"),
+    ("POST", "/rate/guidelines/{study_id}/seen"),
 }
 # Rater routes that act on one item: only the rater it is assigned to may touch it.
-OWNED = {("POST", "/rate/{public_id}"), ("POST", "/rate/{public_id}/skip")}
+OWNED = {
+    ("POST", "/rate/{public_id}"),
+    ("POST", "/rate/{public_id}/skip"),
+    ("POST", "/rate/{public_id}/flag"),
+}
+# Rater routes about one study: only its raters (alice and bob, not the admin) may see them.
+MEMBERS = {("GET", "/rate/guidelines/{study_id}"), ("POST", "/rate/guidelines/{study_id}/seen")}
 
 
 def _routes() -> list[tuple[str, str]]:
@@ -103,7 +117,7 @@ def _url(path: str, values: dict[str, str]) -> str:
 def test_every_route_is_classified() -> None:
     assert ROUTES, "no routes found"
     assert PUBLIC | RATER  # the tables are in use
-    stale = (PUBLIC | RATER) - set(ROUTES)
+    stale = (PUBLIC | RATER | ADMIN_REDIRECTS_RATER) - set(ROUTES)
     assert not stale, f"policy table names routes that no longer exist: {stale}"
 
 
@@ -139,6 +153,7 @@ def test_access(client: Any, lab: Lab, db_session: Session, method: str, path: s
     )
     for who, (caller, csrf) in callers.items():
         data = {"csrf_token": csrf, "choice": "left", "key": f"matrix-{who}", "token": "nope"}
+        data |= {"kind": "broken", "flag_reason": "matrix"}  # a valid "cannot judge" form
         response = (
             caller.get(url, follow_redirects=False)
             if method == "GET"
@@ -157,10 +172,14 @@ def test_access(client: Any, lab: Lab, db_session: Session, method: str, path: s
             assert signed_out, shown
             continue
         assert not signed_out, shown
-        if policy == "admin" and who != "admin":
+        if policy == "admin" and who != "admin" and (method, path) in ADMIN_REDIRECTS_RATER:
+            assert code == 303 and where.endswith("/rate"), shown
+        elif policy == "admin" and who != "admin":
             assert code == 403, shown
         elif policy == "rater" and (method, path) in OWNED and who != "rater":
             assert code == 403, shown  # bob, and the admin, may not touch alice's item
+        elif policy == "rater" and (method, path) in MEMBERS and who == "admin":
+            assert code == 403, shown  # the admin is no rater in this study
         else:
             assert code != 403, shown
         if who != "admin":

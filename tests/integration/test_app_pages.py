@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from judging.data import registry
 from judging.studies.raters import invite_rater
+from tests.judging_helpers import login
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.integration
 def _sign_in(client: TestClient, session: Session, name: str, role: str) -> None:
     _rater, token = invite_rater(session, name=name, role=role)
     session.flush()
-    assert client.get(f"/invite/{token}", follow_redirects=False).status_code == 303
+    login(client, token)
 
 
 def test_health_reports_database(client) -> None:
@@ -122,3 +124,23 @@ def test_admin_reads_the_api_docs(client: TestClient, db_session: Session) -> No
     assert schema.status_code == 200 and "/rate/{public_id}" in schema.json()["paths"]
     assert "swagger" in client.get("/api/docs").text.lower()
     assert "redoc" in client.get("/api/redoc").text.lower()
+
+
+@pytest.mark.parametrize("path", ["/api/docs", "/api/redoc"])
+def test_api_docs_load_only_what_their_csp_allows(
+    client: TestClient, db_session: Session, path: str
+) -> None:
+    _sign_in(client, db_session, "root", "admin")
+    response = client.get(path)
+    csp = {
+        part.split()[0]: part.split()[1:]
+        for part in response.headers["content-security-policy"].split(";")
+        if part.strip()
+    }
+    for tag in re.findall(r"<(?:script|link)\b[^>]*>", response.text):
+        url = re.search(r'(?:src|href)="(https?://[^/"]+)', tag)
+        if url is None or (tag.startswith("<link") and "stylesheet" not in tag):
+            continue  # same-origin, or an icon (img-src allows https:)
+        directive = "script-src" if tag.startswith("<script") else "style-src"
+        assert url.group(1) in csp[directive], f"{path}: {tag} is blocked by {directive}"
+    assert "blob:" in csp["worker-src"]  # ReDoc's search index runs in a blob: worker

@@ -17,7 +17,7 @@ from judging.data.models import Assignment, AuditEntry, Comparison, Study
 from judging.errors import ConflictError
 from judging.studies import leases, qc, rating
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab
+from tests.judging_helpers import Lab, build_lab, login
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +149,7 @@ def test_cannot_judge_leaves_the_queue_and_shows_on_qc(
 ) -> None:
     lab = build_lab(db_session, tmp_path, prompts=3, raters=("alice", "bob", "admin"))
     study = _study(db_session, lab, 2)
-    client.get(f"/invite/{lab.tokens['alice']}")
+    login(client, lab.tokens["alice"])
     html = client.get("/rate").text
     item, csrf = _item(html), _form(html, "csrf_token")
     assert 'action="/rate/' + item + '/flag"' in html
@@ -164,6 +164,6 @@ def test_cannot_judge_leaves_the_queue_and_shows_on_qc(
     assert _item(client.get("/rate").text) != item
     row = db_session.scalars(select(Assignment).where(Assignment.public_id == item)).one()
     assert (row.status, row.flag_kind) == ("flagged", "unsafe")
-    client.get(f"/invite/{lab.tokens['admin']}")
+    login(client, lab.tokens["admin"])
     qc_page = client.get(f"/admin/studies/{study.id}/qc").text
     assert "asks for &lt;b&gt;private&lt;/b&gt; data" in qc_page and "unsafe" in qc_page

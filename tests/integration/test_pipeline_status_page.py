@@ -6,12 +6,18 @@ import pytest
 
 from judging.pipeline_status import PipelineStatus, StageState, write_status
 from judging.settings import Settings
+from judging.studies.raters import invite_rater
+from tests.judging_helpers import login
 
 pytestmark = pytest.mark.integration
 
 
-def test_index_shows_the_pipeline_status_line(client, test_settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    assert 'id="pipeline-status"' not in client.get("/").text
+def test_index_shows_the_pipeline_status_line(client, db_session, test_settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    _admin, token = invite_rater(db_session, name="root", role="admin")  # the index is admin-only
+    db_session.flush()
+    login(client, token)
+    page = client.get("/").text
+    assert "Training runs and checkpoints" in page and 'id="pipeline-status"' not in page
     status = PipelineStatus(
         stages=[
             StageState("reward_model", "Reward model", state="done"),

@@ -19,6 +19,7 @@ from judging.errors import NotFoundError
 from judging.settings import get_settings
 from tests.conftest import truncate_all
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
+from tests.judging_helpers import login
 
 pytestmark = pytest.mark.integration
 
@@ -107,9 +108,9 @@ def test_recompute_button_is_admin_only_and_csrf_checked(
 ) -> None:
     lab = _lab(db_session, tmp_path)
     url = f"/research/studies/{lab.study.id}/recommendation"
-    client.get(f"/invite/{lab.rater_token}")
+    login(client, lab.rater_token)
     assert client.post(url, data={"csrf_token": "x"}).status_code == 403
-    client.get(f"/invite/{lab.admin_token}")
+    login(client, lab.admin_token)
     page = client.get(f"/research/studies/{lab.study.id}").text
     assert "No recommendation stored" in page
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)

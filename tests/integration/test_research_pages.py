@@ -20,6 +20,7 @@ from judging.analysis.evidence import study_lc_intervals
 from judging.data.models import Assignment, Comparison, Judgement, Prompt, Recommendation
 from judging.studies.qc import exclude_rater, restore_rater
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
+from tests.judging_helpers import login
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ def research(db_session: Session, tmp_path: Path) -> ResearchLab:
 
 
 def _login(client: TestClient, token: str) -> None:
-    assert client.get(f"/invite/{token}", follow_redirects=False).status_code == 303
+    login(client, token)
 
 
 def _ids(research: ResearchLab) -> dict[str, int]:
@@ -335,6 +336,9 @@ def test_study_page_shows_the_stored_recommendation(
     assert 'class="recommended"' in run_page and "It beats step 10 &lt;script&gt;" in run_page
     markdown = client.get(f"/research/studies/{ids['study']}/report.md").text
     assert "**ppo-research@20** (lc-win-rate)" in markdown
+    # The HTML report inlines its scripts (an offline file): downloaded, never shown as a page.
+    report = client.get(f"/research/studies/{ids['study']}/report.html")
+    assert report.headers["content-disposition"].startswith("attachment;")
     assert "It beats step 10 &lt;script&gt;" in markdown
 
 

@@ -27,7 +27,10 @@ def _tag(i: int) -> str:
 
 
 def _lab(session: Session, tmp_path: Path, prompts: int, steps: tuple[int, ...]):  # type: ignore[no-untyped-def]
-    whos = ["base", *[str(s) for s in steps]]
+    # A blind study draws base samples independently per checkpoint: build_lab stores one base
+    # replicate per checkpoint, each its own text ("base#r" for r > 1) with its own gold score.
+    replicates = [f"base#{r}" for r in range(2, len(steps) + 1)]
+    whos = ["base", *[str(s) for s in steps], *replicates]
     texts = {
         (who, i): f"Response {_tag(n)} to item {_tag(i)}. It ends properly."
         for n, who in enumerate(whos)

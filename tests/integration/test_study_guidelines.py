@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from judging.data.models import Study
-from tests.judging_helpers import Lab, build_lab
+from tests.judging_helpers import Lab, build_lab, switch_to
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ GUIDE = "Prefer the **more helpful** answer.\n\n- ignore length\n\n<script>alert
 
 
 def _login(client: Any, token: str) -> None:
-    assert client.get(f"/invite/{token}", follow_redirects=False).status_code == 303
+    switch_to(client, token)  # each invite works once: switching back reuses the session
 
 
 def _csrf(html: str) -> str:

@@ -16,7 +16,7 @@ from judging.data.models import Assignment, Comparison, Generation, Prompt, Rate
 from judging.stats.winrate import Vote, win_rate_interval
 from judging.studies import qc, rating
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab
+from tests.judging_helpers import Lab, build_lab, switch_to
 
 pytestmark = pytest.mark.integration
 
@@ -209,7 +209,7 @@ def test_careless_rater_flagged_excluded_and_restored(db_session: Session, tmp_p
 
 
 def _login(client: Any, token: str) -> str:
-    assert client.get(f"/invite/{token}", follow_redirects=False).status_code == 303
+    switch_to(client, token)  # each invite works once: switching back reuses the session
     return ""
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from judging.data.models import AuditEntry, Judgement, Study
 from judging.studies import qc
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab
+from tests.judging_helpers import Lab, build_lab, login
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def lab(db_session: Session, tmp_path: Path) -> Lab:
 
 
 def _login(client: TestClient, token: str) -> tuple[str, str]:
-    assert client.get(f"/invite/{token}", follow_redirects=False).status_code == 303
+    login(client, token)
     html = client.get("/rate").text
     return html, _form(html, "csrf_token")
 

@@ -21,9 +21,10 @@ from judging.studies.qc import csv_cell
 
 
 def test_csv_cell_neutralises_formula_starts_only() -> None:
-    for text in ("=1+1", "+cmd", "-2", "@SUM(A1)", "\t=1", "\r=1"):
+    for text in ("=1+1", "+cmd", "-2+3", "-A1", "@SUM(A1)", "\t=1", "\r=1"):
         assert csv_cell(text) == "'" + text
-    for value in ("plain", " =not first", "", 3, None):
+    # A signed number is data, not a formula: it stays a number for the spreadsheet.
+    for value in ("plain", " =not first", "", 3, None, "-2", "-0.3", "+1e-3"):
         assert csv_cell(value) == value
 
 
