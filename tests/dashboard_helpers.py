@@ -232,25 +232,6 @@ def add_run(
                 )
         if summaries and ckpt.step in summaries:
             add_evaluation(session, ckpt, lab.prompt_set_id, summaries[ckpt.step])
-    if verdict is not None:
-        # A blind study pairs each judged checkpoint with its own base sample, drawn on a seed
-        # no checkpoint used: one base replicate (seed r, replicate r) per judged checkpoint.
-        for r in range(1, len(steps) + 1):
-            for i, pid in enumerate(lab.prompt_ids):
-                session.add(
-                    Generation(
-                        checkpoint_id=base.id,
-                        prompt_id=pid,
-                        text=f"{name} answer {i} at base, sample {r}: {' '.join(['word'] * 5)}.",
-                        token_count=8,
-                        finish_reason="stop",
-                        backend="import",
-                        seed=r,
-                        replicate=r,
-                        reward_score=0.0,
-                        kl_k3=0.0,
-                    )
-                )
     for step, values in (metrics or {}).items():
         registry.record_metrics(session, run_id=run.id, step=step, metrics=values)
     session.flush()
