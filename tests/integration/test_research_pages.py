@@ -114,7 +114,15 @@ def test_verdicts_are_memoised_until_a_verdict_changes(
     assert len(first.rows) == 16 and dash.verdicts(db_session, study_id=ids["study"]) is first
     # An undo marks a judgement withdrawn (an UPDATE, the row stays): the fingerprint changes
     # and the numbers are recomputed without it.
-    undone = db_session.scalars(select(Judgement).order_by(Judgement.id.desc()).limit(1)).one()
+    # Bob's verdict, so that excluding bob below leaves alice's 8 whatever order they judged in.
+    bob = research.lab.raters[1].id
+    undone = db_session.scalars(
+        select(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .where(Assignment.rater_id == bob)
+        .order_by(Judgement.id.desc())
+        .limit(1)
+    ).one()
     undone.withdrawn_at = datetime.now(UTC)
     db_session.flush()
     second = dash.verdicts(db_session, study_id=ids["study"])
@@ -122,7 +130,6 @@ def test_verdicts_are_memoised_until_a_verdict_changes(
     assert sum(w.n_votes for w in second.rates.values()) == 15
     # Excluding a rater leaves their verdicts out; restoring counts them again.
     lab = research.lab
-    bob = lab.raters[1].id
     exclude_rater(db_session, research.study, bob, by=lab.raters[2].id)
     db_session.flush()
     third = dash.verdicts(db_session, study_id=ids["study"])
