@@ -37,6 +37,7 @@ from judging.data.models import (
     TrainingMetric,
     TrainingRun,
 )
+from judging.data.overview import checkpoint_label
 from judging.errors import NotFoundError
 from judging.stats.agreement import winner as resolve_winner
 from judging.stats.divergence import CurvePoint, Divergence, divergence_alarms
@@ -258,7 +259,7 @@ class CheckpointPoint:
 
     @property
     def label(self) -> str:
-        return f"{self.run_name}@base" if self.kind == "base" else f"{self.run_name}@{self.step}"
+        return checkpoint_label(self.run_name, self.step, self.kind)
 
     def stat(self, key: str) -> Stat | None:
         return summary_stat(self.summary, key)
@@ -736,7 +737,7 @@ def get_study_info(session: Session, study_id: int) -> StudyInfo:
         name=study.name,
         status=study.status,
         reference_checkpoint_id=study.reference_checkpoint_id,
-        reference_label=f"{run_name}@base" if kind == "base" else f"{run_name}@{step}",
+        reference_label=checkpoint_label(run_name, step, kind),
         prompt_set_id=study.prompt_set_id,
         prompt_set_name=set_name,
         checkpoint_ids=ids,
@@ -802,7 +803,7 @@ def latest_recommendation(session: Session, study_id: int) -> RecommendationView
     return RecommendationView(
         id=rec.id,
         checkpoint_id=rec.checkpoint_id,
-        checkpoint_label=f"{run_name}@base" if kind == "base" else f"{run_name}@{step}",
+        checkpoint_label=checkpoint_label(run_name, step, kind),
         method=rec.method,
         rationale=rec.rationale,
         evidence=dict(rec.evidence or {}),
@@ -902,7 +903,7 @@ class ResponseView:
 
     @property
     def label(self) -> str:
-        return f"{self.run_name}@base" if self.kind == "base" else f"{self.run_name}@{self.step}"
+        return checkpoint_label(self.run_name, self.step, self.kind)
 
 
 @dataclass(frozen=True)

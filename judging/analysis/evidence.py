@@ -31,6 +31,7 @@ from judging.data.models import (
     TrainingMetric,
     TrainingRun,
 )
+from judging.data.overview import checkpoint_label
 from judging.errors import NotFoundError
 from judging.stats.bradley_terry import PairVote, Strength, bradley_terry_intervals
 from judging.stats.divergence import Estimate
@@ -75,10 +76,6 @@ class StudyEvidence:
     last_judgement_id: int | None
 
 
-def label(run: str, step: int, kind: str) -> str:
-    return f"{run}@base" if kind == "base" else f"{run}@{step}"
-
-
 def checkpoint_infos(session: Session, ids: Sequence[int]) -> dict[int, CheckpointInfo]:
     rows = session.execute(
         select(Checkpoint, TrainingRun)
@@ -88,7 +85,7 @@ def checkpoint_infos(session: Session, ids: Sequence[int]) -> dict[int, Checkpoi
     return {
         c.id: CheckpointInfo(
             c.id,
-            label(r.name, c.step, c.kind),
+            checkpoint_label(r.name, c.step, c.kind),
             r.id,
             r.name,
             r.algorithm,

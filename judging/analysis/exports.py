@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from judging.errors import ConflictError, NotFoundError
 from judging.stats.agreement import winner
 from judging.stats.recommend import RecommendationRule
 from judging.studies.counting import counted_verdict
-from judging.studies.qc import csv_cell, pseudonym
+from judging.studies.qc import csv_cell, pseudonym, to_jsonl
 
 MODEL_CARD_MARKER = "<!-- written by rlhf-lab: rlhf export model-card -->"
 
@@ -272,10 +271,6 @@ def preference_records(
         )
         out.append(row)
     return out
-
-
-def to_jsonl(records: Sequence[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
 # ---- model card -----------------------------------------------------------------------------

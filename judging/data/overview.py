@@ -103,3 +103,8 @@ def run_overviews(session: Session) -> list[RunOverview]:
         )
         for run in runs
     ]
+
+
+def checkpoint_label(run: str, step: int, kind: str) -> str:
+    """How every page, export and report names a checkpoint: `run@base` or `run@step`."""
+    return f"{run}@base" if kind == "base" else f"{run}@{step}"

@@ -18,6 +18,7 @@ import io
 import json
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,7 @@ from judging.data.models import (
     StudyCheckpoint,
     TrainingRun,
 )
+from judging.data.overview import checkpoint_label as _checkpoint_name
 from judging.errors import ConflictError, NotFoundError
 from judging.stats import agreement as stats
 from judging.stats.winrate import Interval, Vote, vote_score, win_rate, win_rate_interval
@@ -66,10 +68,6 @@ class Row:
     rationale: str | None
     time_ms: int | None
     judged_at: str | None
-
-
-def _label(run: str, step: int, kind: str) -> str:
-    return f"{run}@base" if kind == "base" else f"{run}@{step}"
 
 
 def study_rows(session: Session, study_id: int) -> list[Row]:
@@ -105,7 +103,7 @@ def study_rows(session: Session, study_id: int) -> list[Row]:
                 c.id,
                 c.kind,
                 prompt_id,
-                _label(run_name, ckpt.step, ckpt.kind),
+                _checkpoint_name(run_name, ckpt.step, ckpt.kind),
                 c.prompt_id,
                 category,
                 a.rater_id,
@@ -142,7 +140,7 @@ def auto_tie_rows(session: Session, study: Study) -> list[Row]:
             c.id,
             c.kind,
             external_id,
-            _label(run_name, ckpt.step, ckpt.kind),
+            _checkpoint_name(run_name, ckpt.step, ckpt.kind),
             c.prompt_id,
             category,
             0,
@@ -515,7 +513,7 @@ def to_csv(records: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def to_jsonl(records: list[dict[str, Any]]) -> str:
+def to_jsonl(records: Sequence[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
@@ -546,7 +544,7 @@ def form_options(session: Session) -> FormOptions:
         .join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
         .order_by(TrainingRun.name, Checkpoint.step)
     )
-    all_ckpts = [(i, _label(n, s, k), k) for i, n, s, k in rows]
+    all_ckpts = [(i, _checkpoint_name(n, s, k), k) for i, n, s, k in rows]
     sets = session.execute(
         select(PromptSet.id, PromptSet.name)
         .where(PromptSet.split == "heldout")
@@ -567,4 +565,4 @@ def checkpoint_label(session: Session, checkpoint_id: int) -> str:
         .join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
         .where(Checkpoint.id == checkpoint_id)
     ).first()
-    return _label(*row) if row else f"checkpoint {checkpoint_id}"
+    return _checkpoint_name(*row) if row else f"checkpoint {checkpoint_id}"
