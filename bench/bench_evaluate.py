@@ -94,7 +94,7 @@ def run_old(ctx: dict[str, Any], params: Any) -> tuple[dict[str, float], dict[st
     from bench import legacy_eval
 
     tok, policy, prompts, ids, seeds = (
-        ctx[k] for k in ("tok", "policy", "prompts", "ids", "seeds")
+        ctx[k] for k in ("tok", "old_policy", "prompts", "ids", "seeds")
     )
     phases: dict[str, float] = {}
 
@@ -144,8 +144,11 @@ def run_new(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, floa
     )  # fmt: skip
     results = _timed(phases, "generate", lambda: generator.generate(ctx["prompts"], params, seeds))
     responses = [r.token_ids for r in results]
-    scorer = RewardScorer(str(ctx["rm"]), batch_size=args.score_batch_size)
+    rm_dtype = getattr(torch, args.rm_dtype)
+    scorer = RewardScorer(str(ctx["rm"]), batch_size=args.score_batch_size, dtype=rm_dtype)
     rewards = _timed(phases, "score", lambda: scorer.score(ids, responses))
+    if rm_dtype != torch.float32 and "rm_fp32" in ctx:
+        ctx["rm_check"] = (rewards, ctx["rm_fp32"].score(ids, responses))
     kl = KLScorer(policy, pad_id=0, batch_size=args.score_batch_size)
     sampled = [r.logprobs or [] for r in results] if generator.logprobs_exact else None
     kls = _timed(
@@ -158,6 +161,31 @@ def run_new(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, floa
                              [r.finish_reason for r in results]),
     )  # fmt: skip
     return phases, {"responses": responses, "rewards": rewards, "kls": kls}
+
+
+def _stock_attention_policy(adapter: Path) -> Any:
+    """The old path's checkpoint: transformers' stock `sdpa` (GQA by copying the KV cache)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        SMOLLM2, dtype=torch.float32, attn_implementation="sdpa"
+    )
+    return PeftModel.from_pretrained(model, adapter).eval()
+
+
+def _rm_dtype_check(ctx: dict[str, Any]) -> None:
+    """How far the bf16 reward model's scores are from the fp32 one's on the same responses."""
+    if "rm_check" not in ctx:
+        return
+    low, full = ctx["rm_check"]
+    diffs = [abs(a - b) for a, b in zip(low, full, strict=True)]
+    spread = statistics.pstdev(full) if len(full) > 1 else float("nan")
+    corr = statistics.correlation(low, full) if len(full) > 1 else float("nan")
+    print(f"reward model bf16 vs fp32 on the new responses: max |diff| {max(diffs):.4f}, "
+          f"mean |diff| {_mean(diffs):.4f}, mean diff {_mean(low) - _mean(full):+.4f}, "
+          f"sd of fp32 scores {spread:.4f}, Pearson r {corr:.5f}")  # fmt: skip
 
 
 def _mean(values: list[float]) -> float:
@@ -173,7 +201,8 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--top-p", type=float, default=0.9)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--gen-dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--gen-dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    parser.add_argument("--rm-dtype", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--skip-old", action="store_true")
     args = parser.parse_args()
 
@@ -198,7 +227,12 @@ def main() -> None:
             "seeds": [1234 + i for i in range(len(prompts))],
             "stops": stop_token_ids(tok, policy.generation_config),
         }  # fmt: skip
+        if args.rm_dtype != "float32":
+            from training.evaluation.scoring import RewardScorer
+
+            ctx["rm_fp32"] = RewardScorer(str(rm), batch_size=args.score_batch_size)
         if not args.skip_old:
+            ctx["old_policy"] = _stock_attention_policy(adapter)
             ctx["rm_model"] = AutoModelForSequenceClassification.from_pretrained(rm).eval()
             ctx["rm_tok"] = AutoTokenizer.from_pretrained(rm)
             ctx["rm_tok"].pad_token = "<|endoftext|>"
@@ -214,7 +248,8 @@ def main() -> None:
         old_phases, old = run_old(ctx, params) if not args.skip_old else ({}, None)
     print(f"{len(prompts)} prompts, T={args.temperature}, top_p={args.top_p}, "
           f"max_new_tokens={args.max_new_tokens}, threads={args.threads}, "
-          f"new batch {args.batch_size}, new generation dtype {args.gen_dtype}")  # fmt: skip
+          f"new batch {args.batch_size}, new generation dtype {args.gen_dtype}, "
+          f"new reward-model dtype {args.rm_dtype}")  # fmt: skip
     print("| phase | old s | new s | old/new | old CPU s | new CPU s |\n|---|---|---|---|---|---|")
     for phase in ("generate", "score", "KL", "diagnostics"):
         o, n = old_phases.get(phase, float("nan")), new_phases[phase]
@@ -232,6 +267,7 @@ def main() -> None:
     print(f"new path: {total_new / len(prompts):.2f} s/prompt, {per_200:.0f} s per 200 prompts; "
           f"{tokens} tokens generated")  # fmt: skip
     _stats("new", new, "tempered")
+    _rm_dtype_check(ctx)
     if old is not None:
         _stats("old", old, "untempered")
         same = sum(a == b for a, b in zip(old["responses"], new["responses"], strict=True))

@@ -15,7 +15,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,80 @@ class DemoContext:
     rater_temperature: float = 0.08
     rater_position_bias: float = 0.2
     echo: Callable[[str], None] = console.print
+    evaluate_while_training: bool = True
+    """A worker evaluates each checkpoint as PPO registers it, on the other core: training and
+    evaluation overlap instead of running one after the other, and the dashboard fills sooner."""
+    eval_workers: int = 0
+    """Evaluation workers once training is done (0: one per CPU core, each on one thread)."""
 
     @property
     def rm_folder(self) -> Path:
         return self.reward_model or self.data_dir / "reward_models" / "rm-onpolicy-merged"
 
 
+def _env(ctx: DemoContext) -> dict[str, str]:
+    return {**os.environ, "RLHF_DATA_DIR": str(ctx.data_dir), "OMP_NUM_THREADS": "1"}
+
+
 def _rlhf(ctx: DemoContext, *args: str) -> None:
     """`rlhf ARGS` in a child process (same settings); Ctrl-C reaches it too."""
-    env = {**os.environ, "RLHF_DATA_DIR": str(ctx.data_dir), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "cli.main", *args], check=True, cwd=PROJECT_ROOT, env=env)
+    command = [sys.executable, "-m", "cli.main", *args]
+    subprocess.run(command, check=True, cwd=PROJECT_ROOT, env=_env(ctx))
+
+
+def _parallel_rlhf(ctx: DemoContext, args: list[str], copies: int) -> None:
+    """`copies` children of `rlhf ARGS` at once (evaluation workers share the queue: each claims
+    its own jobs); fails like `_rlhf` if any child fails."""
+    command = [sys.executable, "-m", "cli.main", *args]
+    children = [
+        subprocess.Popen(command, cwd=PROJECT_ROOT, env=_env(ctx)) for _ in range(max(1, copies))
+    ]
+    try:
+        codes = [child.wait() for child in children]
+    finally:
+        for child in children:
+            _interrupt(child)
+    if any(codes):
+        raise subprocess.CalledProcessError(max(codes), command)
+
+
+def _eval_args(ctx: DemoContext) -> list[str]:
+    args = ["evaluate", "--config", ctx.eval_config, "--prompt-set", ctx.prompt_set]
+    return args + (["--limit", str(ctx.eval_limit)] if ctx.eval_limit else [])
+
+
+@contextmanager
+def _evaluating_alongside(ctx: DemoContext, report: Report) -> Iterator[None]:
+    """`rlhf evaluate --watch` in the background while the body runs, stopped with Ctrl-C after it
+    (an interrupted job goes back to the queue with its committed rows; the evaluate stage
+    finishes it)."""
+    if not ctx.evaluate_while_training:
+        yield
+        return
+    _queue_base_replicates(ctx)
+    log = ctx.data_dir / "logs" / "evaluate-watch.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "cli.main", *_eval_args(ctx), "--watch", "--poll", "10"]
+    with log.open("a") as out:
+        child = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=_env(ctx), stdout=out, stderr=subprocess.STDOUT
+        )
+    report(f"evaluating checkpoints as they are registered (log {log})")
+    try:
+        yield
+    finally:
+        _interrupt(child)
+
+
+def _interrupt(child: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+    if child.poll() is not None:
+        return
+    child.send_signal(signal.SIGINT)
+    try:
+        child.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 # --- stage 1: the reward model ------------------------------------------------------------------
@@ -115,7 +180,8 @@ def _ppo_run(ctx: DemoContext, config: str, report: Report) -> None:
     report(f"{name}: {'resuming' if resume else 'starting'} (checkpoints appear on the dashboard)")
     sets = [f"model.reward_model={ctx.rm_folder}", *ctx.train_overrides]
     args = ["train", "ppo", "--config", config, *[a for s in sets for a in ("--set", s)]]
-    _rlhf(ctx, *args, *(["--resume"] if resume else []))
+    with _evaluating_alongside(ctx, report):
+        _rlhf(ctx, *args, *(["--resume"] if resume else []))
 
 
 # --- stage 3: evaluation ------------------------------------------------------------------------
@@ -164,10 +230,45 @@ def _reference_base(ctx: DemoContext) -> int:
     return demo_checkpoint_ids(ctx)[0]
 
 
+def _planned_checkpoints(ctx: DemoContext) -> int:
+    """Checkpoints the sweep saves if no run stops early: ceil(max_steps / save_every) per run."""
+    from training.config import load_config
+
+    total = 0
+    for config in ctx.configs:
+        run = load_config(Path(config), list(ctx.train_overrides)).run
+        total += -(-run.max_steps // run.save_every)
+    return total
+
+
 def _base_replicates_wanted(ctx: DemoContext) -> int:
     # Blind judging pairs each checkpoint with its own base sample (replicate 1..C; replicate 0
     # is the shared-seed sample used for KL and reward), plus spare samples for attention checks.
-    return len(demo_checkpoint_ids(ctx, trained_only=True)) + 3
+    # Planned rather than saved checkpoints: the samples are then asked for while PPO still runs.
+    trained = len(demo_checkpoint_ids(ctx, trained_only=True))
+    return max(trained, _planned_checkpoints(ctx)) + 3
+
+
+def _queue_base_replicates(ctx: DemoContext) -> None:
+    """Ask for the base samples of blind judging now, so the background worker makes them."""
+    from sqlalchemy import select
+
+    from judging.data.models import PromptSet
+    from judging.evaluation.queue import requeue
+
+    ids = demo_checkpoint_ids(ctx)
+    if not ids:
+        return
+    with db_session() as session:
+        prompt_set = session.scalar(select(PromptSet).where(PromptSet.name == ctx.prompt_set))
+        if prompt_set is not None:
+            requeue(
+                session,
+                checkpoint_id=ids[0],
+                prompt_set_id=prompt_set.id,
+                replicates=_base_replicates_wanted(ctx),
+            )
+            session.commit()
 
 
 def _base_replicates_missing(ctx: DemoContext) -> bool:
@@ -193,14 +294,13 @@ def _base_replicates_missing(ctx: DemoContext) -> bool:
 
 def _eval_run(ctx: DemoContext, report: Report) -> None:
     report(f"{_eval_missing(ctx)} checkpoints to evaluate on {ctx.prompt_set}")
-    args = ["evaluate", "--config", ctx.eval_config, "--prompt-set", ctx.prompt_set]
-    limit = ["--limit", str(ctx.eval_limit)] if ctx.eval_limit else []
-    _rlhf(ctx, *args, *limit)
+    _queue_base_replicates(ctx)
+    _parallel_rlhf(ctx, _eval_args(ctx), ctx.eval_workers or os.cpu_count() or 1)
     if _base_replicates_missing(ctx):
         wanted = _base_replicates_wanted(ctx)
         report(f"base samples for blind judging: {wanted} per prompt")
         base = ["--checkpoint", str(_reference_base(ctx)), "--replicates", str(wanted)]
-        _rlhf(ctx, *args, *base, *limit)
+        _rlhf(ctx, *_eval_args(ctx), *base)
 
 
 # --- stage 4: the simulated study ---------------------------------------------------------------

@@ -34,6 +34,8 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # WAL: the demo's web app, trainer and evaluation worker read while another process writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 

@@ -263,7 +263,8 @@ def _ratio(mine: object, theirs: object) -> float | None:
 def with_growth(
     summary: Mapping[str, object], base: Mapping[str, object] | None
 ) -> dict[str, object]:
-    """Add length growth vs the base (ratio of mean lengths); None while the base is unknown."""
+    """Add length growth vs the base (ratio of mean lengths) and the truncation beyond the base's
+    own (difference of rates); None while the base is unknown."""
     base = base or {}
     out = dict(summary)
     out["length_growth"] = _ratio(summary.get("length_tokens"), base.get("length_tokens"))
@@ -271,6 +272,9 @@ def with_growth(
     out["length_growth_untruncated"] = _ratio(
         summary.get("length_tokens_untruncated"), base.get("length_tokens_untruncated")
     )
+    mine, theirs = summary.get("truncation_rate"), base.get("truncation_rate")
+    both = isinstance(mine, int | float) and isinstance(theirs, int | float)
+    out["truncation_excess"] = float(mine) - float(theirs) if both else None  # type: ignore[arg-type]
     return out
 
 

@@ -59,6 +59,9 @@ def generation_settings(config: EvalConfig) -> dict[str, Any]:
         "max_new_tokens": s.max_new_tokens,
         "seed": config.seed,
         "dtype": config.generation_dtype if config.backend == "transformers" else config.vllm.dtype,
+        # Which draw a seed gives: the transformers sampler changed from per-row multinomial to
+        # inverse CDF (same distribution, other samples), so rows of the two are not one replicate.
+        "sampler": "inverse-cdf" if config.backend == "transformers" else config.backend,
     }
 
 

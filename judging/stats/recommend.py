@@ -34,7 +34,7 @@ from judging.stats.winrate import Interval, Vote, percentile_interval
 
 METHOD = "lc-winrate-v1"
 
-DEFAULT_HARD_FLAGS = ("length_growth", "truncation_rate", "seq_rep", "distinct", "self_bleu")
+DEFAULT_HARD_FLAGS = ("length_growth", "truncation", "seq_rep", "distinct", "self_bleu")
 """Flag name prefixes (see `evaluation.diagnostics.raise_flags`) that exclude a checkpoint.
 Refusals, sycophancy, emoji and headers are reported but do not exclude: they are style shifts
 that human verdicts already price in, not degenerate text."""

@@ -70,12 +70,15 @@ def test_worker_evaluates_base_then_checkpoint(
     assert any(r.kl_k3 > 0 for r in rows if r.kl_k3 is not None)
     assert {r.backend for r in rows} == {"transformers"}
     assert rows[0].model_ref == f"{eval_models['base']}+{eval_models['lora_small']}"
+    from training.generation.attention import resolve_dtype
+
     assert rows[0].sampling_params == {
         "temperature": 1.0,
         "top_p": 1.0,
         "max_new_tokens": 8,
         "seed": 1234,
-        "dtype": "float32",
+        "dtype": resolve_dtype("auto", "cpu"),  # the resolved name, never "auto"
+        "sampler": "inverse-cdf",
     }
     assert len({r.settings_key for r in rows + base_rows}) == 1
     assert (
@@ -110,7 +113,7 @@ def test_worker_evaluates_base_then_checkpoint(
     assert len(_rows(committed_factory, lab.checkpoint.id)) == len(EVAL_PROMPTS)
 
 
-def _dying_loader(batches_before_death: int) -> Any:
+def _dying_loader(batches_before_death: int, death: type[BaseException] | None = None) -> Any:
     from training.evaluation.models import load_job_models
 
     def load(checkpoint: Checkpoint, config: Any) -> Any:
@@ -119,7 +122,7 @@ def _dying_loader(batches_before_death: int) -> Any:
 
         def generate(*args: Any, **kwargs: Any) -> Any:
             if calls[0] == batches_before_death:
-                raise Killed
+                raise (death or Killed)()
             calls[0] += 1
             return real(*args, **kwargs)
 
@@ -127,6 +130,40 @@ def _dying_loader(batches_before_death: int) -> Any:
         return models
 
     return load
+
+
+def test_ctrl_c_gives_the_job_back_at_once(
+    committed_factory: Any, eval_models: dict[str, Path]
+) -> None:
+    """A worker stopped with Ctrl-C (the demo stops its background evaluator so) releases its claim:
+    the next worker resumes the job now, not after `stale_after_s`, and keeps the committed rows."""
+    from training.evaluation.worker import enqueue, process_one
+
+    lab = _lab(committed_factory, eval_models)
+    config = small_config(batch_size=2)
+    set_id = enqueue(committed_factory, prompt_set_name=lab.prompt_set_name)
+    with pytest.raises(KeyboardInterrupt):
+        process_one(
+            committed_factory,
+            config=config,
+            worker="stopped",
+            prompt_set_id=set_id,
+            checkpoint_id=lab.checkpoint.id,
+            load_models=_dying_loader(1, KeyboardInterrupt),
+        )
+    released = _evaluation(committed_factory, lab.checkpoint.id)
+    assert released.status == "pending" and released.worker is None
+    assert len(_rows(committed_factory, lab.checkpoint.id)) == 2
+    outcome = process_one(
+        committed_factory,
+        config=config,
+        worker="next",
+        prompt_set_id=set_id,
+        checkpoint_id=lab.checkpoint.id,
+    )
+    assert outcome is not None and outcome.status == "done"
+    rows = _rows(committed_factory, lab.checkpoint.id)
+    assert len(rows) == len(EVAL_PROMPTS) == len({r.prompt_id for r in rows})
 
 
 def test_killed_worker_resumes_without_duplicates(

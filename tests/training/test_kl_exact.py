@@ -118,12 +118,13 @@ def test_rows_that_finish_leave_the_batch_without_changing_the_others() -> None:
     model = _tiny(0, noise=0.05)
     params = SamplingParams(temperature=T, top_p=1.0, max_new_tokens=8)
     prompts = [PROMPT, [1, 3], [1, 4, 4, 5], PROMPT, [1]] * 4
-    together = sample_batch(model, prompts, params, list(range(20)), pad_id=0, stops={EOS})
+    seeds = list(range(20, 40))  # draws that give rows of 1, 2, 3 and 6 tokens
+    together = sample_batch(model, prompts, params, seeds, pad_id=0, stops={EOS})
     lengths = {len(t) for t, _, _ in together}
     assert len(lengths) > 2 and any(reason == "stop" for _, _, reason in together)
     forced = response_logprobs(model, prompts, [t for t, _, _ in together], pad_id=0, temperature=T)
     for i, (tokens, logps, _) in enumerate(together):
-        alone = sample_batch(model, [prompts[i]], params, [i], pad_id=0, stops={EOS})[0]
+        alone = sample_batch(model, [prompts[i]], params, [seeds[i]], pad_id=0, stops={EOS})[0]
         assert alone[0] == tokens
         assert logps == pytest.approx(alone[1], abs=1e-5)
         assert logps == pytest.approx(forced[i], abs=1e-4)

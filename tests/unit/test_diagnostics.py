@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from judging.evaluation.config import EvalConfig
 from judging.evaluation.diagnostics import (
     ResponseRecord,
     bleu,
@@ -149,6 +150,23 @@ def test_growth_is_a_ratio_of_means_and_unknown_without_base() -> None:
         "length_growth_chars"
     ] == pytest.approx(1.5)
     assert with_growth({"length_tokens": 30.0}, None)["length_growth"] is None
+
+
+def test_truncation_is_flagged_beyond_the_bases_own() -> None:
+    # SmolLM2 itself never stops within 640 tokens on about a fifth of the held-out prompts: an
+    # absolute truncation limit flags the base and every checkpoint alike. The excess over the base
+    # (same settings) is what a checkpoint that learned to run on adds.
+    base = {"length_tokens": 300.0, "truncation_rate": 0.25}
+    same = with_growth({"length_tokens": 310.0, "truncation_rate": 0.27}, base)
+    worse = with_growth({"length_tokens": 420.0, "truncation_rate": 0.40}, base)
+    assert same["truncation_excess"] == pytest.approx(0.02)
+    assert worse["truncation_excess"] == pytest.approx(0.15)
+    assert with_growth({"truncation_rate": 0.4}, None)["truncation_excess"] is None
+    limits = EvalConfig().limits("max")
+    assert "truncation_rate" not in limits
+    assert raise_flags(with_growth(base, base), maximum=limits) == []
+    assert raise_flags(same, maximum=limits) == []
+    assert "truncation_excess>0.1" in raise_flags(worse, maximum=limits)
 
 
 def test_flags_name_the_metric_and_threshold() -> None:

@@ -92,6 +92,9 @@ def _reward_scorer(path: str | None, config: EvalConfig, tokenizer: Any) -> Rewa
     """A reward scorer that reads the policy's token ids (so it must share its tokenizer)."""
     if not path:
         return None
-    scorer = RewardScorer(path, device=config.device, batch_size=config.score_batch_size)
+    dtype = torch.bfloat16 if config.reward_dtype == "bfloat16" else torch.float32
+    scorer = RewardScorer(
+        path, device=config.device, batch_size=config.score_batch_size, dtype=dtype
+    )
     scorer.check_tokenizer(tokenizer)
     return scorer

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from judging.errors import ConfigError
+from training.generation.attention import register as register_attention
 from training.generation.base import PAD_TOKEN
 from training.sequences import scored_sequence, tokenizer_mismatch
 
@@ -201,7 +202,9 @@ class RewardScorer:
         self.path = path
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, dtype=dtype, attn_implementation=register_attention()
+            )
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"reward model {path} cannot be loaded: {first}") from None

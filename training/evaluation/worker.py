@@ -23,6 +23,7 @@ from judging.evaluation.queue import (
     ensure_evaluations,
     heartbeat,
     mark_failed,
+    release,
 )
 from judging.evaluation.results import (
     NewGeneration,
@@ -35,6 +36,7 @@ from judging.evaluation.results import (
     store_generations,
 )
 from training.evaluation.models import JobModels, load_job_models
+from training.generation.attention import resolve_dtype
 from training.generation.base import SamplingParams, chat_prompt_ids
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,12 @@ def run_job(
         found = default_eval_reward_model(session, evaluation.checkpoint.run)
         if found:
             config = config.model_copy(update={"eval_reward_model": found})
+    config = config.model_copy(
+        update={
+            "generation_dtype": resolve_dtype(config.generation_dtype, config.device),
+            "reward_dtype": resolve_dtype(config.reward_dtype, config.device),
+        }
+    )
     evaluation.config = config.model_dump(mode="json")
     prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
     # Replicate 0 first: the summary needs it; extra replicates are base samples for studies.
@@ -205,6 +213,11 @@ def process_one(
                     run_job(session, evaluation, config, load_models, progress)
             else:
                 run_job(session, evaluation, config, load_models)
+        except KeyboardInterrupt:  # stopped, not failed: the job goes back to the queue now
+            session.rollback()
+            release(session, ids[0], worker=worker)
+            session.commit()
+            raise
         except Exception as exc:  # any failure of the job is stored; the worker goes on
             log.exception("evaluation %s failed", ids[0])
             session.rollback()

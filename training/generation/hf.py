@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from judging.errors import NotFoundError
+from training.generation.attention import register as register_attention
 from training.generation.base import (
     GenerationResult,
     ModelRef,
@@ -29,7 +30,9 @@ def load_causal_lm(
     """The base model, with the LoRA adapter on top when the ref has one; eval mode."""
     from transformers import AutoModelForCausalLM
 
-    model: Any = AutoModelForCausalLM.from_pretrained(ref.base_path, dtype=dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        ref.base_path, dtype=dtype, attn_implementation=register_attention()
+    )
     if ref.adapter_path:
         from peft import PeftModel
 
@@ -64,13 +67,41 @@ def nucleus_probs(probs: torch.Tensor, top_p: float, candidates: int = 256) -> t
     return out
 
 
+_BLOCK = 256
+
+
+def inverse_cdf_sample(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index i of each row with cdf[i - 1] <= u * total < cdf[i]: a draw from `probs`.
+
+    probs: (B, V) non-negative, not necessarily normalised; u: (B,) uniform in [0, 1), float64.
+    `torch.multinomial` per row was 14% of generation at batch 96 (one call per row because each row
+    has its own generator); this is one vectorised pass: the mass of each block of 256 tokens, then
+    the cumulative sum inside the chosen block only. A zero-probability token is never returned.
+    """
+    rows, vocab = probs.shape
+    pad = (-vocab) % _BLOCK
+    padded = torch.nn.functional.pad(probs, (0, pad)) if pad else probs
+    blocks = padded.view(rows, -1, _BLOCK)  # (B, NB, 256)
+    mass = blocks.sum(dim=-1, dtype=torch.float64)  # (B, NB)
+    cdf = mass.cumsum(dim=-1)  # (B, NB)
+    target = u * cdf[:, -1]  # (B,)
+    last_block = (cdf < cdf[:, -1:]).sum(dim=-1)  # the last block with mass
+    block = torch.searchsorted(cdf, target[:, None], right=True)[:, 0].minimum(last_block)
+    before = cdf.gather(-1, block[:, None])[:, 0] - mass.gather(-1, block[:, None])[:, 0]
+    inside = blocks[torch.arange(rows), block].to(torch.float64).cumsum(dim=-1)  # (B, 256)
+    last_token = (inside < inside[:, -1:]).sum(dim=-1)  # rounding never picks a zero after it
+    offset = torch.searchsorted(inside, (target - before)[:, None], right=True)[:, 0]
+    return block * _BLOCK + offset.minimum(last_token)
+
+
 def _choose(
     logits: torch.Tensor, params: SamplingParams, generators: Sequence[torch.Generator]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(next token, its log-prob under the tempered distribution) per row.
 
     logits: (B, V) in fp32. Greedy at temperature 0 (log-probs then of the untempered model).
-    Row i draws from its own generator, so its sample never depends on its batch neighbours.
+    Row i draws its uniform from its own generator, so its sample never depends on its batch
+    neighbours.
     """
     if params.temperature == 0:
         chosen = logits.argmax(dim=-1)
@@ -79,9 +110,8 @@ def _choose(
     probs = logps.exp()
     if params.top_p < 1.0:
         probs = nucleus_probs(probs, params.top_p)
-    chosen = torch.cat(
-        [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)]
-    )
+    u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])  # (B,)
+    chosen = inverse_cdf_sample(probs, u.to(probs.device))
     return chosen, logps.gather(-1, chosen[:, None])[:, 0]
 
 
