@@ -99,7 +99,7 @@ def _eval_args(ctx: DemoContext) -> list[str]:
 
 @contextmanager
 def _evaluating_alongside(ctx: DemoContext, report: Report) -> Iterator[None]:
-    """`rlhf evaluate --watch` in the background while the body runs, stopped with Ctrl-C after it
+    """`rlhf evaluate --watch` in the background while the body runs, stopped after it
     (an interrupted job goes back to the queue with its committed rows; the evaluate stage
     finishes it)."""
     if not ctx.evaluate_while_training:
@@ -123,7 +123,7 @@ def _evaluating_alongside(ctx: DemoContext, report: Report) -> Iterator[None]:
 def _interrupt(child: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
     if child.poll() is not None:
         return
-    child.send_signal(signal.SIGINT)
+    child.send_signal(signal.SIGTERM)  # both `rlhf evaluate` and `rlhf train` stop cleanly on it
     try:
         child.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:

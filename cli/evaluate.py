@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def evaluate(
@@ -53,6 +58,10 @@ def evaluate(
     from judging.evaluation.config import load_eval_config
     from training.evaluation.worker import watch as watch_loop
 
+    # `kill` (SIGTERM, what the demo sends its background worker) stops like Ctrl-C: the job in
+    # hand goes back to the queue at once. SIGINT alone is not enough: a process started in the
+    # background by a shell inherits SIGINT ignored.
+    signal.signal(signal.SIGTERM, _interrupt)
     engine = make_engine(settings().resolved_database_url)
     check_connection(engine)
     factory = make_session_factory(engine)
