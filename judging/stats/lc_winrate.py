@@ -513,14 +513,16 @@ def lc_win_rate_intervals(
     """LC win rate per checkpoint of one study (shared length slope) with prompt-clustered
     intervals; checkpoints without votes are left out."""
     draws = joint_bootstrap(dict(groups.items()), n_boot, seed)
-    if draws is None:
-        return {}
+    return lc_intervals(draws, groups, level) if draws is not None else {}
+
+
+def lc_intervals(draws: JointDraws, groups: Iterable[K], level: float = 0.95) -> dict[K, Interval]:
+    """Percentile intervals of the LC draws of these groups (those with votes)."""
     out: dict[K, Interval] = {}
     for key in groups:
         if key not in draws.lc:
             continue
-        samples = draws.lc[key]
-        values = [v for v in samples if v is not None]
+        values = [v for v in draws.lc[key] if v is not None]
         estimate = draws.fit.lc_win_rate(key)
         low, high = percentile_interval(values, level) if values else (estimate, estimate)
         out[key] = Interval(estimate, low, high, draws.n_prompts[key], draws.n_votes[key])
