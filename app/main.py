@@ -24,7 +24,7 @@ _STATUS = {NotFoundError: 404, PermissionDeniedError: 403, ConflictError: 409}
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    # The schema and its viewers are served by app.routes.pages, for admins only.
+    # The schema and its viewer (Swagger UI, vendored) are served by app.routes.pages, admins only.
     app = FastAPI(title="RLHF checkpoint lab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.engine = make_engine(settings.resolved_database_url)
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(LabError, _lab_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeoutError, _busy)  # type: ignore[arg-type]
-    app.add_middleware(SecurityMiddleware, docs_paths=("/api/docs", "/api/redoc"))
+    app.add_middleware(SecurityMiddleware)
     return app
 
 

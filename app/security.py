@@ -28,14 +28,6 @@ CSP = (
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# FastAPI's Swagger UI is an inline script loading its bundle from a CDN, and ReDoc (same CDN)
-# runs its search index in a blob: worker; only those two pages get this policy.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "worker-src 'self' blob:; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
 HSTS = "max-age=31536000; includeSubDomains"
 
 
@@ -79,9 +71,8 @@ def _bad_target(scope: Scope) -> str | None:
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, docs_paths: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.docs_paths = docs_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,10 +80,7 @@ class SecurityMiddleware:
             return
         settings = scope["app"].state.settings
         extra = [
-            (
-                b"content-security-policy",
-                (DOCS_CSP if scope["path"] in self.docs_paths else CSP).encode(),
-            ),
+            (b"content-security-policy", CSP.encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),

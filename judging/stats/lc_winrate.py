@@ -26,7 +26,9 @@ import random
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import itemgetter, mul
 from typing import TypeVar
 
 from judging.stats.winrate import Interval, percentile_interval
@@ -75,6 +77,8 @@ class LengthFit:
 
 # A row of sufficient statistics: (x = tanh(delta / s), total score, total weight).
 Row = tuple[float, float, float]
+Solution = tuple[dict[Hashable, float], float]
+"""Fitted intercepts per group and the shared slope."""
 
 
 def sigmoid(z: float) -> float:
@@ -285,6 +289,39 @@ def fit_shared_length_model(
     return SharedLengthFit(a, b, s)
 
 
+# ---- the joint bootstrap's inner loop -----------------------------------------------------------
+#
+# Each resample refits the shared model on the drawn prompts' rows, weighted by how often each was
+# drawn, by Newton from a nearby point: the full-sample fit, or the same resample's solution for
+# an earlier verdict set. Near the maximum full steps converge quadratically, so the refit needs
+# no line search and no log-likelihood: one tanh per row and pass (see `_newton`).
+
+BOOT_STEP = 1e-3
+"""A resample's refit stops once a Newton step is below this in every coordinate, after applying
+it: convergence is quadratic, so the error left is of the order of the step squared (~1e-6 on the
+log-odds scale), far below a percentile's resolution; the unit tests bound it against refits to
+1e-12."""
+MAX_NEWTON = 25
+
+
+def _moments(rows: Sequence[Row], a: float, b: float) -> tuple[float, float, float, float, float]:
+    """(d/da, -d2/da2, -d2/da db, d/db, -d2/db2) of one checkpoint's log-likelihood, unpenalised.
+    With t = tanh(z / 2): p = (1 + t) / 2 and p (1 - p) = (1 - t^2) / 4 (no overflow at any z)."""
+    half_a, half_b = 0.5 * a, 0.5 * b
+    g_a = d_a = c_a = g_b = e = 0.0
+    for x, s, w in rows:
+        t = math.tanh(half_a + half_b * x)
+        r = s - 0.5 * w * (1.0 + t)
+        v = 0.25 * w * (1.0 - t * t)
+        vx = v * x
+        g_a += r
+        d_a += v
+        c_a += vx
+        g_b += r * x
+        e += vx * x
+    return g_a, d_a, c_a, g_b, e
+
+
 @dataclass(frozen=True)
 class JointDraws:
     """Bootstrap draws for several checkpoints from the same resampled prompts."""
@@ -295,39 +332,175 @@ class JointDraws:
     """None where a resample drew none of a checkpoint's prompts."""
     n_prompts: dict[Hashable, int]
     n_votes: dict[Hashable, int]
+    solutions: list[Solution] = field(default_factory=list)
+    """Each resample's fitted (intercepts, slope): a warm start for the next verdict set's
+    bootstrap, whose resamples draw the same prompts and land very close."""
+
+
+def _newton_step(
+    drawn: Mapping[Hashable, Sequence[Row]], a: Mapping[Hashable, float], b: float
+) -> tuple[dict[Hashable, float], float, float] | None:
+    """The penalised Newton step at (a, b) and the Newton decrement; None when the information
+    matrix is not positive definite. Solved through the Schur complement, as `fit_shared_rows`."""
+    g_b, e = -LENGTH_L2 * b, LENGTH_L2
+    blocks: dict[Hashable, tuple[float, float, float]] = {}
+    for k, rows in drawn.items():
+        ga, da, ca, gb, ek = _moments(rows, a[k], b)
+        blocks[k] = (ga - INTERCEPT_L2 * a[k], da + INTERCEPT_L2, ca)
+        g_b += gb
+        e += ek
+    schur = e - sum(ca * ca / da for _, da, ca in blocks.values())
+    if not schur > 0:
+        return None
+    step_b = (g_b - sum(ca * ga / da for ga, da, ca in blocks.values())) / schur
+    step_a = {k: (ga - ca * step_b) / da for k, (ga, da, ca) in blocks.items()}
+    decrement = g_b * step_b + sum(blocks[k][0] * step_a[k] for k in blocks)
+    return step_a, step_b, decrement
+
+
+def _newton(
+    drawn: Mapping[Hashable, Sequence[Row]], a: Mapping[Hashable, float], b: float
+) -> Solution | None:
+    """Full Newton steps from a nearby start while the Newton decrement keeps falling (it does in
+    the quadratic region around the maximum, which a warm start is in); None when it stops
+    falling or the steps do not settle, and the caller refits with the line-searched routine."""
+    a = dict(a)
+    last = math.inf
+    for _ in range(MAX_NEWTON):
+        found = _newton_step(drawn, a, b)
+        if found is None or not found[2] < last:
+            return None
+        step_a, step_b, last = found
+        a = {k: a[k] + step_a[k] for k in a}
+        b += step_b
+        if max(abs(step_b), *map(abs, step_a.values())) < BOOT_STEP:
+            return a, b
+    return None
+
+
+@dataclass(frozen=True)
+class _Influence:
+    """The full-sample information's inverse times each prompt's gradient at the fit: to first
+    order, how (a, b) move per extra draw of that prompt. A resample's Newton then starts at the
+    fit plus sum_p (m_p - 1) times its prompt's vector (one Newton step with the full-sample
+    information, the influence-function linearisation), one pass closer than the fit itself."""
+
+    order: list[Hashable]
+    """Groups in component order; the last component is the slope."""
+    keys: list[Hashable]
+    columns: list[list[float]]
+    """Per component, its value for each prompt of `keys`."""
+    total: list[float]
+
+    @classmethod
+    def of(
+        cls,
+        clusters: Mapping[Hashable, Mapping[Hashable, Sequence[Row]]],
+        keys: list[Hashable],
+        fit: SharedLengthFit,
+    ) -> _Influence:
+        order = list(clusters)
+        full = {k: [r for g in c.values() for r in g] for k, c in clusters.items()}
+        info = {k: _moments(rows, fit.intercepts[k], fit.slope) for k, rows in full.items()}
+        d_a = {k: m[1] + INTERCEPT_L2 for k, m in info.items()}
+        c_a = {k: m[2] for k, m in info.items()}
+        schur = LENGTH_L2 + sum(m[4] - c_a[k] ** 2 / d_a[k] for k, m in info.items())
+        rows = []
+        for p in keys:
+            g = {
+                k: _moments(c[p], fit.intercepts[k], fit.slope)
+                for k, c in clusters.items()
+                if p in c
+            }
+            step_b = (
+                sum(m[3] for m in g.values()) - sum(c_a[k] * m[0] / d_a[k] for k, m in g.items())
+            ) / schur
+            step_a = [((g[k][0] if k in g else 0.0) - c_a[k] * step_b) / d_a[k] for k in order]
+            rows.append([*step_a, step_b])
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        return cls(order, keys, columns, [sum(col) for col in columns])
+
+    def start(self, fit: SharedLengthFit, counts: Mapping[Hashable, int]) -> Solution:
+        drawn = list(map(counts.get, self.keys, repeat(0)))
+        shift = [
+            sum(map(mul, drawn, col)) - t for col, t in zip(self.columns, self.total, strict=True)
+        ]
+        a = {k: fit.intercepts[k] + u for k, u in zip(self.order, shift, strict=False)}
+        return a, fit.slope + shift[-1]
+
+
+CACHED_DRAWS = 8
+"""Weighted copies of each prompt's rows are kept for up to this many draws of it (a prompt is
+drawn more often in about one resample in a million; those are weighted on the fly)."""
+
+
+class _Resampler:
+    """One checkpoint's rows of the drawn prompts, weighted by their draw counts."""
+
+    def __init__(self, clusters: Mapping[Hashable, Sequence[Row]]) -> None:
+        self.clusters = clusters
+        self.weighted = {
+            (p, m): [(x, s * m, w * m) for x, s, w in rows]
+            for p, rows in clusters.items()
+            for m in range(1, CACHED_DRAWS + 1)
+        }
+
+    def rows(self, counts: Counter[Hashable], most: int) -> list[Row]:
+        if most <= CACHED_DRAWS:
+            return list(chain.from_iterable(map(self.weighted.get, counts.items(), repeat(()))))
+        c = self.clusters
+        return [(x, s * m, w * m) for p, m in counts.items() for x, s, w in c.get(p, ())]
 
 
 def joint_bootstrap(
-    groups: Mapping[Hashable, Sequence[LengthVote]], n_boot: int = 1000, seed: int = 0
+    groups: Mapping[Hashable, Sequence[LengthVote]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    warm: Sequence[Solution] | None = None,
 ) -> JointDraws | None:
     """Resample prompts (the same draw for every checkpoint: they share the held-out set) and
-    refit the shared model each time; raw and LC win rates per checkpoint and resample."""
+    refit the shared model each time; raw and LC win rates per checkpoint and resample.
+
+    Each refit starts from `warm[i]` (resample i's solution for an earlier verdict set, see
+    `JointDraws.solutions`) when given, else from the fit moved by the drawn prompts' influence;
+    the start changes the result by no more than the stopping tolerance (`BOOT_STEP`)."""
     fit = fit_shared_length_model(groups)
     if fit is None:
         return None
     clusters = {k: _rows_by_prompt(vs, fit.scale) for k, vs in groups.items() if vs}
     keys = sorted({p for c in clusters.values() for p in c}, key=repr)
+    resamplers = {k: _Resampler(c) for k, c in clusters.items()}
+    influence = _Influence.of(clusters, keys, fit) if not warm else None
     rng = random.Random(seed)
     raw: dict[Hashable, list[float | None]] = {k: [] for k in clusters}
     lc: dict[Hashable, list[float | None]] = {k: [] for k in clusters}
-    for _ in range(n_boot):
+    solutions: list[Solution] = []
+    for i in range(n_boot):
         counts = Counter(rng.choices(keys, k=len(keys)))
-        drawn = {
-            k: [(x, s * m, w * m) for p, m in counts.items() for x, s, w in c.get(p, ())]
-            for k, c in clusters.items()
-        }
+        most = max(counts.values())
+        drawn = {k: r.rows(counts, most) for k, r in resamplers.items()}
         present = {k: rows for k, rows in drawn.items() if rows}
-        a, _b = fit_shared_rows(present, (fit.intercepts, fit.slope), tol=BOOT_TOL)
+        if warm and i < len(warm):
+            start_a, start_b = warm[i]
+        else:
+            influence = influence or _Influence.of(clusters, keys, fit)
+            start_a, start_b = influence.start(fit, counts)
+        a0 = {k: start_a.get(k, fit.intercepts[k]) for k in present}
+        solved = _newton(present, a0, start_b) or fit_shared_rows(
+            present, (fit.intercepts, fit.slope), tol=BOOT_TOL
+        )
+        solutions.append(solved)
         for k, rows in drawn.items():
-            weight = sum(w for _, _, w in rows)
-            raw[k].append(sum(s for _, s, _ in rows) / weight if rows else None)
-            lc[k].append(sigmoid(a[k]) if rows else None)
+            score = sum(map(itemgetter(1), rows))
+            raw[k].append(score / sum(map(itemgetter(2), rows)) if rows else None)
+            lc[k].append(sigmoid(solved[0][k]) if rows else None)
     return JointDraws(
         fit,
         raw,
         lc,
         {k: len(c) for k, c in clusters.items()},
         {k: len(groups[k]) for k in clusters},
+        solutions,
     )
 
 
@@ -340,14 +513,16 @@ def lc_win_rate_intervals(
     """LC win rate per checkpoint of one study (shared length slope) with prompt-clustered
     intervals; checkpoints without votes are left out."""
     draws = joint_bootstrap(dict(groups.items()), n_boot, seed)
-    if draws is None:
-        return {}
+    return lc_intervals(draws, groups, level) if draws is not None else {}
+
+
+def lc_intervals(draws: JointDraws, groups: Iterable[K], level: float = 0.95) -> dict[K, Interval]:
+    """Percentile intervals of the LC draws of these groups (those with votes)."""
     out: dict[K, Interval] = {}
     for key in groups:
         if key not in draws.lc:
             continue
-        samples = draws.lc[key]
-        values = [v for v in samples if v is not None]
+        values = [v for v in draws.lc[key] if v is not None]
         estimate = draws.fit.lc_win_rate(key)
         low, high = percentile_interval(values, level) if values else (estimate, estimate)
         out[key] = Interval(estimate, low, high, draws.n_prompts[key], draws.n_votes[key])

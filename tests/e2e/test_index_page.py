@@ -69,3 +69,21 @@ def test_index_needs_a_sign_in(live_server: str, page) -> None:
     page.goto(live_server + "/")
     assert page.url == live_server + "/need-invite"
     assert "invite link" in page.content()
+
+
+def test_api_docs_render_offline_with_no_console_errors(
+    live_server: str, committed_session: Session, page
+) -> None:
+    _admin, token = invite_rater(committed_session, name="root", role="admin")
+    committed_session.commit()
+    errors: list[str] = []
+    hosts: set[str] = set()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+    sign_in(page, live_server, token)
+    page.goto(live_server + "/api/docs")
+    page.wait_for_selector(".opblock", timeout=15000)  # the operations, rendered from the schema
+    assert page.locator(".opblock").count() > 5
+    assert hosts == {live_server.split("/")[2]}
+    assert errors == []

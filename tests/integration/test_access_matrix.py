@@ -42,7 +42,6 @@ ADMIN_REDIRECTS_RATER = {
     ("GET", "/"),
     ("GET", "/openapi.json"),
     ("GET", "/api/docs"),
-    ("GET", "/api/redoc"),
 }
 # Any signed-in rater (admins judge too), on their own queue only.
 RATER = {

@@ -392,3 +392,31 @@ def test_report_markdown_tables_and_self_contained_html(
     assert "<script>alert" not in html
     figures = re.search(r'<script type="application/json" id="figures">(.*?)</script>', html, re.S)
     assert figures is not None and "win-rate" in json.loads(figures.group(1))
+
+
+def test_a_new_verdict_changes_the_lc_numbers_and_the_warm_start_matches_a_cold_one(
+    db_session: Session, research: ResearchLab
+) -> None:
+    # The page's LC bootstrap starts from the previous verdict set's fits: after a change it must
+    # show new numbers, equal (to the refit tolerance) to a bootstrap started from scratch.
+    ids = _ids(research)
+    before = dash.verdicts(db_session, study_id=ids["study"]).rates
+    assert dash._LC_WARM  # the first computation left its fits as a warm start
+    undone = db_session.scalars(
+        select(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .where(Comparison.checkpoint_id == ids["c20"], Judgement.choice == "tie")
+    ).one()
+    undone.withdrawn_at = datetime.now(UTC)
+    db_session.flush()
+    after = dash.verdicts(db_session, study_id=ids["study"])
+    # The recommendation's path: no warm start.
+    cold = study_lc_intervals(db_session, ids["study"], n_boot=dash.LC_BOOT)
+    assert after.rates[ids["c20"]].lc != before[ids["c20"]].lc
+    for checkpoint_id, interval in cold.items():
+        shown = after.rates[checkpoint_id].lc
+        assert shown is not None
+        assert shown.estimate == pytest.approx(interval.estimate, abs=1e-9)
+        assert shown.low == pytest.approx(interval.low, abs=1e-6)
+        assert shown.high == pytest.approx(interval.high, abs=1e-6)

@@ -83,3 +83,29 @@ def test_gao_fit_refuses_too_few_points_and_curves_without_a_peak() -> None:
     assert fit_gao([(0.0, 0.5), (0.0, 0.5), (1.0, 0.6), (4.0, 0.7)]) is None  # zero KL ignored
     rising = [(kl, 0.1 * kl) for kl in (1.0, 4.0, 9.0, 16.0)]  # grows faster than d: b < 0
     assert fit_gao(rising) is None
+
+
+def _sign_flips_one_by_one(diffs: list[float], n_perm: int, seed: int) -> tuple[float, int]:
+    """The Monte Carlo sign-flip test written plainly, one rng.random() per prompt."""
+    rng = random.Random(seed)
+    observed = abs(sum(diffs))
+    eps = 1e-12 * max(1.0, observed)
+    hits = 0
+    for _ in range(n_perm):
+        flipped = sum(d if rng.random() < 0.5 else -d for d in diffs)
+        hits += abs(flipped) >= observed - eps
+    return (hits + 1) / (n_perm + 1), rng.getrandbits(32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_sign_flips_draw_the_same_signs_as_one_random_call_per_prompt(seed: int) -> None:
+    # Same seed, same p-value, and the generator left in the same state (the paired bootstrap
+    # draws from it next), on rater-mean differences and on arbitrary ones.
+    rng = random.Random(100 + seed)
+    quarters = [rng.choice([-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]) for _ in range(150)]
+    floats = [rng.gauss(0.05, 0.3) for _ in range(40)]
+    for diffs in (quarters, floats):
+        expected, next_word = _sign_flips_one_by_one(diffs, 2000, seed)
+        mine = random.Random(seed)
+        assert sign_flip_p_value(diffs, 2000, mine) == (expected, False)
+        assert mine.getrandbits(32) == next_word

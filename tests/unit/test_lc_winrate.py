@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
+from collections.abc import Hashable
 
 import pytest
 
@@ -15,6 +17,8 @@ from judging.stats.lc_winrate import (
     _rows_by_prompt,
     fit_length_model,
     fit_shared_length_model,
+    fit_shared_rows,
+    joint_bootstrap,
     lc_win_rate,
     lc_win_rate_interval,
     lc_win_rate_intervals,
@@ -160,3 +164,75 @@ def test_shared_fit_of_a_model_against_itself_is_one_half() -> None:
     assert fit is not None and set(fit.intercepts) == {"self"}
     assert fit.lc_win_rate("self") == pytest.approx(0.5, abs=1e-9)
     assert lc_win_rate_intervals({}) == {}
+
+
+def _exact_joint_lc(
+    groups: dict[Hashable, list[LengthVote]], n_boot: int, seed: int
+) -> dict[Hashable, list[float | None]]:
+    """The joint bootstrap written plainly: rows rebuilt per resample, each refit to 1e-12."""
+    fit = fit_shared_length_model(groups)
+    assert fit is not None
+    clusters = {k: _rows_by_prompt(vs, fit.scale) for k, vs in groups.items() if vs}
+    keys = sorted({p for c in clusters.values() for p in c}, key=repr)
+    rng = random.Random(seed)
+    out: dict[Hashable, list[float | None]] = {k: [] for k in clusters}
+    for _ in range(n_boot):
+        counts = Counter(rng.choices(keys, k=len(keys)))
+        drawn = {
+            k: [(x, s * m, w * m) for p, m in counts.items() for x, s, w in c.get(p, ())]
+            for k, c in clusters.items()
+        }
+        present = {k: rows for k, rows in drawn.items() if rows}
+        a, _b = fit_shared_rows(present, (fit.intercepts, fit.slope), tol=1e-12)
+        for k in clusters:
+            out[k].append(sigmoid(a[k]) if k in present else None)
+    return out
+
+
+def _study(seed: int, prompts: int = 60) -> dict[Hashable, list[LengthVote]]:
+    """Three checkpoints, one always longer than the reference (slope and intercept collinear),
+    one with sparse prompts (absent from some resamples), two raters who disagree at times."""
+    rng = random.Random(seed)
+    out: dict[Hashable, list[LengthVote]] = {"plain": [], "hacker": [], "sparse": []}
+    for p in range(prompts):
+        for name, mean, quality in (("plain", 0.0, 0.3), ("hacker", 400.0, -0.4)):
+            delta = rng.gauss(mean, 150)
+            for _rater in range(2):
+                won = rng.random() < sigmoid(quality + 1.5 * math.tanh(delta / 200))
+                out[name].append(LengthVote(p, rng.choice([float(won), float(won), 0.5]), delta))
+        if p < 2:
+            out["sparse"].append(LengthVote(p, rng.choice([0.0, 1.0]), rng.gauss(50, 100)))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_joint_bootstrap_agrees_with_refits_to_1e_12(seed: int) -> None:
+    # Stated tolerance: every resample's LC rate within 1e-6 of the exact refit (the Newton
+    # stopping rule leaves ~step^2), so every interval endpoint is too.
+    groups = _study(seed)
+    draws = joint_bootstrap(groups, n_boot=200, seed=seed)
+    assert draws is not None
+    exact = _exact_joint_lc(groups, 200, seed)
+    for k, column in exact.items():
+        for fast, slow in zip(draws.lc[k], column, strict=True):
+            assert (fast is None) == (slow is None)
+            if fast is not None and slow is not None:
+                assert fast == pytest.approx(slow, abs=1e-6)
+    assert any(v is None for v in exact["sparse"])  # the absent case is exercised
+
+
+def test_a_warm_start_changes_nothing_beyond_the_tolerance() -> None:
+    groups = _study(4)
+    cold = joint_bootstrap(groups, n_boot=100, seed=4)
+    assert cold is not None
+    # One more verdict: the next bootstrap starts from this one's solutions.
+    more = {**groups, "plain": [*groups["plain"], LengthVote(0, 1.0, 10.0)]}
+    warm = joint_bootstrap(more, n_boot=100, seed=4, warm=cold.solutions)
+    fresh = joint_bootstrap(more, n_boot=100, seed=4)
+    assert warm is not None and fresh is not None
+    for k in fresh.lc:
+        for w, f in zip(warm.lc[k], fresh.lc[k], strict=True):
+            assert (w is None) == (f is None)
+            if w is not None and f is not None:
+                assert w == pytest.approx(f, abs=1e-6)
+    assert warm.lc != cold.lc  # and the new verdict did move the draws
