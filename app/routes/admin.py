@@ -166,7 +166,9 @@ def qc_page(request: Request, study_id: int, session: SessionDep, who: AdminRate
 def _integrity(request: Request, session: SessionDep, study: Study) -> dict[str, Any]:
     """Completion, "cannot judge" flags and the audit log for the QC page."""
     settings: Settings = request.app.state.settings
-    leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds))
+    idle = timedelta(seconds=settings.idle_release_seconds)
+    leases.release_departed(session, idle=idle, study_ids=[study.id])
+    leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds), idle=idle)
     session.commit()
     names = dict(session.execute(select(Rater.id, Rater.name)).all())
     return {

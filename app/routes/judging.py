@@ -100,8 +100,13 @@ def logout(session: SessionDep, who: CurrentRater, _form: RaterForm) -> Response
 def _page(
     request: Request, session: SessionDep, who: Identity, flash: str | None = None
 ) -> HTMLResponse:
-    # Stalled items (shown, never judged) go back to the pool whenever anyone asks for work.
-    leases.release_expired(session, lease=timedelta(seconds=_settings(request).lease_seconds))
+    # Whenever anyone asks for work, stalled items (shown, never judged) and the work of raters
+    # who left go back to the pool: that is when someone who can take them is here.
+    settings = _settings(request)
+    idle = timedelta(seconds=settings.idle_release_seconds)
+    leases.touch(session, who.rater_id)
+    leases.release_departed(session, idle=idle, for_rater=who.rater_id)
+    leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds), idle=idle)
     state = rating.queue_state(session, who.rater_id, undo_window(request))
     guide = (
         rater_guidelines.for_assignment(session, who.rater_id, state.item.public_id)
