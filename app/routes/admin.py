@@ -144,6 +144,7 @@ def study_page(
         "report": qc.study_qc(session, study),
         "reference": qc.checkpoint_label(session, study.reference_checkpoint_id),
         "message": request.query_params.get("message"),
+        "attention_warning": studies.attention_warning(session, study),
         **_addable(session, study),
     }
     return render(request, "admin/study.html", context)
@@ -158,6 +159,7 @@ def qc_page(request: Request, study_id: int, session: SessionDep, who: AdminRate
         "study": study,
         "report": qc.study_qc(session, study),
         "message": request.query_params.get("message"),
+        "attention_warning": studies.attention_warning(session, study),
         **_integrity(request, session, study),
     }
     return render(request, "admin/qc.html", context)
