@@ -15,7 +15,7 @@ from app.render import render
 from judging.data.models import Rater, Study
 from judging.errors import ConflictError, NotFoundError
 from judging.settings import Settings
-from judging.studies import audit, leases, qc
+from judging.studies import audit, departures, leases, qc
 from judging.studies import guidelines as rater_guidelines
 from judging.studies import service as studies
 from judging.studies.raters import get_rater, invite_rater, invite_url, list_raters, revoke_rater
@@ -169,7 +169,7 @@ def _integrity(request: Request, session: SessionDep, study: Study) -> dict[str,
     """Completion, "cannot judge" flags and the audit log for the QC page."""
     settings: Settings = request.app.state.settings
     idle = timedelta(seconds=settings.idle_release_seconds)
-    leases.release_departed(session, idle=idle, study_ids=[study.id])
+    departures.release_departed(session, idle=idle, study_ids=[study.id])
     leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds), idle=idle)
     session.commit()
     names = dict(session.execute(select(Rater.id, Rater.name)).all())

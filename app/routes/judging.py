@@ -26,8 +26,8 @@ from app.deps import SessionDep
 from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
 from judging.settings import Settings
+from judging.studies import departures, leases, rating
 from judging.studies import guidelines as rater_guidelines
-from judging.studies import leases, rating
 from judging.studies.raters import end_sessions, redeem_invite
 
 router = APIRouter()
@@ -104,8 +104,8 @@ def _page(
     # who left go back to the pool: that is when someone who can take them is here.
     settings = _settings(request)
     idle = timedelta(seconds=settings.idle_release_seconds)
-    leases.touch(session, who.rater_id)
-    leases.release_departed(session, idle=idle, for_rater=who.rater_id)
+    departures.touch(session, who.rater_id)
+    departures.release_departed(session, idle=idle, for_rater=who.rater_id)
     leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds), idle=idle)
     state = rating.queue_state(session, who.rater_id, undo_window(request))
     guide = (

@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from judging.data.models import (
     Assignment,
@@ -269,7 +269,7 @@ def attention_warning(session: Session, study: Study) -> str | None:
         f"comparison uses) on the prompts picked for them. {_plural(missing, 'spare base sample')}"
         f" needed, one per check; create them with `rlhf evaluate --checkpoint {ref.id} "
         f"--prompt-set {set_name} --replicates {_replicates_for_spares(session, study, missing)}`"
-        " (checkpoints added to this study afterwards get their checks from them)"
+        " before creating a study (this one keeps the checks it has)"
     )
 
 
@@ -447,16 +447,34 @@ def _shown(session: Session, comparison: Comparison) -> frozenset[str]:
     return frozenset(plan.text_key(t) for t in comparison_texts(session, comparison))
 
 
+def comparison_keys(session: Session, study_id: int) -> dict[int, frozenset[str]]:
+    """comparison -> keys of the texts a rater sees on it (as `_shown`), for the whole study in
+    one query rather than one per comparison."""
+    mine, theirs = aliased(Generation), aliased(Generation)
+    rows = session.execute(
+        select(Comparison.id, Comparison.kind, mine.text, theirs.text, Comparison.degraded_text)
+        .join(mine, mine.id == Comparison.candidate_generation_id)
+        .outerjoin(theirs, theirs.id == Comparison.reference_generation_id)
+        .where(Comparison.study_id == study_id)
+    )
+    out: dict[int, frozenset[str]] = {}
+    for comparison_id, kind, candidate, reference, degraded in rows:
+        other = degraded if kind == "attention" else reference
+        out[comparison_id] = frozenset(plan.text_key(t) for t in (candidate, other or ""))
+    return out
+
+
 def _seen(session: Session, study_id: int) -> dict[int, set[str]]:
     """rater -> keys of every text their assignments in this study show (or showed)."""
+    keys = comparison_keys(session, study_id)
     out: dict[int, set[str]] = defaultdict(set)
     rows = session.execute(
-        select(Assignment.rater_id, Comparison)
+        select(Assignment.rater_id, Assignment.comparison_id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
         .where(Comparison.study_id == study_id)
     )
-    for rater_id, comparison in rows:
-        out[rater_id] |= _shown(session, comparison)
+    for rater_id, comparison_id in rows:
+        out[rater_id] |= keys[comparison_id]
     return out
 
 

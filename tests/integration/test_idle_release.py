@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from judging.data.models import Assignment, AuditEntry, Comparison, Rater, Study, StudyRater
 from judging.settings import Settings
 from judging.studies import assignment as plan
-from judging.studies import leases, qc, rating
+from judging.studies import departures, leases, qc, rating
 from judging.studies import service as studies
 from judging.studies.raters import revoke_rater
 from tests.conftest import truncate_all
@@ -132,13 +132,13 @@ def test_idle_raters_unshown_items_flow_to_eligible_raters(
 
     # Within the window nothing moves, and a rater who is back is not idle.
     for rater in others:
-        leases.touch(db_session, rater.id, now=start + IDLE / 2)
-    assert leases.release_departed(db_session, idle=IDLE, now=start + IDLE / 2) == 0
+        departures.touch(db_session, rater.id, now=start + IDLE / 2)
+    assert departures.release_departed(db_session, idle=IDLE, now=start + IDLE / 2) == 0
 
     later = start + IDLE * 2
     for rater in others:
-        leases.touch(db_session, rater.id, now=later)
-    moved = leases.release_departed(db_session, idle=IDLE, now=later)
+        departures.touch(db_session, rater.id, now=later)
+    moved = departures.release_departed(db_session, idle=IDLE, now=later)
     db_session.expire_all()
 
     assert moved == len(stranded)
@@ -186,9 +186,9 @@ def test_idle_rater_without_an_eligible_taker_keeps_the_items(
     alice, bob = lab.raters
     _study(db_session, lab, lab.raters)
     later = datetime.now(UTC) + IDLE * 2
-    leases.touch(db_session, bob.id, now=later)
+    departures.touch(db_session, bob.id, now=later)
     before = {a.id for a in _open_items(db_session, alice.id)}
-    assert leases.release_departed(db_session, idle=IDLE, now=later) == 0
+    assert departures.release_departed(db_session, idle=IDLE, now=later) == 0
     # She may come back: the items wait for her (bob already judges every comparison).
     assert {a.id for a in _open_items(db_session, alice.id)} == before
 
@@ -206,10 +206,10 @@ def test_newly_added_rater_is_not_idle_before_the_window(
         .values(joined_at=datetime.now(UTC) - IDLE * 3)
     )
     for rater in (alice, bob):
-        leases.touch(db_session, rater.id)
+        departures.touch(db_session, rater.id)
     studies.add_rater(db_session, study, carol.id)
     assert _open_items(db_session, carol.id)
-    assert leases.release_departed(db_session, idle=IDLE) == 0
+    assert departures.release_departed(db_session, idle=IDLE) == 0
 
 
 @pytest.mark.parametrize("how", ["revoked", "excluded"])
@@ -220,13 +220,13 @@ def test_revoked_or_excluded_raters_items_leave_at_once(
     alice = lab.raters[0]
     study = _study(db_session, lab, lab.raters)
     for rater in lab.raters:
-        leases.touch(db_session, rater.id)
+        departures.touch(db_session, rater.id)
     stranded = {a.id for a in _open_items(db_session, alice.id)}
     if how == "revoked":
         revoke_rater(db_session, "alice")
     else:
         qc.exclude_rater(db_session, study, alice.id, by=None, reason="careless")
-    moved = leases.release_departed(db_session, idle=IDLE)
+    moved = departures.release_departed(db_session, idle=IDLE)
     db_session.expire_all()
     assert moved == len(stranded) and _open_items(db_session, alice.id) == []
     assert _texts_twice(db_session, study.id) == {}
@@ -254,7 +254,7 @@ def test_revoked_rater_without_a_taker_closes_with_the_reason(
     _alice, bob = lab.raters
     study = _study(db_session, lab, lab.raters)
     revoke_rater(db_session, "alice")
-    leases.release_departed(db_session, idle=IDLE)
+    departures.release_departed(db_session, idle=IDLE)
     for rater in (bob,):
         while (a := rating.next_assignment(db_session, rater.id)) is not None:
             rating.serve(db_session, a)
@@ -343,7 +343,7 @@ def test_two_raters_asking_at_once_never_share_a_released_item(
             .values(joined_at=datetime.now(UTC) - IDLE * 2)
         )
         for rater in lab.raters[1:]:
-            leases.touch(session, rater.id)
+            departures.touch(session, rater.id)
         session.commit()
         study_id = study.id
         stranded = len(_open_items(session, alice.id))
@@ -356,8 +356,8 @@ def test_two_raters_asking_at_once_never_share_a_released_item(
         start.wait()
         try:
             with factory() as session:
-                leases.touch(session, rater_id)
-                results[rater_id] = leases.release_departed(session, idle=IDLE)
+                departures.touch(session, rater_id)
+                results[rater_id] = departures.release_departed(session, idle=IDLE)
                 rating.queue_state(session, rater_id)
                 session.commit()
         except BaseException as exc:  # a deadlock or unique violation would land here
@@ -398,7 +398,7 @@ def test_requests_seeing_different_leavers_keep_every_rater_blind(
             .values(joined_at=now - IDLE * 2)
         )
         for rater in lab.raters:
-            leases.touch(session, rater.id, now=now)
+            departures.touch(session, rater.id, now=now)
         session.execute(
             update(Rater).where(Rater.id == alice.id).values(last_seen_at=now - IDLE * 2)
         )
@@ -417,7 +417,7 @@ def test_requests_seeing_different_leavers_keep_every_rater_blind(
         start.wait()
         try:
             with factory() as session:
-                leases.release_departed(session, idle=IDLE, now=at)
+                departures.release_departed(session, idle=IDLE, now=at)
                 session.commit()
         except BaseException as exc:
             errors.append(exc)
