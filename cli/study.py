@@ -41,7 +41,7 @@ def create(
 
     from judging.data.models import Comparison, PromptSet
     from judging.errors import NotFoundError
-    from judging.studies.service import create_study
+    from judging.studies.service import attention_warning, create_study
 
     with db_session() as session:
         ps = session.scalar(select(PromptSet).where(PromptSet.name == prompt_set))
@@ -66,6 +66,9 @@ def create(
         console.print(
             f"study {study.id} {study.name!r}: {count} comparisons x {raters_per_comparison} raters"
         )
+        warning = attention_warning(session, study)
+        if warning:
+            console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
 
 
 @app.command("list")

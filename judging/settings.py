@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=1800, ge=1, validation_alias="RLHF_LEASE_SECONDS")
     """A served item with no verdict after this long goes to another eligible rater."""
 
+    idle_release_seconds: int = Field(
+        default=24 * 3600, ge=1, validation_alias="RLHF_IDLE_RELEASE_SECONDS"
+    )
+    """A rater with no activity for this long counts as gone: their unstarted and skipped items
+    go to other eligible raters (revoked and excluded raters' items go at once)."""
+
     max_skips: int = Field(default=2, ge=1, validation_alias="RLHF_MAX_SKIPS")
     """After this many skips by one rater an item goes to another eligible rater."""
 

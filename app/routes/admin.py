@@ -15,7 +15,7 @@ from app.render import render
 from judging.data.models import Rater, Study
 from judging.errors import ConflictError, NotFoundError
 from judging.settings import Settings
-from judging.studies import audit, leases, qc
+from judging.studies import audit, departures, leases, qc
 from judging.studies import guidelines as rater_guidelines
 from judging.studies import service as studies
 from judging.studies.raters import get_rater, invite_rater, invite_url, list_raters, revoke_rater
@@ -144,6 +144,7 @@ def study_page(
         "report": qc.study_qc(session, study),
         "reference": qc.checkpoint_label(session, study.reference_checkpoint_id),
         "message": request.query_params.get("message"),
+        "attention_warning": studies.attention_warning(session, study),
         **_addable(session, study),
     }
     return render(request, "admin/study.html", context)
@@ -158,6 +159,7 @@ def qc_page(request: Request, study_id: int, session: SessionDep, who: AdminRate
         "study": study,
         "report": qc.study_qc(session, study),
         "message": request.query_params.get("message"),
+        "attention_warning": studies.attention_warning(session, study),
         **_integrity(request, session, study),
     }
     return render(request, "admin/qc.html", context)
@@ -166,7 +168,9 @@ def qc_page(request: Request, study_id: int, session: SessionDep, who: AdminRate
 def _integrity(request: Request, session: SessionDep, study: Study) -> dict[str, Any]:
     """Completion, "cannot judge" flags and the audit log for the QC page."""
     settings: Settings = request.app.state.settings
-    leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds))
+    idle = timedelta(seconds=settings.idle_release_seconds)
+    departures.release_departed(session, idle=idle, study_ids=[study.id])
+    leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds), idle=idle)
     session.commit()
     names = dict(session.execute(select(Rater.id, Rater.name)).all())
     return {

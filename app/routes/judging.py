@@ -26,8 +26,8 @@ from app.deps import SessionDep
 from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
 from judging.settings import Settings
+from judging.studies import departures, leases, rating
 from judging.studies import guidelines as rater_guidelines
-from judging.studies import leases, rating
 from judging.studies.raters import end_sessions, redeem_invite
 
 router = APIRouter()
@@ -100,8 +100,13 @@ def logout(session: SessionDep, who: CurrentRater, _form: RaterForm) -> Response
 def _page(
     request: Request, session: SessionDep, who: Identity, flash: str | None = None
 ) -> HTMLResponse:
-    # Stalled items (shown, never judged) go back to the pool whenever anyone asks for work.
-    leases.release_expired(session, lease=timedelta(seconds=_settings(request).lease_seconds))
+    # Whenever anyone asks for work, stalled items (shown, never judged) and the work of raters
+    # who left go back to the pool: that is when someone who can take them is here.
+    settings = _settings(request)
+    idle = timedelta(seconds=settings.idle_release_seconds)
+    departures.touch(session, who.rater_id)
+    departures.release_departed(session, idle=idle, for_rater=who.rater_id)
+    leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds), idle=idle)
     state = rating.queue_state(session, who.rater_id, undo_window(request))
     guide = (
         rater_guidelines.for_assignment(session, who.rater_id, state.item.public_id)

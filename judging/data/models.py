@@ -51,6 +51,7 @@ AUDIT_ACTIONS = (
     "flagged",
     "auto_tie",
     "closed",
+    "rater_left",
 )
 SIDES = ("left", "right")
 CHOICES = ("left", "right", "tie", "both_bad")
@@ -300,6 +301,8 @@ class Study(Base):
     """Rater instructions (markdown): shown on a rater's first visit, then behind a link."""
     min_attention_pass_rate: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
     """Raters whose attention-check pass rate is below this are flagged on the QC page."""
+    attention_checks_missing: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Attention checks the rate asked for but that could not be built (`attention_warning`)."""
     created_at: Mapped[datetime] = _now()
 
     reference: Mapped[Checkpoint] = relationship()
@@ -324,6 +327,8 @@ class StudyRater(Base):
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
     guidelines_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the rater was first shown the study's guidelines (None: show them next)."""
+    joined_at: Mapped[datetime] = _now()
+    """When the rater was added: a rater never seen since counts as idle from here."""
 
 
 class RaterExclusion(Base):

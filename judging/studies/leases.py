@@ -6,6 +6,9 @@ shown any of its texts); with nobody eligible, an expired lease stays where it i
 skipped-out item closes its comparison with the reason. "Cannot judge" (broken, unsafe) takes an
 item out of its rater's queue for good and is the comparison's reason. The handover is one
 conditional UPDATE, so a verdict committed meanwhile wins and nothing moves.
+
+Work of raters who left (idle, revoked, excluded) is handed on by `judging.studies.departures`;
+such raters never receive handed-back work here either.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from judging.data.models import (
 )
 from judging.settings import new_token
 from judging.studies import assignment as plan
-from judging.studies import audit, rating
+from judging.studies import audit, departures, rating
 from judging.studies import service as studies
 
 MAX_FLAG_REASON_CHARS = 500
@@ -59,13 +62,15 @@ def hand_back(
     expected: tuple[str, ...],
     keep_if_nobody: bool,
     actor_id: int | None = None,
+    idle: timedelta | None = None,
 ) -> int | None:
     """Release the item to another eligible rater; returns who got it (None: nobody).
 
     `expected`: statuses it may be in (a verdict committed meanwhile makes it `done` and the
     conditional UPDATE then changes nothing). `keep_if_nobody`: leave it with its rater when
     no one else can take it (an expired lease), rather than closing the comparison with the
-    reason (the rater skipped it out).
+    reason (the rater skipped it out). Raters who left (`departures.departed_raters`; idle ones
+    only with `idle`) never receive it.
     """
     study = _study_of(session, assignment)
     comparison = session.get(Comparison, assignment.comparison_id)
@@ -85,8 +90,9 @@ def hand_back(
             ).all()
         )
     )
+    gone = departures.departed_raters(session, study.id, idle=idle)
     target = plan.pick_replacement(
-        studies.study_rater_ids(session, study.id),
+        [r for r in studies.study_rater_ids(session, study.id) if r not in gone],
         holders,
         load,
         studies._seen(session, study.id),
@@ -149,7 +155,13 @@ def _give(session: Session, study: Study, comparison_id: int, rater_id: int) -> 
     session.flush()
 
 
-def release_expired(session: Session, *, lease: timedelta, now: datetime | None = None) -> int:
+def release_expired(
+    session: Session,
+    *,
+    lease: timedelta,
+    now: datetime | None = None,
+    idle: timedelta | None = None,
+) -> int:
     """Hand served items older than the lease to other raters; returns how many moved."""
     cutoff = (now or _now()) - lease
     stale = session.scalars(
@@ -173,6 +185,7 @@ def release_expired(session: Session, *, lease: timedelta, now: datetime | None 
             reason=f"no verdict within {minutes} min of being shown",
             expected=("served",),
             keep_if_nobody=True,
+            idle=idle,
         )
         moved += target is not None
     return moved

@@ -18,12 +18,13 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from judging.data.models import (
     Assignment,
     Checkpoint,
     Comparison,
+    Evaluation,
     Generation,
     Prompt,
     PromptSet,
@@ -224,6 +225,70 @@ def _missing_base_message(
     )
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def attention_warning(session: Session, study: Study) -> str | None:
+    """Why the study has fewer attention checks than its rate asks for, and how to fix that;
+    None when it has them all.
+
+    A check's right answer is a response no rater of the check meets elsewhere in the study: a
+    spare base sample (one no comparison uses), or the checkpoint's own response for a rater who
+    does not judge that item. With as many raters as verdicts per comparison everyone judges
+    every item, so only spare base samples can make checks.
+    """
+    missing = study.attention_checks_missing
+    if not missing:
+        return None
+    built = (
+        session.scalar(
+            select(func.count())
+            .select_from(Comparison)
+            .where(Comparison.study_id == study.id, Comparison.kind == "attention")
+        )
+        or 0
+    )
+    head = (
+        "no attention checks"
+        if not built
+        else f"only {built} of {built + missing} attention checks"
+    )
+    raters, per = len(study_rater_ids(session, study.id)), study.raters_per_comparison
+    why = (
+        f"with {_plural(raters, 'rater')} for {per} verdicts per comparison every rater judges "
+        "every item, so a check cannot reuse a judged response"
+        if raters <= per
+        else "a check needs a clean response its raters meet nowhere else"
+    )
+    ref = _checkpoints(session, [study.reference_checkpoint_id])[0]
+    prompt_set = session.get(PromptSet, study.prompt_set_id)
+    set_name = prompt_set.name if prompt_set else str(study.prompt_set_id)
+    return (
+        f"{head}: {why}, and the reference {ref.label} has no spare base sample (one no "
+        f"comparison uses) on the prompts picked for them. {_plural(missing, 'spare base sample')}"
+        f" needed, one per check; create them with `rlhf evaluate --checkpoint {ref.id} "
+        f"--prompt-set {set_name} --replicates {_replicates_for_spares(session, study, missing)}`"
+        " before creating a study (this one keeps the checks it has)"
+    )
+
+
+def _replicates_for_spares(session: Session, study: Study, missing: int) -> int:
+    """Base responses per prompt that leave a spare on every checked prompt: replicate 0 (the
+    shared seed), one per judged checkpoint, and the spares on top."""
+    evaluated = session.scalar(
+        select(Evaluation.replicates).where(
+            Evaluation.checkpoint_id == study.reference_checkpoint_id,
+            Evaluation.prompt_set_id == study.prompt_set_id,
+        )
+    )
+    in_use = max(evaluated or 0, len(study_checkpoint_ids(session, study.id)) + 1)
+    prompts = session.scalar(
+        select(func.count()).select_from(Prompt).where(Prompt.prompt_set_id == study.prompt_set_id)
+    )
+    return in_use + -(-missing // max(prompts or 1, 1))
+
+
 IDENTICAL = "identical texts on both sides: recorded as a tie without asking anyone"
 
 
@@ -285,7 +350,8 @@ def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> in
     normal = [c for c in paired if c.auto_choice is None]
     attention = []
     spares = _spare_samples(session, study, {c.prompt_id for c in normal})
-    for twin in plan.pick_attention(normal, study.attention_check_rate, rng):
+    twins = plan.pick_attention(normal, study.attention_check_rate, rng)
+    for twin in twins:
         built = _attention_check(
             session, spares, twin, gens[(twin.checkpoint_id, twin.prompt_id)], rng
         )
@@ -306,8 +372,11 @@ def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> in
         )
     session.add_all(attention)
     session.flush()
-    _assign(session, study, normal + attention, rng)
-    return len(paired) + len(attention)
+    dropped = _assign(session, study, normal + attention, rng)
+    # Checks the rate asked for but nobody could get: said at creation and on the QC page.
+    study.attention_checks_missing += len(twins) - len(attention) + dropped
+    session.flush()
+    return len(paired) + len(attention) - dropped
 
 
 def _spare_samples(
@@ -378,16 +447,34 @@ def _shown(session: Session, comparison: Comparison) -> frozenset[str]:
     return frozenset(plan.text_key(t) for t in comparison_texts(session, comparison))
 
 
+def comparison_keys(session: Session, study_id: int) -> dict[int, frozenset[str]]:
+    """comparison -> keys of the texts a rater sees on it (as `_shown`), for the whole study in
+    one query rather than one per comparison."""
+    mine, theirs = aliased(Generation), aliased(Generation)
+    rows = session.execute(
+        select(Comparison.id, Comparison.kind, mine.text, theirs.text, Comparison.degraded_text)
+        .join(mine, mine.id == Comparison.candidate_generation_id)
+        .outerjoin(theirs, theirs.id == Comparison.reference_generation_id)
+        .where(Comparison.study_id == study_id)
+    )
+    out: dict[int, frozenset[str]] = {}
+    for comparison_id, kind, candidate, reference, degraded in rows:
+        other = degraded if kind == "attention" else reference
+        out[comparison_id] = frozenset(plan.text_key(t) for t in (candidate, other or ""))
+    return out
+
+
 def _seen(session: Session, study_id: int) -> dict[int, set[str]]:
     """rater -> keys of every text their assignments in this study show (or showed)."""
+    keys = comparison_keys(session, study_id)
     out: dict[int, set[str]] = defaultdict(set)
     rows = session.execute(
-        select(Assignment.rater_id, Comparison)
+        select(Assignment.rater_id, Assignment.comparison_id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
         .where(Comparison.study_id == study_id)
     )
-    for rater_id, comparison in rows:
-        out[rater_id] |= _shown(session, comparison)
+    for rater_id, comparison_id in rows:
+        out[rater_id] |= keys[comparison_id]
     return out
 
 
@@ -396,7 +483,8 @@ NO_UNSEEN_RATER = "fewer raters than asked: the others had already been shown on
 
 def _assign(
     session: Session, study: Study, comparisons: list[Comparison], rng: random.Random
-) -> None:
+) -> int:
+    """Give the comparisons their raters; returns how many attention checks were dropped."""
     raters = study_rater_ids(session, study.id)
     texts = {c.id: _shown(session, c) for c in comparisons}
     seen, load = _seen(session, study.id), _loads(session, study.id)
@@ -412,10 +500,12 @@ def _assign(
                 load[rater] += 1
                 seen[rater] |= texts[comparison_id]
         chosen.update(picked)
+    dropped = 0
     for comparison in comparisons:
         if comparison.kind == "attention" and not chosen[comparison.id]:
             # A check nobody can take without meeting its text twice checks nothing.
             session.delete(comparison)
+            dropped += 1
         elif len(chosen[comparison.id]) < study.raters_per_comparison:
             comparison.closed_reason = NO_UNSEEN_RATER
     pairs = [(c, r) for c, rs in chosen.items() for r in rs]
@@ -434,6 +524,7 @@ def _assign(
     session.flush()
     for rater in {r for _, r in pairs}:
         requeue(session, study, rater, rng)
+    return dropped
 
 
 def _study_assignments(session: Session, study_id: int) -> list[tuple[Assignment, int]]:
