@@ -105,7 +105,6 @@ def _evaluating_alongside(ctx: DemoContext, report: Report) -> Iterator[None]:
     if not ctx.evaluate_while_training:
         yield
         return
-    _queue_base_replicates(ctx)
     log = ctx.data_dir / "logs" / "evaluate-watch.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "cli.main", *_eval_args(ctx), "--watch", "--poll", "10"]
@@ -244,13 +243,15 @@ def _planned_checkpoints(ctx: DemoContext) -> int:
 def _base_replicates_wanted(ctx: DemoContext) -> int:
     # Blind judging pairs each checkpoint with its own base sample (replicate 1..C; replicate 0
     # is the shared-seed sample used for KL and reward), plus spare samples for attention checks.
-    # Planned rather than saved checkpoints: the samples are then asked for while PPO still runs.
+    # Planned rather than saved checkpoints: a run stopped early leaves spares, not a shortfall.
     trained = len(demo_checkpoint_ids(ctx, trained_only=True))
     return max(trained, _planned_checkpoints(ctx)) + 3
 
 
 def _queue_base_replicates(ctx: DemoContext) -> None:
-    """Ask for the base samples of blind judging now, so the background worker makes them."""
+    """Ask for the base samples of blind judging as one more job: the evaluate stage's workers
+    take it beside the checkpoints (not during training: it is one long job, and the background
+    worker would make it before any checkpoint, the base being first in the queue)."""
     from sqlalchemy import select
 
     from judging.data.models import PromptSet
