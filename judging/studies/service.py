@@ -351,9 +351,10 @@ def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> in
     attention = []
     spares = _spare_samples(session, study, {c.prompt_id for c in normal})
     twins = plan.pick_attention(normal, study.attention_check_rate, rng)
-    for twin in twins:
+    for index, twin in enumerate(twins):
+        later = {t.prompt_id for t in twins[index + 1 :]}
         built = _attention_check(
-            session, spares, twin, gens[(twin.checkpoint_id, twin.prompt_id)], rng
+            session, spares, twin, gens[(twin.checkpoint_id, twin.prompt_id)], rng, later
         )
         if built is None:
             continue  # no clean response on this prompt: better no check than an ambiguous one
@@ -405,6 +406,7 @@ def _attention_check(
     twin: Comparison,
     candidate: Generation,
     rng: random.Random,
+    reserved: set[int] | frozenset[int] = frozenset(),
 ) -> tuple[plan.Sample, str, str] | None:
     """(clean response, its worse counterpart, how) for one check, or None without a clean one.
 
@@ -414,6 +416,7 @@ def _attention_check(
     judge the item), the checkpoint's own response only if it is clean (a collapsed output
     against its own degraded copy is "both bad"). The worse side is a clean unused response to
     another prompt (off topic) or a cut/scrambled copy that keeps the response's formatting.
+    `reserved`: prompts of the checks still to build (their spares are not used as decoys).
     """
     pool = [s for s in spares.get(twin.prompt_id, []) if _clean(session, s)]
     if pool:
@@ -425,6 +428,10 @@ def _attention_check(
         return None
     decoys = [(p, s) for p, samples in spares.items() if p != twin.prompt_id for s in samples]
     decoys = [(p, s) for p, s in decoys if _clean(session, s)]
+    # A decoy uses up its prompt's spare sample: take it from a prompt no later check needs,
+    # or that check falls back to a copy of a judged text, which its raters must not see.
+    free = [(p, s) for p, s in decoys if p not in reserved]
+    decoys = free or decoys
     decoy = rng.choice(decoys) if decoys else None
     text, how = attention.degrade(source.text, rng, decoy=decoy[1].text if decoy else None)
     if how == "off_topic" and decoy is not None:

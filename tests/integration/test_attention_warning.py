@@ -95,6 +95,30 @@ def test_no_warning_when_checks_could_be_built(
     assert studies.attention_warning(db_session, study) is None
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_spare_per_prompt_always_gives_every_check(
+    db_session: Session, tmp_path: Path, seed: int
+) -> None:
+    # An off-topic check takes its decoy from another prompt's spare sample. When that prompt
+    # also gets a check, the check has no spare left and can go to nobody (both raters judge
+    # the item): whether that happened depended on the seed (and ids) before decoys avoided
+    # prompts that later checks need.
+    lab = build_lab(
+        db_session, tmp_path, prompts=PROMPTS, steps=(10,), texts=TEXTS, base_samples=2
+    )
+    study = studies.create_study(
+        db_session,
+        name="checks",
+        checkpoint_ids=[c.id for c in lab.trained],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[r.id for r in lab.raters[:2]],
+        raters_per_comparison=2,
+        attention_check_rate=0.2,
+        seed=seed,
+    )
+    assert (_checks(db_session, study), study.attention_checks_missing) == (4, 0)
+
+
 def test_no_warning_when_no_checks_were_asked_for(db_session: Session, tmp_path: Path) -> None:
     lab = build_lab(db_session, tmp_path, prompts=PROMPTS, steps=(10,), texts=TEXTS)
     study = studies.create_study(
