@@ -103,12 +103,13 @@ def _page(
     # Stalled items (shown, never judged) go back to the pool whenever anyone asks for work.
     leases.release_expired(session, lease=timedelta(seconds=_settings(request).lease_seconds))
     state = rating.queue_state(session, who.rater_id, undo_window(request))
-    guide = (
-        rater_guidelines.for_assignment(session, who.rater_id, state.item.public_id)
-        if state.item
-        else None
-    )
-    context = {"who": who, "state": state, "flash": flash, "csrf": who.csrf, "guidelines": guide}
+    context = {
+        "who": who,
+        "state": state,
+        "flash": flash,
+        "csrf": who.csrf,
+        "guidelines": state.guidelines,
+    }
     response = render(request, "rate.html", context, block="queue")
     # Commit before the response leaves: get_db commits only after it is sent (FastAPI's
     # "request" scope), and the browser's next request must see this one's writes.

@@ -1,0 +1,164 @@
+"""SQL budget of the rater's hot paths, on a study of realistic size with half its work done.
+
+Counts what the app sends to PostgreSQL through the real request session (get_db, commits
+included) for the next item (page and htmx partial) and a verdict (plain form and htmx), and
+fails when a change adds round trips: an N+1 query, a repeated lookup, one more transaction.
+Measured when written: next item 5 statements in 2 transactions, verdict 5 in 2, htmx verdict
+(which also serves the next item) 9 in 3; before the work on latency: 13/2, 9/2 and 21/3.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
+
+from judging.settings import Settings
+from judging.studies import service as studies
+from tests.conftest import truncate_all
+from tests.judging_helpers import build_lab
+
+pytestmark = pytest.mark.integration
+
+ITEM = re.compile(r'class="judge-form" method="post" action="/rate/([A-Za-z0-9_-]+)"')
+KEY = re.compile(r'name="key" value="([^"]+)"')
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+HTMX = {"HX-Request": "true"}
+
+
+@dataclass
+class Traffic:
+    """Statements and transactions the engine sent since the last reset."""
+
+    statements: list[str] = field(default_factory=list)
+    commits: int = 0
+
+    def attach(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+
+    def _statement(self, _conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        self.statements.append(" ".join(sql.split())[:160])
+
+    def _commit(self, _conn: Any) -> None:
+        self.commits += 1
+
+    def reset(self) -> None:
+        self.statements, self.commits = [], 0
+
+
+@pytest.fixture
+def rater_app(
+    pg_engine: Engine, pg_url: str, tmp_path: Path
+) -> Iterator[tuple[TestClient, Traffic]]:
+    """A study of 10 checkpoints x 60 prompts, 3 raters (2 per comparison), half of it judged,
+    committed (the app runs on its own sessions); the tables are emptied afterwards."""
+    from app.main import create_app
+
+    with Session(pg_engine, expire_on_commit=False) as session:
+        lab = build_lab(
+            session, tmp_path, prompts=60, steps=tuple(range(10, 101, 10)), raters=("a", "b", "c")
+        )
+        studies.create_study(
+            session,
+            name="budget",
+            checkpoint_ids=[c.id for c in lab.trained],
+            prompt_set_id=lab.prompt_set_id,
+            rater_ids=[r.id for r in lab.raters],
+            attention_check_rate=0.05,
+        )
+        session.commit()
+        _judge_half(session)
+        session.commit()
+    app = create_app(Settings(DATABASE_URL=pg_url, RLHF_DATA_DIR=tmp_path, RLHF_ENV="test"))  # type: ignore[call-arg]
+    traffic = Traffic()
+    traffic.attach(app.state.engine)
+    try:
+        with TestClient(app) as client:
+            response = client.post(
+                "/invite", data={"token": lab.tokens["a"]}, follow_redirects=False
+            )
+            assert response.status_code == 303
+            yield client, traffic
+    finally:
+        app.state.engine.dispose()
+        truncate_all(pg_engine)
+
+
+def _judge_half(session: Session) -> None:
+    """Every other assignment already judged, as in a study under way."""
+    session.execute(
+        text(
+            "WITH half AS (UPDATE assignments SET status = 'done', done_at = now() "
+            "WHERE id % 2 = 0 RETURNING id) "
+            "INSERT INTO judgements (assignment_id, choice, idempotency_key) "
+            "SELECT id, 'tie', 'seed-' || id FROM half"
+        )
+    )
+
+
+def _form(html: str) -> tuple[str, dict[str, str]]:
+    item, key, csrf = ITEM.search(html), KEY.search(html), CSRF.search(html)
+    assert item and key and csrf, html[:300]
+    return item.group(1), {"choice": "left", "key": key.group(1), "csrf_token": csrf.group(1)}
+
+
+def _measure(traffic: Traffic, send: Any) -> tuple[Any, int, int]:
+    traffic.reset()
+    response = send()
+    return response, len(traffic.statements), traffic.commits
+
+
+def test_next_item_and_verdict_stay_within_their_sql_budget(
+    rater_app: tuple[TestClient, Traffic],
+) -> None:
+    client, traffic = rater_app
+    page, page_sql, page_tx = _measure(traffic, lambda: client.get("/rate"))
+    assert page.status_code == 200
+    item, form = _form(page.text)
+    saved, submit_sql, submit_tx = _measure(
+        traffic, lambda: client.post(f"/rate/{item}", data=form, follow_redirects=False)
+    )
+    assert saved.status_code == 303 and "flash=recorded" in saved.headers["location"]
+    partial, partial_sql, partial_tx = _measure(traffic, lambda: client.get("/rate", headers=HTMX))
+    item, form = _form(partial.text)
+    fragment, htmx_sql, htmx_tx = _measure(
+        traffic, lambda: client.post(f"/rate/{item}", data=form, headers=HTMX)
+    )
+    assert fragment.status_code == 200 and "Saved. Here is the next one." in fragment.text
+    assert _form(fragment.text)[0] != item
+    measured = {
+        "next page": (page_sql, page_tx),
+        "next partial": (partial_sql, partial_tx),
+        "verdict": (submit_sql, submit_tx),
+        "htmx verdict + next": (htmx_sql, htmx_tx),
+    }
+    budget = {
+        "next page": (5, 2),
+        "next partial": (5, 2),
+        "verdict": (5, 2),
+        "htmx verdict + next": (9, 3),
+    }
+    over = {k: v for k, v in measured.items() if v[0] > budget[k][0] or v[1] > budget[k][1]}
+    assert not over, f"(statements, commits) over budget {budget}: {measured}"
+
+
+def test_a_retried_verdict_costs_no_more_than_the_first(
+    rater_app: tuple[TestClient, Traffic],
+) -> None:
+    client, traffic = rater_app
+    item, form = _form(client.get("/rate").text)
+    first = client.post(f"/rate/{item}", data=form, follow_redirects=False)
+    assert "flash=recorded" in first.headers["location"]
+    again, statements, commits = _measure(
+        traffic, lambda: client.post(f"/rate/{item}", data=form, follow_redirects=False)
+    )
+    assert "flash=already-recorded" in again.headers["location"]
+    assert (statements, commits) <= (3, 2), traffic.statements
