@@ -2,7 +2,7 @@
 
 Creates a throw-away database on the server of TEST_DATABASE_URL, seeds one run with --steps
 checkpoints x --prompts held-out prompts and a study over --raters raters (2 per comparison,
-5% attention checks), then:
+5% attention checks, --judged of it already judged), then:
 
 1. in process (TestClient, no network): counts the SQL statements and their time for each kind
    of rater request (next item as a page and as the htmx partial, submit as a plain form and as
@@ -94,7 +94,9 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def seed(url: str, steps: int, prompts: int, raters: int, data_dir: Path) -> dict[str, str]:
+def seed(
+    url: str, steps: int, prompts: int, raters: int, data_dir: Path, judged: float
+) -> dict[str, str]:
     upgrade(url)
     engine = make_engine(url)
     session = sessionmaker(bind=engine, expire_on_commit=False)()
@@ -114,6 +116,17 @@ def seed(url: str, steps: int, prompts: int, raters: int, data_dir: Path) -> dic
     session.commit()
     session.close()
     with engine.connect() as conn:
+        # A study under way: a share of every queue already judged (the undo and progress
+        # queries then read real judgements).
+        conn.execute(
+            text(
+                "WITH judged AS (UPDATE assignments SET status = 'done', done_at = now() "
+                "WHERE random() < :share RETURNING id) "
+                "INSERT INTO judgements (assignment_id, choice, idempotency_key) "
+                "SELECT id, 'tie', 'seed-' || id FROM judged"
+            ),
+            {"share": judged},
+        )
         conn.execute(text("ANALYZE"))
         conn.commit()
     engine.dispose()
@@ -227,6 +240,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=10, help="checkpoints judged")
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--raters", type=int, default=3)
+    parser.add_argument("--judged", type=float, default=0.5, help="share already judged")
     parser.add_argument("--requests", type=int, default=300, help="sequential rounds")
     parser.add_argument("--count-rounds", type=int, default=20, help="in-process rounds")
     parser.add_argument("--json", type=Path)
@@ -243,7 +257,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.monotonic()
-            tokens = seed(url, args.steps, args.prompts, args.raters, Path(tmp))
+            tokens = seed(url, args.steps, args.prompts, args.raters, Path(tmp), args.judged)
             print(f"seeded in {time.monotonic() - t0:.1f}s", flush=True)
             names = sorted(tokens)
             counted = count_statements(url, Path(tmp), tokens[names[0]], args.count_rounds)
@@ -253,7 +267,8 @@ def main() -> int:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     figures = {
-        "study": f"{args.steps} checkpoints x {args.prompts} prompts, {args.raters} raters",
+        "study": f"{args.steps} checkpoints x {args.prompts} prompts, {args.raters} raters, "
+        f"{args.judged:.0%} judged",
         "load_average": os.getloadavg(),
         "statements_per_request": counted["statements"],
         "statements_per_request_min": counted["statements_min"],
