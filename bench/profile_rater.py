@@ -122,8 +122,8 @@ def seed(
             text(
                 "WITH judged AS (UPDATE assignments SET status = 'done', done_at = now() "
                 "WHERE random() < :share RETURNING id) "
-                "INSERT INTO judgements (assignment_id, choice, idempotency_key) "
-                "SELECT id, 'tie', 'seed-' || id FROM judged"
+                "INSERT INTO judgements (assignment_id, choice, idempotency_key, created_at) "
+                "SELECT id, 'tie', 'seed-' || id, now() - random() * interval '3 days' FROM judged"
             ),
             {"share": judged},
         )
