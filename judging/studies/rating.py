@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select, update
+from sqlalchemy import BindParameter, Select, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.dml import ReturningInsert
@@ -70,7 +71,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _open_queue(rater_id: int) -> Select[Assignment]:
+def _open_queue(rater_id: int | BindParameter[int]) -> Select[Assignment]:
     return (
         select(Assignment)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
@@ -116,12 +117,15 @@ def comparison_texts(session: Session, comparison: Comparison) -> tuple[str, str
     return candidate.text, reference.text
 
 
-def _item(
-    session: Session, assignment_id: int, rater_id: int
-) -> tuple[ItemView, GuidelinesView | None]:
-    """The blind view of one item and its study's guidelines, in one query."""
+# The hot statements are built once (bind parameters, aliases): building them per request cost
+# more CPU than their execution.
+_RATER: BindParameter[int] = bindparam("rater_id")
+_ITEM_ID: BindParameter[int] = bindparam("assignment_id")
+
+
+def _item_query() -> Select[*tuple[Any, ...]]:
     candidate, reference = aliased(Generation), aliased(Generation)
-    row = session.execute(
+    return (
         select(
             Assignment.public_id,
             Assignment.checkpoint_side,
@@ -141,11 +145,19 @@ def _item(
         .join(Prompt, Prompt.id == Comparison.prompt_id)
         .join(candidate, candidate.id == Comparison.candidate_generation_id)
         .outerjoin(reference, reference.id == Comparison.reference_generation_id)
-        .outerjoin(
-            StudyRater, (StudyRater.study_id == Study.id) & (StudyRater.rater_id == rater_id)
-        )
-        .where(Assignment.id == assignment_id)
-    ).one()
+        .outerjoin(StudyRater, (StudyRater.study_id == Study.id) & (StudyRater.rater_id == _RATER))
+        .where(Assignment.id == _ITEM_ID)
+    )
+
+
+_ITEM = _item_query()
+
+
+def _item(
+    session: Session, assignment_id: int, rater_id: int
+) -> tuple[ItemView, GuidelinesView | None]:
+    """The blind view of one item and its study's guidelines, in one query."""
+    row = session.execute(_ITEM, {"assignment_id": assignment_id, "rater_id": rater_id}).one()
     public_id, side, status, kind, degraded, mine, theirs, prompt = row[:8]
     study_id, guidelines, link_id, seen_at = row[8:]
     if kind == "attention":
@@ -160,29 +172,32 @@ def _item(
     return view, guide
 
 
-def _stamp_served(session: Session, assignment_id: int, now: datetime) -> None:
-    """Mark the item shown now (time on item starts here), in one conditional UPDATE.
-
-    Only if nobody holds it: a concurrent submit of this very item holds the row lock, and
-    waiting for it here (while holding our own locks) could deadlock, hence SKIP LOCKED. The
-    status condition is re-checked on the newest row version, so a verdict committed meanwhile
-    by a concurrent request is never overwritten with "served".
-    """
-    free = (
-        select(Assignment.id)
-        .where(Assignment.id == assignment_id)
+# Mark the item shown (time on item starts here), in one conditional UPDATE. Only if nobody
+# holds it: a concurrent submit of this very item holds the row lock, and waiting for it here
+# (while holding our own locks) could deadlock, hence SKIP LOCKED. The status condition is
+# re-checked on the newest row version, so a verdict committed meanwhile by a concurrent request
+# is never overwritten with "served".
+_STAMP = (
+    update(Assignment)
+    .where(
+        Assignment.id == _ITEM_ID,
+        Assignment.id
+        == select(Assignment.id)
+        .where(Assignment.id == _ITEM_ID)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .scalar_subquery(),
+        Assignment.status.in_(QUEUED),
     )
-    session.execute(
-        update(Assignment)
-        .where(Assignment.id == assignment_id, Assignment.id == free, Assignment.status.in_(QUEUED))
-        .values(
-            served_at=now,
-            status=case((Assignment.status == "pending", "served"), else_=Assignment.status),
-        )
-        .execution_options(synchronize_session=False)
+    .values(
+        served_at=bindparam("shown_at"),
+        status=case((Assignment.status == "pending", "served"), else_=Assignment.status),
     )
+    .execution_options(synchronize_session=False)
+)
+
+
+def _stamp_served(session: Session, assignment_id: int, now: datetime) -> None:
+    session.execute(_STAMP, {"assignment_id": assignment_id, "shown_at": now})
 
 
 def serve(session: Session, assignment: Assignment, now: datetime | None = None) -> ItemView:
@@ -193,15 +208,30 @@ def serve(session: Session, assignment: Assignment, now: datetime | None = None)
     return view
 
 
-def _queue_summary(
-    session: Session, rater_id: int, undo_window: timedelta
-) -> tuple[int, int, int | None, str | None]:
-    """(done, total, next assignment id, item an undo would withdraw) in one query."""
-    queue = _open_queue(rater_id).with_only_columns(func.count())
+def _last_judgement(rater_id: int | BindParameter[int]) -> Select[Judgement]:
+    """The rater's most recent live judgement in a running study."""
+    return (
+        select(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Study, Study.id == Comparison.study_id)
+        .where(
+            Assignment.rater_id == rater_id,
+            Study.status == "running",
+            Judgement.withdrawn_at.is_(None),
+        )
+        .order_by(Judgement.created_at.desc(), Judgement.id.desc())
+        .limit(1)
+    )
+
+
+def _summary_query() -> Select[*tuple[Any, ...]]:
+    """(done, total, next assignment id, item an undo would withdraw) of a rater."""
+    queue = _open_queue(_RATER).with_only_columns(func.count())
     done = queue.where(Assignment.status.in_(("done", "flagged"))).scalar_subquery()
     total = queue.where(Assignment.status != "released").scalar_subquery()
     following = (
-        _open_queue(rater_id)
+        _open_queue(_RATER)
         .with_only_columns(Assignment.id)
         .where(Assignment.status.in_(QUEUED))
         .order_by(Comparison.study_id, Assignment.position, Assignment.id)
@@ -209,12 +239,23 @@ def _queue_summary(
         .scalar_subquery()
     )
     undoable = (
-        _last_judgement(rater_id)
+        _last_judgement(_RATER)
         .with_only_columns(Assignment.public_id)
-        .where(Judgement.created_at >= _now() - undo_window)
+        .where(Judgement.created_at >= bindparam("undo_since"))
         .scalar_subquery()
     )
-    row = session.execute(select(done, total, following, undoable)).one()
+    return select(done, total, following, undoable)
+
+
+_SUMMARY = _summary_query()
+
+
+def _queue_summary(
+    session: Session, rater_id: int, undo_window: timedelta
+) -> tuple[int, int, int | None, str | None]:
+    """(done, total, next assignment id, item an undo would withdraw) in one query."""
+    params = {"rater_id": rater_id, "undo_since": _now() - undo_window}
+    row = session.execute(_SUMMARY, params).one()
     return int(row[0] or 0), int(row[1] or 0), row[2], row[3]
 
 
@@ -407,23 +448,6 @@ def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None)
     assignment.skip_count += 1
     session.flush()
     return assignment
-
-
-def _last_judgement(rater_id: int) -> Select[Judgement]:
-    """The rater's most recent live judgement in a running study."""
-    return (
-        select(Judgement)
-        .join(Assignment, Assignment.id == Judgement.assignment_id)
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Study, Study.id == Comparison.study_id)
-        .where(
-            Assignment.rater_id == rater_id,
-            Study.status == "running",
-            Judgement.withdrawn_at.is_(None),
-        )
-        .order_by(Judgement.created_at.desc(), Judgement.id.desc())
-        .limit(1)
-    )
 
 
 def last_undoable(session: Session, rater_id: int, window: timedelta) -> Judgement | None:
