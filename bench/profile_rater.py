@@ -8,7 +8,8 @@ checkpoints x --prompts held-out prompts and a study over --raters raters (2 per
    of rater request (next item as a page and as the htmx partial, submit as a plain form and as
    htmx), prints the statements of one request of each kind, and EXPLAIN ANALYZEs them;
 2. over a real uvicorn (one worker, loopback), one client, sequentially: --requests rounds of
-   "next item, submit", with p50/p95/p99 per endpoint.
+   "next item, submit", with p50/p95/p99 per endpoint and the CPU the app process and the
+   database's server processes spent per round (Linux /proc, local server only).
 
     PYTHONPATH=. .venv/bin/python bench/profile_rater.py --requests 300 --json out.json
 """
@@ -210,11 +211,41 @@ def explain(engine: Engine, samples: dict[str, list[Statement]]) -> list[str]:
     return out
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux /proc), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _backends(url: str) -> list[int]:
+    """PostgreSQL server processes serving this database (local server only)."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        pids = list(
+            conn.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        )
+    engine.dispose()
+    return pids
+
+
 def sequential(url: str, data_dir: Path, token: str, rounds: int) -> dict[str, Any]:
-    """One client against a real uvicorn worker: next item, submit (plain form, 303), repeated."""
+    """One client against a real uvicorn worker: next item, submit (plain form, 303), repeated.
+    Also the CPU the app process and the database backends spent per round."""
     app = LiveApp(url, data_dir, workers=1)
     app.start()
     latency: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, float] = {}
     try:
         with httpx.Client(base_url=app.url, timeout=30) as client:
             assert client.post("/invite", data={"token": token}).status_code == 303
@@ -226,13 +257,26 @@ def sequential(url: str, data_dir: Path, token: str, rounds: int) -> dict[str, A
                 assert response.status_code in (200, 303), response.text[:300]
                 return response
 
-            for _ in range(rounds):
+            def one_round() -> None:
                 page = timed("next", lambda: client.get("/rate"))
                 item, form = _item_form(page.text)
-                timed("submit", lambda i=item, f=form: client.post(f"/rate/{i}", data=f))
+                timed("submit", lambda: client.post(f"/rate/{item}", data=form))
+
+            for _ in range(10):  # warm up: pool filled, statements prepared
+                one_round()
+            latency.clear()
+            assert app.process is not None
+            pids = {"app": [app.process.pid], "postgres": _backends(url)}
+            before = {k: _cpu_seconds(v) for k, v in pids.items()}
+            for _ in range(rounds):
+                one_round()
+            cpu = {
+                f"{k}_cpu_ms_per_round": round((_cpu_seconds(v) - before[k]) * 1000 / rounds, 2)
+                for k, v in pids.items()
+            }
     finally:
         app.stop()
-    return {k: summary(v) for k, v in latency.items()}
+    return {**{k: summary(v) for k, v in latency.items()}, **cpu}
 
 
 def main() -> int:
