@@ -227,9 +227,13 @@ def _last_judgement(rater_id: int | BindParameter[int]) -> Select[Judgement]:
 
 def _summary_query() -> Select[*tuple[Any, ...]]:
     """(done, total, next assignment id, item an undo would withdraw) of a rater."""
-    queue = _open_queue(_RATER).with_only_columns(func.count())
-    done = queue.where(Assignment.status.in_(("done", "flagged"))).scalar_subquery()
-    total = queue.where(Assignment.status != "released").scalar_subquery()
+    finished = case((Assignment.status.in_(("done", "flagged")), 1), else_=0)
+    counts = (
+        _open_queue(_RATER)
+        .with_only_columns(func.coalesce(func.sum(finished), 0), func.count())
+        .where(Assignment.status != "released")  # handed to others: not this rater's work
+        .subquery()
+    )
     following = (
         _open_queue(_RATER)
         .with_only_columns(Assignment.id)
@@ -244,7 +248,8 @@ def _summary_query() -> Select[*tuple[Any, ...]]:
         .where(Judgement.created_at >= bindparam("undo_since"))
         .scalar_subquery()
     )
-    return select(done, total, following, undoable)
+    done, total = counts.c
+    return select(done, total, following, undoable).select_from(counts)
 
 
 _SUMMARY = _summary_query()

@@ -178,3 +178,54 @@ def test_a_retried_verdict_costs_no_more_than_the_first(
     assert "flash=already-recorded" in again.headers["location"]
     statements, commits, checkouts = counts
     assert statements <= 3 and commits <= 1 and checkouts <= 2, traffic.statements
+
+
+def test_the_one_query_summary_agrees_with_the_plain_queries(
+    db_session: Session, tmp_path: Path
+) -> None:
+    """queue_state reads progress, next item and undo target in one query; the separate
+    queries (progress, next_assignment, last_undoable) are the reference."""
+    from judging.data.models import Assignment
+    from judging.studies import leases, rating
+
+    lab = build_lab(db_session, tmp_path, prompts=8, steps=(10, 20), raters=("a", "b"))
+    studies.create_study(
+        db_session,
+        name="agree",
+        checkpoint_ids=[c.id for c in lab.trained],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[r.id for r in lab.raters],
+        attention_check_rate=0.25,
+    )
+    rater = lab.raters[0].id
+    for n, choice in enumerate(("left", "tie")):
+        item = rating.queue_state(db_session, rater).item
+        assert item is not None
+        rating.record_judgement(
+            db_session,
+            rater_id=rater,
+            public_id=item.public_id,
+            choice=choice,
+            rationale=None,
+            idempotency_key=f"agree-{n}",
+        )
+    flagged = rating.queue_state(db_session, rater).item
+    assert flagged is not None
+    leases.flag(db_session, rater_id=rater, public_id=flagged.public_id, kind="other", reason="x")
+    skipped = rating.queue_state(db_session, rater).item
+    assert skipped is not None
+    rating.skip(db_session, rater_id=rater, public_id=skipped.public_id, reason=None)
+    released = rating.next_assignment(db_session, rater)
+    assert released is not None
+    released.status = "released"
+    db_session.flush()
+
+    expected_next = rating.next_assignment(db_session, rater)
+    expected_undo = rating.last_undoable(db_session, rater, rating.DEFAULT_UNDO_WINDOW)
+    assert expected_next is not None and expected_undo is not None
+    state = rating.queue_state(db_session, rater)
+    assert (state.done, state.total) == rating.progress(db_session, rater) == (3, state.total)
+    assert state.item is not None and state.item.public_id == expected_next.public_id
+    assert state.undo_item == db_session.get(Assignment, expected_undo.assignment_id).public_id
+    db_session.refresh(expected_next)
+    assert expected_next.status == "served" and expected_next.served_at is not None
