@@ -77,8 +77,15 @@ class Run:
         return response
 
 
-async def rater(name: str, client: httpx.AsyncClient, run: Run, rng: random.Random) -> None:
+async def rater(
+    name: str, client: httpx.AsyncClient, run: Run, rng: random.Random, think_s: float = 0.0
+) -> None:
     while run.open():
+        if think_s:  # reading the item: exponential, mean think_s, never past the deadline
+            left = run.deadline - time.monotonic()
+            await asyncio.sleep(min(rng.expovariate(1 / think_s), max(0.0, left)))
+            if not run.open():
+                return
         page = await run.timed("next", client.get("/rate"))
         if page is None or "All done" in page.text:
             return
@@ -169,7 +176,7 @@ def seed(url: str, raters: int, prompts: int, data_dir: Path) -> dict[str, str]:
 
 
 async def drive(
-    base: str, tokens: dict[str, str], seconds: float, max_requests: int
+    base: str, tokens: dict[str, str], seconds: float, max_requests: int, think_s: float = 0.0
 ) -> tuple[Run, float]:
     limits = httpx.Limits(max_connections=len(tokens) * 2 + 10)
     clients = {n: httpx.AsyncClient(base_url=base, timeout=30, limits=limits) for n in tokens}
@@ -178,7 +185,7 @@ async def drive(
         assert signed.status_code == 303, signed.text[:200]
     run = Run(time.monotonic() + seconds, max_requests)
     started = time.monotonic()
-    await asyncio.gather(*(rater(n, c, run, random.Random(n)) for n, c in clients.items()))
+    await asyncio.gather(*(rater(n, c, run, random.Random(n), think_s) for n, c in clients.items()))
     elapsed = time.monotonic() - started
     for client in clients.values():
         await client.aclose()
@@ -192,6 +199,13 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--prompts", type=int, default=0, help="Default: enough for the run.")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="Mean seconds a rater reads before each item (exponential); 0: no pause, which "
+        "saturates the server and measures its queue rather than a request.",
+    )
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
     seconds = min(args.seconds, 900.0)
@@ -216,11 +230,14 @@ def main() -> int:
             app = LiveApp(url, Path(tmp), workers=args.workers)
             assert app.url.startswith("http://127.0.0.1:")  # loopback only
             app.start()
-            run, elapsed = asyncio.run(drive(app.url, tokens, seconds, args.max_requests))
+            run, elapsed = asyncio.run(
+                drive(app.url, tokens, seconds, args.max_requests, args.think)
+            )
             app.stop()
             figures: dict[str, Any] = {
                 "raters": args.raters,
                 "workers": args.workers,
+                "think_s": args.think,
                 "seconds": round(elapsed, 1),
                 "load_average": os.getloadavg(),
                 "errors": len(run.errors),

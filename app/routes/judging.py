@@ -108,12 +108,13 @@ def _page(
     departures.release_departed(session, idle=idle, for_rater=who.rater_id)
     leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds), idle=idle)
     state = rating.queue_state(session, who.rater_id, undo_window(request))
-    guide = (
-        rater_guidelines.for_assignment(session, who.rater_id, state.item.public_id)
-        if state.item
-        else None
-    )
-    context = {"who": who, "state": state, "flash": flash, "csrf": who.csrf, "guidelines": guide}
+    context = {
+        "who": who,
+        "state": state,
+        "flash": flash,
+        "csrf": who.csrf,
+        "guidelines": state.guidelines,
+    }
     response = render(request, "rate.html", context, block="queue")
     # Commit before the response leaves: get_db commits only after it is sent (FastAPI's
     # "request" scope), and the browser's next request must see this one's writes.

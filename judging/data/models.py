@@ -370,6 +370,7 @@ class Comparison(Base):
     __tablename__ = "comparisons"
     __table_args__ = (
         UniqueConstraint("study_id", "prompt_id", "checkpoint_id", "kind"),
+        Index("ix_comparisons_study_id", "study_id"),
         _one_of("kind", COMPARISON_KINDS),
         CheckConstraint("auto_choice IS NULL OR auto_choice IN ('tie')", name="auto_choice_valid"),
     )
@@ -408,6 +409,13 @@ class Assignment(Base):
             name="flag_kind_valid",
         ),
         Index("ix_assignments_rater_queue", "rater_id", "status", "position"),
+        # Every request for work looks for served items past their lease.
+        Index(
+            "ix_assignments_served_lease",
+            "served_at",
+            postgresql_where=text("status = 'served'"),
+            sqlite_where=text("status = 'served'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -443,6 +451,13 @@ class Judgement(Base):
             "uq_judgements_live_assignment",
             "assignment_id",
             unique=True,
+            postgresql_where=text("withdrawn_at IS NULL"),
+            sqlite_where=text("withdrawn_at IS NULL"),
+        ),
+        # The rater's verdict still inside the undo window: a scan of the last minutes only.
+        Index(
+            "ix_judgements_live_created",
+            "created_at",
             postgresql_where=text("withdrawn_at IS NULL"),
             sqlite_where=text("withdrawn_at IS NULL"),
         ),

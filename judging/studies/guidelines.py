@@ -47,25 +47,6 @@ def set_guidelines(session: Session, study: Study, text: str | None) -> None:
     session.flush()
 
 
-def for_assignment(session: Session, rater_id: int, public_id: str) -> GuidelinesView | None:
-    """Guidelines of the study this (rater's) item belongs to, or None when it has none."""
-    row = session.execute(
-        select(Study.id, Study.guidelines, StudyRater.id, StudyRater.guidelines_seen_at)
-        .join(Comparison, Comparison.study_id == Study.id)
-        .join(Assignment, Assignment.comparison_id == Comparison.id)
-        .outerjoin(
-            StudyRater, (StudyRater.study_id == Study.id) & (StudyRater.rater_id == rater_id)
-        )
-        .where(Assignment.public_id == public_id, Assignment.rater_id == rater_id)
-    ).first()
-    if row is None:
-        return None
-    study_id, text, link_id, seen_at = row
-    if not text:
-        return None
-    return GuidelinesView(study_id, text, first_visit=link_id is not None and seen_at is None)
-
-
 def _is_member(session: Session, rater_id: int, study_id: int) -> bool:
     member = select(StudyRater.id).where(
         StudyRater.study_id == study_id, StudyRater.rater_id == rater_id

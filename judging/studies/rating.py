@@ -8,15 +8,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import BindParameter, Select, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.dml import ReturningInsert
 
-from judging.data.models import CHOICES, Assignment, Comparison, Generation, Judgement, Study
+from judging.data.models import (
+    CHOICES,
+    Assignment,
+    Comparison,
+    Generation,
+    Judgement,
+    Prompt,
+    Study,
+    StudyRater,
+)
 from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
 from judging.settings import new_token
 from judging.studies import audit
+from judging.studies.guidelines import GuidelinesView
 
 MAX_RATIONALE_CHARS = 2000
 MAX_SKIP_REASON_CHARS = 500
@@ -46,6 +58,8 @@ class QueueState:
     can_undo: bool
     undo_item: str | None = None
     """Public id of the item whose verdict an undo withdraws (the form names it)."""
+    guidelines: GuidelinesView | None = None
+    """The guidelines of the item's study, when it has any."""
 
 
 def _now() -> datetime:
@@ -57,7 +71,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _open_queue(rater_id: int) -> Select[Assignment]:
+def _open_queue(rater_id: int | BindParameter[int]) -> Select[Assignment]:
     return (
         select(Assignment)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
@@ -103,65 +117,186 @@ def comparison_texts(session: Session, comparison: Comparison) -> tuple[str, str
     return candidate.text, reference.text
 
 
+# The hot statements are built once (bind parameters, aliases): building them per request cost
+# more CPU than their execution.
+_RATER: BindParameter[int] = bindparam("rater_id")
+_ITEM_ID: BindParameter[int] = bindparam("assignment_id")
+
+
+def _item_query() -> Select[*tuple[Any, ...]]:
+    candidate, reference = aliased(Generation), aliased(Generation)
+    return (
+        select(
+            Assignment.public_id,
+            Assignment.checkpoint_side,
+            Assignment.status,
+            Comparison.kind,
+            Comparison.degraded_text,
+            candidate.text,
+            reference.text,
+            Prompt.text,
+            Study.id,
+            Study.guidelines,
+            StudyRater.id,
+            StudyRater.guidelines_seen_at,
+        )
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Study, Study.id == Comparison.study_id)
+        .join(Prompt, Prompt.id == Comparison.prompt_id)
+        .join(candidate, candidate.id == Comparison.candidate_generation_id)
+        .outerjoin(reference, reference.id == Comparison.reference_generation_id)
+        .outerjoin(StudyRater, (StudyRater.study_id == Study.id) & (StudyRater.rater_id == _RATER))
+        .where(Assignment.id == _ITEM_ID)
+    )
+
+
+_ITEM = _item_query()
+
+
+def _item(
+    session: Session, assignment_id: int, rater_id: int
+) -> tuple[ItemView, GuidelinesView | None]:
+    """The blind view of one item and its study's guidelines, in one query."""
+    row = session.execute(_ITEM, {"assignment_id": assignment_id, "rater_id": rater_id}).one()
+    public_id, side, status, kind, degraded, mine, theirs, prompt = row[:8]
+    study_id, guidelines, link_id, seen_at = row[8:]
+    if kind == "attention":
+        theirs = degraded or ""
+    left, right = (mine, theirs or "") if side == "left" else (theirs or "", mine)
+    view = ItemView(public_id, prompt, left, right, new_token(), skipped=status == "skipped")
+    guide = (
+        GuidelinesView(study_id, guidelines, first_visit=link_id is not None and seen_at is None)
+        if guidelines
+        else None
+    )
+    return view, guide
+
+
+# Mark the item shown (time on item starts here), in one conditional UPDATE. Only if nobody
+# holds it: a concurrent submit of this very item holds the row lock, and waiting for it here
+# (while holding our own locks) could deadlock, hence SKIP LOCKED. The status condition is
+# re-checked on the newest row version, so a verdict committed meanwhile by a concurrent request
+# is never overwritten with "served".
+_STAMP = (
+    update(Assignment)
+    .where(
+        Assignment.id == _ITEM_ID,
+        Assignment.id
+        == select(Assignment.id)
+        .where(Assignment.id == _ITEM_ID)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery(),
+        Assignment.status.in_(QUEUED),
+    )
+    .values(
+        served_at=bindparam("shown_at"),
+        status=case((Assignment.status == "pending", "served"), else_=Assignment.status),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def _stamp_served(session: Session, assignment_id: int, now: datetime) -> None:
+    session.execute(_STAMP, {"assignment_id": assignment_id, "shown_at": now})
+
+
 def serve(session: Session, assignment: Assignment, now: datetime | None = None) -> ItemView:
     """Mark the item shown now (time on item starts here) and build its blind view."""
-    comparison = session.get(Comparison, assignment.comparison_id)
-    assert comparison is not None
-    mine, theirs = comparison_texts(session, comparison)
-    left, right = (mine, theirs) if assignment.checkpoint_side == "left" else (theirs, mine)
-    # Only stamp the item if nobody holds it: a concurrent submit of this very item holds the row
-    # lock, and waiting for it here (while holding our own locks) could deadlock.
-    # populate_existing re-reads the row under the lock, so a verdict committed meanwhile by a
-    # concurrent request is seen and never overwritten with "served".
-    free = session.scalar(
-        select(Assignment)
-        .where(Assignment.id == assignment.id)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
+    view, _guide = _item(session, assignment.id, assignment.rater_id)
+    _stamp_served(session, assignment.id, now or _now())
+    session.expire(assignment, ["served_at", "status"])
+    return view
+
+
+def _last_judgement(rater_id: int | BindParameter[int]) -> Select[Judgement]:
+    """The rater's most recent live judgement in a running study."""
+    return (
+        select(Judgement)
+        .join(Assignment, Assignment.id == Judgement.assignment_id)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Study, Study.id == Comparison.study_id)
+        .where(
+            Assignment.rater_id == rater_id,
+            Study.status == "running",
+            Judgement.withdrawn_at.is_(None),
+        )
+        .order_by(Judgement.created_at.desc(), Judgement.id.desc())
+        .limit(1)
     )
-    if free is not None and free.status != "done":
-        assignment.served_at = now or _now()
-        if assignment.status == "pending":
-            assignment.status = "served"
-        session.flush()
-    return ItemView(
-        public_id=assignment.public_id,
-        prompt=comparison.prompt.text,
-        left=left,
-        right=right,
-        idempotency_key=new_token(),
-        skipped=assignment.status == "skipped",
+
+
+def _summary_query() -> Select[*tuple[Any, ...]]:
+    """(done, total, next assignment id, item an undo would withdraw) of a rater."""
+    finished = case((Assignment.status.in_(("done", "flagged")), 1), else_=0)
+    counts = (
+        _open_queue(_RATER)
+        .with_only_columns(func.coalesce(func.sum(finished), 0), func.count())
+        .where(Assignment.status != "released")  # handed to others: not this rater's work
+        .subquery()
     )
+    following = (
+        _open_queue(_RATER)
+        .with_only_columns(Assignment.id)
+        .where(Assignment.status.in_(QUEUED))
+        .order_by(Comparison.study_id, Assignment.position, Assignment.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    undoable = (
+        _last_judgement(_RATER)
+        .with_only_columns(Assignment.public_id)
+        .where(Judgement.created_at >= bindparam("undo_since"))
+        .scalar_subquery()
+    )
+    done, total = counts.c
+    return select(done, total, following, undoable).select_from(counts)
+
+
+_SUMMARY = _summary_query()
+
+
+def _queue_summary(
+    session: Session, rater_id: int, undo_window: timedelta
+) -> tuple[int, int, int | None, str | None]:
+    """(done, total, next assignment id, item an undo would withdraw) in one query."""
+    params = {"rater_id": rater_id, "undo_since": _now() - undo_window}
+    row = session.execute(_SUMMARY, params).one()
+    return int(row[0] or 0), int(row[1] or 0), row[2], row[3]
 
 
 def queue_state(
     session: Session, rater_id: int, undo_window: timedelta = DEFAULT_UNDO_WINDOW
 ) -> QueueState:
-    done, total = progress(session, rater_id)
-    current = next_assignment(session, rater_id)
-    item = serve(session, current) if current else None
-    last = last_undoable(session, rater_id, undo_window)
-    return QueueState(
-        done, total, item, last is not None, last.assignment.public_id if last else None
-    )
+    """Progress, the next item (marked shown), its guidelines and what an undo would withdraw:
+    one query to read the queue, one for the item, one to stamp it."""
+    done, total, next_id, undo_item = _queue_summary(session, rater_id, undo_window)
+    item, guide = None, None
+    if next_id is not None:
+        item, guide = _item(session, next_id, rater_id)
+        _stamp_served(session, next_id, _now())
+    return QueueState(done, total, item, undo_item is not None, undo_item, guide)
 
 
 def own_assignment(
     session: Session, rater_id: int, public_id: str, *, lock: bool = False
 ) -> Assignment:
     """The rater's assignment by public id: 404 if unknown, 403 if someone else's."""
-    query = select(Assignment).where(Assignment.public_id == public_id)
+    query = (
+        select(Assignment, Study.status)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Study, Study.id == Comparison.study_id)
+        .where(Assignment.public_id == public_id)
+    )
     if lock:
         # Serialises double submits of one item: the second waits, then sees the first's verdict.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    assignment = session.scalar(query) if len(public_id) <= 64 else None
-    if assignment is None:
+        # Only the assignment row: locking the study row too would serialise every rater.
+        query = query.with_for_update(of=Assignment).execution_options(populate_existing=True)
+    row = session.execute(query).first() if len(public_id) <= 64 else None
+    if row is None:
         raise NotFoundError("no such item")
+    assignment, study_status = row
     if assignment.rater_id != rater_id:
         raise PermissionDeniedError("this item is not in your queue")
-    study_status = session.scalar(
-        select(Study.status).join(Comparison).where(Comparison.id == assignment.comparison_id)
-    )
     if study_status != "running":
         raise ConflictError("this study is closed")
     return assignment
@@ -225,25 +360,20 @@ def record_judgement(
     """Store the verdict; returns False when it was already recorded (double submit, retry)."""
     now = now or _now()
     assignment = own_assignment(session, rater_id, public_id, lock=True)
-    if _key_holder(session, idempotency_key, assignment.id):
-        return False
-    if session.scalar(select(Judgement.id).where(*_live_of(assignment.id))):
+    if _already_recorded(session, idempotency_key, assignment.id):
         return False
     if assignment.status not in QUEUED:
         raise item_gone(assignment)
-    judgement = Judgement(
-        assignment_id=assignment.id,
-        choice=choice,
-        rationale=rationale,
-        time_on_item_ms=_time_on_item(assignment, client_ms, now),
-        idempotency_key=idempotency_key,
-    )
-    try:
-        with session.begin_nested():
-            session.add(judgement)
-            session.flush()
-    except IntegrityError:
-        # Same key or same assignment recorded by a concurrent request: that one stands.
+    values = {
+        "assignment_id": assignment.id,
+        "choice": choice,
+        "rationale": rationale,
+        "time_on_item_ms": _time_on_item(assignment, client_ms, now),
+        "idempotency_key": idempotency_key,
+    }
+    # Same key or same assignment recorded by a concurrent request: that one stands (and a key
+    # that recorded another item is refused). ON CONFLICT instead of a savepoint: one statement.
+    if session.scalar(_insert_new(session, values)) is None:
         _key_holder(session, idempotency_key, assignment.id)
         return False
     assignment.status, assignment.done_at = "done", now
@@ -251,8 +381,40 @@ def record_judgement(
     return True
 
 
-def _live_of(assignment_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    return Judgement.assignment_id == assignment_id, Judgement.withdrawn_at.is_(None)
+def _insert_new(session: Session, values: dict[str, object]) -> ReturningInsert[tuple[int]]:
+    """INSERT of a judgement that does nothing (returns no id) when a unique index refuses it."""
+    if session.get_bind().dialect.name == "postgresql":
+        return (
+            postgresql.insert(Judgement)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(Judgement.id)
+        )
+    return sqlite.insert(Judgement).values(values).on_conflict_do_nothing().returning(Judgement.id)
+
+
+def _already_recorded(session: Session, key: str, assignment_id: int) -> bool:
+    """True if this key already recorded this item (a retry) or the item has a live verdict;
+    409 if the key recorded another item. One query for both questions."""
+    rows = session.execute(
+        select(Judgement.assignment_id, Judgement.idempotency_key).where(
+            or_(
+                Judgement.idempotency_key == key,
+                (Judgement.assignment_id == assignment_id) & Judgement.withdrawn_at.is_(None),
+            )
+        )
+    ).all()
+    holder = next((a for a, k in rows if k == key), None)
+    if holder is not None and holder != assignment_id:
+        raise _key_used_elsewhere()
+    return bool(rows)
+
+
+def _key_used_elsewhere() -> ConflictError:
+    return ConflictError(
+        "this submission key was already used for another item, so nothing was saved "
+        "for this one: reload the page and judge it again"
+    )
 
 
 def _key_holder(session: Session, key: str, assignment_id: int) -> bool:
@@ -265,10 +427,7 @@ def _key_holder(session: Session, key: str, assignment_id: int) -> bool:
     if holder is None:
         return False
     if holder != assignment_id:
-        raise ConflictError(
-            "this submission key was already used for another item, so nothing was saved "
-            "for this one: reload the page and judge it again"
-        )
+        raise _key_used_elsewhere()
     return True
 
 
@@ -298,19 +457,7 @@ def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None)
 
 def last_undoable(session: Session, rater_id: int, window: timedelta) -> Judgement | None:
     """The rater's most recent judgement, if it is younger than the undo window."""
-    judgement = session.scalar(
-        select(Judgement)
-        .join(Assignment, Assignment.id == Judgement.assignment_id)
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Study, Study.id == Comparison.study_id)
-        .where(
-            Assignment.rater_id == rater_id,
-            Study.status == "running",
-            Judgement.withdrawn_at.is_(None),
-        )
-        .order_by(Judgement.created_at.desc(), Judgement.id.desc())
-        .limit(1)
-    )
+    judgement = session.scalar(_last_judgement(rater_id))
     if judgement is None or _aware(judgement.created_at) < _now() - window:
         return None
     return judgement

@@ -1,0 +1,231 @@
+"""SQL budget of the rater's hot paths, on a study of realistic size with half its work done.
+
+Counts what the app sends to PostgreSQL through the real request session (get_db, commits
+included) for the next item (page and htmx partial) and a verdict (plain form and htmx), and
+fails when a change adds round trips: an N+1 query, a repeated lookup, one more transaction.
+Measured when written (statements, commits, pool checkouts, each checkout a ping): next item
+5/1/2, verdict 5/1/2, htmx verdict (commits the verdict, then serves the next item) 9/2/3;
+before the work on latency 13/2/2, 9/2/2 and 21/3/3.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
+
+from judging.settings import Settings
+from judging.studies import service as studies
+from tests.conftest import truncate_all
+from tests.judging_helpers import build_lab
+
+pytestmark = pytest.mark.integration
+
+ITEM = re.compile(r'class="judge-form" method="post" action="/rate/([A-Za-z0-9_-]+)"')
+KEY = re.compile(r'name="key" value="([^"]+)"')
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+HTMX = {"HX-Request": "true"}
+
+
+@dataclass
+class Traffic:
+    """Statements and transactions the engine sent since the last reset."""
+
+    statements: list[str] = field(default_factory=list)
+    commits: int = 0
+    checkouts: int = 0
+    """Connections taken from the pool: each costs a ping round trip (pool_pre_ping)."""
+
+    def attach(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+        event.listen(engine.pool, "checkout", self._checkout)
+
+    def _statement(self, _conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        self.statements.append(" ".join(sql.split())[:160])
+
+    def _commit(self, _conn: Any) -> None:
+        self.commits += 1
+
+    def _checkout(self, *_args: Any) -> None:
+        self.checkouts += 1
+
+    def reset(self) -> None:
+        self.statements, self.commits, self.checkouts = [], 0, 0
+
+    def counts(self) -> tuple[int, int, int]:
+        return len(self.statements), self.commits, self.checkouts
+
+
+@pytest.fixture
+def rater_app(
+    pg_engine: Engine, pg_url: str, tmp_path: Path
+) -> Iterator[tuple[TestClient, Traffic]]:
+    """A study of 10 checkpoints x 60 prompts, 3 raters (2 per comparison), half of it judged,
+    committed (the app runs on its own sessions); the tables are emptied afterwards."""
+    from app.main import create_app
+
+    with Session(pg_engine, expire_on_commit=False) as session:
+        lab = build_lab(
+            session, tmp_path, prompts=60, steps=tuple(range(10, 101, 10)), raters=("a", "b", "c")
+        )
+        studies.create_study(
+            session,
+            name="budget",
+            checkpoint_ids=[c.id for c in lab.trained],
+            prompt_set_id=lab.prompt_set_id,
+            rater_ids=[r.id for r in lab.raters],
+            attention_check_rate=0.05,
+        )
+        session.commit()
+        _judge_half(session)
+        session.commit()
+    app = create_app(Settings(DATABASE_URL=pg_url, RLHF_DATA_DIR=tmp_path, RLHF_ENV="test"))  # type: ignore[call-arg]
+    traffic = Traffic()
+    traffic.attach(app.state.engine)
+    try:
+        with TestClient(app) as client:
+            response = client.post(
+                "/invite", data={"token": lab.tokens["a"]}, follow_redirects=False
+            )
+            assert response.status_code == 303
+            yield client, traffic
+    finally:
+        app.state.engine.dispose()
+        truncate_all(pg_engine)
+
+
+def _judge_half(session: Session) -> None:
+    """Every other assignment already judged, as in a study under way."""
+    session.execute(
+        text(
+            "WITH half AS (UPDATE assignments SET status = 'done', done_at = now() "
+            "WHERE id % 2 = 0 RETURNING id) "
+            "INSERT INTO judgements (assignment_id, choice, idempotency_key) "
+            "SELECT id, 'tie', 'seed-' || id FROM half"
+        )
+    )
+
+
+def _form(html: str) -> tuple[str, dict[str, str]]:
+    item, key, csrf = ITEM.search(html), KEY.search(html), CSRF.search(html)
+    assert item and key and csrf, html[:300]
+    return item.group(1), {"choice": "left", "key": key.group(1), "csrf_token": csrf.group(1)}
+
+
+def _measure(traffic: Traffic, send: Any) -> tuple[Any, tuple[int, int, int]]:
+    traffic.reset()
+    response = send()
+    return response, traffic.counts()
+
+
+def test_next_item_and_verdict_stay_within_their_sql_budget(
+    rater_app: tuple[TestClient, Traffic],
+) -> None:
+    client, traffic = rater_app
+    page, next_page = _measure(traffic, lambda: client.get("/rate"))
+    assert page.status_code == 200
+    item, form = _form(page.text)
+    saved, verdict = _measure(
+        traffic, lambda: client.post(f"/rate/{item}", data=form, follow_redirects=False)
+    )
+    assert saved.status_code == 303 and "flash=recorded" in saved.headers["location"]
+    partial, next_partial = _measure(traffic, lambda: client.get("/rate", headers=HTMX))
+    item, form = _form(partial.text)
+    fragment, htmx_verdict = _measure(
+        traffic, lambda: client.post(f"/rate/{item}", data=form, headers=HTMX)
+    )
+    assert fragment.status_code == 200 and "Saved. Here is the next one." in fragment.text
+    assert _form(fragment.text)[0] != item
+    measured = {
+        "next page": next_page,
+        "next partial": next_partial,
+        "verdict": verdict,
+        "htmx verdict + next": htmx_verdict,
+    }
+    # (statements, commits, pool checkouts); the session check reads in autocommit.
+    budget = {
+        "next page": (5, 1, 2),
+        "next partial": (5, 1, 2),
+        "verdict": (5, 1, 2),
+        "htmx verdict + next": (9, 2, 3),
+    }
+    over = {
+        kind: counts
+        for kind, counts in measured.items()
+        if any(n > limit for n, limit in zip(counts, budget[kind], strict=True))
+    }
+    assert not over, f"over budget {budget}: {measured}"
+
+
+def test_a_retried_verdict_costs_no_more_than_the_first(
+    rater_app: tuple[TestClient, Traffic],
+) -> None:
+    client, traffic = rater_app
+    item, form = _form(client.get("/rate").text)
+    first = client.post(f"/rate/{item}", data=form, follow_redirects=False)
+    assert "flash=recorded" in first.headers["location"]
+    again, counts = _measure(
+        traffic, lambda: client.post(f"/rate/{item}", data=form, follow_redirects=False)
+    )
+    assert "flash=already-recorded" in again.headers["location"]
+    statements, commits, checkouts = counts
+    assert statements <= 3 and commits <= 1 and checkouts <= 2, traffic.statements
+
+
+def test_the_one_query_summary_agrees_with_the_plain_queries(
+    db_session: Session, tmp_path: Path
+) -> None:
+    """queue_state reads progress, next item and undo target in one query; the separate
+    queries (progress, next_assignment, last_undoable) are the reference."""
+    from judging.data.models import Assignment
+    from judging.studies import leases, rating
+
+    lab = build_lab(db_session, tmp_path, prompts=8, steps=(10, 20), raters=("a", "b"))
+    studies.create_study(
+        db_session,
+        name="agree",
+        checkpoint_ids=[c.id for c in lab.trained],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[r.id for r in lab.raters],
+        attention_check_rate=0.25,
+    )
+    rater = lab.raters[0].id
+    for n, choice in enumerate(("left", "tie")):
+        item = rating.queue_state(db_session, rater).item
+        assert item is not None
+        rating.record_judgement(
+            db_session,
+            rater_id=rater,
+            public_id=item.public_id,
+            choice=choice,
+            rationale=None,
+            idempotency_key=f"agree-{n}",
+        )
+    flagged = rating.queue_state(db_session, rater).item
+    assert flagged is not None
+    leases.flag(db_session, rater_id=rater, public_id=flagged.public_id, kind="other", reason="x")
+    skipped = rating.queue_state(db_session, rater).item
+    assert skipped is not None
+    rating.skip(db_session, rater_id=rater, public_id=skipped.public_id, reason=None)
+    released = rating.next_assignment(db_session, rater)
+    assert released is not None
+    released.status = "released"
+    db_session.flush()
+
+    expected_next = rating.next_assignment(db_session, rater)
+    expected_undo = rating.last_undoable(db_session, rater, rating.DEFAULT_UNDO_WINDOW)
+    assert expected_next is not None and expected_undo is not None
+    state = rating.queue_state(db_session, rater)
+    assert (state.done, state.total) == rating.progress(db_session, rater) == (3, state.total)
+    assert state.item is not None and state.item.public_id == expected_next.public_id
+    assert state.undo_item == db_session.get(Assignment, expected_undo.assignment_id).public_id
+    db_session.refresh(expected_next)
+    assert expected_next.status == "served" and expected_next.served_at is not None
