@@ -42,6 +42,7 @@ class Candidate:
     run: str
     step: int
     proxy: float | None
+    summary: dict[str, Any] | None = None
 
 
 def product_rule(
@@ -119,7 +120,8 @@ def load(database_url: str | None, runs: list[str], prompt_set: str) -> dict[str
         ).all()
         if not rows:
             raise SystemExit(f"no checkpoints for runs {runs}")
-        proxy = {}
+        proxy: dict[int, Any] = {}
+        summaries: dict[int, dict[str, Any]] = {}
         for ev in session.scalars(
             select(Evaluation).where(
                 Evaluation.prompt_set_id == pset.id, Evaluation.status == "done"
@@ -127,11 +129,12 @@ def load(database_url: str | None, runs: list[str], prompt_set: str) -> dict[str
         ):
             reward = (ev.summary or {}).get("reward")
             proxy[ev.checkpoint_id] = reward.get("mean") if isinstance(reward, dict) else reward
+            summaries[ev.checkpoint_id] = {**(ev.summary or {}), "flags": ev.flags or []}
         base = next(c for c, _ in rows if c.step == 0)
-        candidates = [
-            Candidate(c.id, f"{name}@{c.step}", name, c.step, proxy.get(c.id))
+        candidates = [  # evaluated checkpoints only: the bench also runs while the demo evaluates
+            Candidate(c.id, f"{name}@{c.step}", name, c.step, proxy[c.id], summaries[c.id])
             for c, name in rows
-            if c.step > 0
+            if c.step > 0 and c.id in proxy
         ]
         ids = [base.id, *[c.id for c in candidates]]
         texts: dict[int, dict[int, str]] = {i: {} for i in ids}
@@ -174,6 +177,27 @@ def gold_gaps(data: dict[str, Any]) -> tuple[dict[int, dict[int, float]], dict[i
     return gaps, means
 
 
+def _num(value: Any, digits: int = 3) -> str:
+    if isinstance(value, dict):
+        value = value.get("mean")
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
+
+
+def _summary_row(c: Candidate, mean_gold: dict[int, float], gold_wr: dict[int, float]) -> str:
+    s = c.summary or {}
+    cells = [
+        _num(s.get("eval_reward")),
+        f"{mean_gold[c.id]:.3f}",
+        f"{gold_wr[c.id]:.3f}",
+        _num(s.get("kl_k3")),
+        _num(s.get("length_tokens"), 1),
+        _num(s.get("length_growth"), 2),
+        _num(s.get("truncation_rate"), 2),
+        ", ".join(s.get("flags") or []),
+    ]
+    return " | ".join(cells)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=None)
@@ -195,10 +219,11 @@ def main() -> None:
         f"{len(data['common'])} prompts, reference = base; rater T={spec.temperature}, "
         f"position bias={spec.position_bias}, {args.raters} verdicts per item"
     )
-    print(f"{'checkpoint':<24}{'proxy RM':>10}{'gold mean':>11}{'gold WR':>9}")
+    print("| checkpoint | proxy RM | eval RM | gold mean | gold WR | KL k3 | tokens | growth "
+          "| truncated | flags |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print(f"| base | | | {mean_gold[data['base']]:.3f} | | | | | | |")
     for c in cands:
-        proxy = f"{c.proxy:.3f}" if c.proxy is not None else "-"
-        print(f"{c.label:<24}{proxy:>10}{mean_gold[c.id]:>11.3f}{gold_wr[c.id]:>9.3f}")
+        print(f"| {c.label} | {_num(c.proxy)} | {_summary_row(c, mean_gold, gold_wr)} |")
     best = argmax(gold_wr)
     proxy_pick = (
         argmax({c.id: c.proxy for c in cands}) if any(c.proxy is not None for c in cands) else None

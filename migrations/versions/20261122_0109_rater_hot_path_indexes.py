@@ -1,7 +1,7 @@
 """indexes for the rater's hot paths: expired leases, the undoable verdict, a study's comparisons
 
 Revision ID: 0109
-Revises: 0105
+Revises: 0108
 Create Date: 2026-11-22 09:10:00
 
 Every request for work looks for served items past their lease (now a scan of the served ones
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0109"
-down_revision: str | None = "0105"
+down_revision: str | None = "0108"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
