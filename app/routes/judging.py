@@ -104,8 +104,7 @@ def _page(
     # who left go back to the pool: that is when someone who can take them is here.
     settings = _settings(request)
     idle = timedelta(seconds=settings.idle_release_seconds)
-    departures.touch(session, who.rater_id)
-    departures.release_departed(session, idle=idle, for_rater=who.rater_id)
+    departures.check_presence(session, who.rater_id, idle=idle)
     leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds), idle=idle)
     state = rating.queue_state(session, who.rater_id, undo_window(request))
     context = {

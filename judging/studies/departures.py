@@ -20,6 +20,7 @@ stays where it is.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,22 @@ def _now() -> datetime:
 def _aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every time we store is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+CHECK_EVERY_S = 30.0
+"""Per process and rater, the presence bump and the departure check run at most this often: both
+cost three statements on the rater's hottest request, and the idle window is hours long."""
+_checked: dict[int, float] = {}
+
+
+def check_presence(session: Session, rater_id: int, *, idle: timedelta) -> None:
+    """`touch` the rater and hand on the stranded work of raters who left, when due."""
+    now = time.monotonic()
+    if now - _checked.get(rater_id, -CHECK_EVERY_S) < CHECK_EVERY_S:
+        return
+    _checked[rater_id] = now
+    touch(session, rater_id)
+    release_departed(session, idle=idle, for_rater=rater_id)
 
 
 def touch(session: Session, rater_id: int, now: datetime | None = None) -> None:

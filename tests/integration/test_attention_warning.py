@@ -103,9 +103,7 @@ def test_a_spare_per_prompt_always_gives_every_check(
     # also gets a check, the check has no spare left and can go to nobody (both raters judge
     # the item): whether that happened depended on the seed (and ids) before decoys avoided
     # prompts that later checks need.
-    lab = build_lab(
-        db_session, tmp_path, prompts=PROMPTS, steps=(10,), texts=TEXTS, base_samples=2
-    )
+    lab = build_lab(db_session, tmp_path, prompts=PROMPTS, steps=(10,), texts=TEXTS, base_samples=2)
     study = studies.create_study(
         db_session,
         name="checks",
