@@ -199,3 +199,53 @@ def test_changed_checksum_requeues_evaluations(db_session: Session, tmp_path: Pa
     assert _generations(db_session, checkpoint.id) == 0
     assert checkpoint.status == "registered"
     assert claim_next(db_session, worker="w", prompt_set_id=prompt_set_id) is not None
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_worker_holds_no_write_lock_while_loading_models(tmp_path: Path) -> None:
+    """On SQLite (the demo's database) a write transaction locks out every other writer: PPO's
+    checkpoint registration failed with "database is locked" while a worker loaded its models
+    and generated its first batch inside the transaction that had stored the job's config."""
+    from sqlalchemy import text
+
+    from judging.evaluation.config import EvalConfig
+    from training.evaluation.worker import process_one
+
+    url = f"sqlite:///{tmp_path / 'lock.db'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        prompt_set_id, _ = _setup(session, tmp_path)
+        ensure_evaluations(session, prompt_set_id=prompt_set_id)
+        session.commit()
+    other = make_engine(url)
+    writes: list[str] = []
+
+    def load(_checkpoint: Any, _config: Any) -> Any:
+        import sqlite3
+
+        raw = sqlite3.connect(str(tmp_path / "lock.db"), timeout=0.5)
+        try:  # another process registering a checkpoint meanwhile
+            raw.execute("UPDATE prompt_sets SET source = 'x'")
+            raw.commit()
+            writes.append("ok")
+        except sqlite3.OperationalError as exc:
+            writes.append(str(exc))
+        finally:
+            raw.close()
+        raise _Stop("models not needed")
+
+    config = EvalConfig(auto_eval_reward_model=False)
+    outcome = process_one(
+        factory, config=config, worker="w", prompt_set_id=prompt_set_id, load_models=load
+    )
+    assert outcome is not None and outcome.status == "failed"
+    assert writes == ["ok"]
+    with other.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM prompt_sets WHERE source = 'x'")).scalar()
+    other.dispose()
+    engine.dispose()

@@ -159,6 +159,9 @@ def run_job(
         left = sum(len(missing) for _, missing in todo)
         for phase in PHASES:
             progress.add_task(phase, total=total, completed=total - left)
+    # End the transaction that stored the config before the long work: on SQLite an open write
+    # transaction locks out every other writer (the trainer registering checkpoints) for minutes.
+    session.commit()
     if any(missing for _, missing in todo):
         models = load_models(evaluation.checkpoint, config)
         try:
