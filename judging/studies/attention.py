@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Collection
 
 from judging.errors import ConflictError
 
@@ -90,10 +91,16 @@ def _shuffled(sentences: list[str], gaps: list[str], rng: random.Random) -> str:
     return _join([slot + c for slot, c in zip(slots, order, strict=True)], gaps)
 
 
-def degrade(text: str, rng: random.Random, decoy: str | None = None) -> tuple[str, str]:
+def degrade(
+    text: str,
+    rng: random.Random,
+    decoy: str | None = None,
+    avoid: Collection[str] = frozenset(),
+) -> tuple[str, str]:
     """A clearly worse response in the same form: (text, how), how in off_topic/truncated/shuffled.
 
     `decoy` is a clean response to another prompt; without one the copy is cut or scrambled.
+    `avoid`: whitespace-collapsed texts the result must not equal (already shown in the study).
     """
     body = text.strip()
     if not body:
@@ -105,9 +112,29 @@ def degrade(text: str, rng: random.Random, decoy: str | None = None) -> tuple[st
     if decoy and decoy.strip() and decoy.strip() != body:
         methods.append("off_topic")
     how = rng.choice(methods)
+    text = _degraded(how, body, sentences, gaps, decoy, rng)
+    # A worse text a rater already met elsewhere (two answers that open alike cut to the same
+    # words) would show it twice: try the other ways before giving up.
+    others = [m for m in methods if m != how]
+    while " ".join(text.split()) in avoid and others:
+        how = others.pop(0)
+        text = _degraded(how, body, sentences, gaps, decoy, rng)
+    if " ".join(text.split()) in avoid:
+        raise ConflictError("every degraded copy of this response is already shown elsewhere")
+    return text, how
+
+
+def _degraded(
+    how: str,
+    body: str,
+    sentences: list[str],
+    gaps: list[str],
+    decoy: str | None,
+    rng: random.Random,
+) -> str:
     if how == "off_topic":
         assert decoy is not None
-        return decoy, how
+        return decoy
     if how == "shuffled":
-        return _shuffled(sentences, gaps, rng), how
-    return _truncated(body, sentences, gaps), how
+        return _shuffled(sentences, gaps, rng)
+    return _truncated(body, sentences, gaps)

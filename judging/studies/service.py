@@ -351,14 +351,15 @@ def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> in
     attention = []
     spares = _spare_samples(session, study, {c.prompt_id for c in normal})
     twins = plan.pick_attention(normal, study.attention_check_rate, rng)
+    shown = {key for keys in comparison_keys(session, study.id).values() for key in keys}
     for index, twin in enumerate(twins):
         later = {t.prompt_id for t in twins[index + 1 :]}
-        built = _attention_check(
-            session, spares, twin, gens[(twin.checkpoint_id, twin.prompt_id)], rng, later
-        )
+        candidate = gens[(twin.checkpoint_id, twin.prompt_id)]
+        built = _attention_check(session, spares, twin, candidate, rng, later, shown)
         if built is None:
             continue  # no clean response on this prompt: better no check than an ambiguous one
         source, text, how = built
+        shown.add(plan.text_key(text))
         attention.append(
             Comparison(
                 study_id=study.id,
@@ -407,6 +408,7 @@ def _attention_check(
     candidate: Generation,
     rng: random.Random,
     reserved: set[int] | frozenset[int] = frozenset(),
+    shown: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[plan.Sample, str, str] | None:
     """(clean response, its worse counterpart, how) for one check, or None without a clean one.
 
@@ -416,7 +418,8 @@ def _attention_check(
     judge the item), the checkpoint's own response only if it is clean (a collapsed output
     against its own degraded copy is "both bad"). The worse side is a clean unused response to
     another prompt (off topic) or a cut/scrambled copy that keeps the response's formatting.
-    `reserved`: prompts of the checks still to build (their spares are not used as decoys).
+    `reserved`: prompts of the checks still to build (their spares are not used as decoys);
+    `shown`: texts of the study the worse side must not repeat.
     """
     pool = [s for s in spares.get(twin.prompt_id, []) if _clean(session, s)]
     if pool:
@@ -433,7 +436,12 @@ def _attention_check(
     free = [(p, s) for p, s in decoys if p not in reserved]
     decoys = free or decoys
     decoy = rng.choice(decoys) if decoys else None
-    text, how = attention.degrade(source.text, rng, decoy=decoy[1].text if decoy else None)
+    try:
+        text, how = attention.degrade(
+            source.text, rng, decoy=decoy[1].text if decoy else None, avoid=shown
+        )
+    except ConflictError:
+        return None
     if how == "off_topic" and decoy is not None:
         spares[decoy[0]].remove(decoy[1])  # shown here, so never again elsewhere
     return source, text, how
