@@ -502,7 +502,8 @@ def vote_fingerprint(
     )
     exclusions = select(
         func.count(RaterExclusion.id),
-        func.max(func.greatest(RaterExclusion.excluded_at, RaterExclusion.restored_at)),
+        func.max(RaterExclusion.excluded_at),  # two maxima: SQLite has no greatest()
+        func.max(RaterExclusion.restored_at),
         func.count(RaterExclusion.restored_at),
     )
     if study_id is not None:

@@ -425,3 +425,29 @@ def test_a_new_verdict_changes_the_lc_numbers_and_the_warm_start_matches_a_cold_
         assert shown.estimate == pytest.approx(interval.estimate, abs=1e-9)
         assert shown.low == pytest.approx(interval.low, abs=1e-6)
         assert shown.high == pytest.approx(interval.high, abs=1e-6)
+
+
+def test_research_pages_work_on_the_embedded_sqlite(tmp_path: Path) -> None:
+    """`make demo` runs on SQLite by default: the study page and its report failed there with
+    "no such function: greatest" (a PostgreSQL-only function in the verdicts' fingerprint)."""
+    from sqlalchemy.orm import sessionmaker
+
+    from judging.data.db import make_engine
+    from judging.data.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with sessionmaker(bind=engine, expire_on_commit=False)() as session:
+        lab = build_research_lab(
+            session,
+            tmp_path,
+            summaries={0: summary(0.0, 0.0, 12.0), 10: summary(1.0, 2.0, 20.0)},
+            verdict=_verdict,
+        )
+        session.commit()
+        report = build_report(session, lab.study.id, refresh=True)
+        assert "Recommendation" in render_markdown(report)
+        rates = dash.verdicts(session, study_id=lab.study.id).rates
+        assert rates and all(w.raw is not None for w in rates.values())
+    engine.dispose()
