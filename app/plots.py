@@ -244,16 +244,43 @@ def _half_line(x_range: tuple[float, float]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _gold_getter(
+    gold: Mapping[int, Interval],
+) -> Callable[[CheckpointPoint], tuple[float, float | None, float | None] | None]:
+    def get(p: CheckpointPoint) -> tuple[float, float | None, float | None] | None:
+        interval = gold.get(p.id)
+        return (interval.estimate, interval.low, interval.high) if interval else None
+
+    return get
+
+
 def win_rate_figure(
-    runs: Sequence[RunSummary], points: Sequence[CheckpointPoint], rates: Mapping[int, WinRates]
+    runs: Sequence[RunSummary],
+    points: Sequence[CheckpointPoint],
+    rates: Mapping[int, WinRates],
+    gold: Mapping[int, Interval] | None = None,
 ) -> Figure | None:
-    """Human win rate vs the base per step with 95% prompt-clustered intervals: raw and LC."""
+    """Human win rate vs the base per step with 95% prompt-clustered intervals: raw and LC; for
+    a simulated study also the gold preference's own (noise-free) win rate on the same pairs."""
     names = {r.id: r for r in runs}
     traces = []
     for run_id, mine in _by_run([p for p in points if p.id in rates]).items():
         run = names.get(run_id)
         if run is None:
             continue
+        if gold:
+            trace = _points_trace(
+                mine,
+                _gold_getter(gold),
+                name=f"{run.legend} · gold preference",
+                colour=_colour(run_id),
+                reference=_is_reference(run.algorithm),
+                value_label="gold win rate (noise-free)",
+                dash="dot",
+            )
+            if trace:
+                trace["marker"]["symbol"] = "star"
+                traces.append(trace)
         for which, dash, suffix in (("raw", None, "raw"), ("lc", "dash", "length-controlled")):
             trace = _points_trace(
                 mine,
@@ -418,6 +445,7 @@ def run_charts(
     rates: Mapping[int, WinRates],
     *,
     fit: GaoFit | None = None,
+    gold: Mapping[int, Interval] | None = None,
 ) -> list[Chart]:
     """Every chart of the runs overview and run page, in reading order; empty ones left out."""
 
@@ -425,7 +453,7 @@ def run_charts(
         return heldout_figure(runs, points, keys, title)
 
     specs: list[tuple[str, str, Figure | None]] = [
-        ("win-rate", "Human win rate", win_rate_figure(runs, points, rates)),
+        ("win-rate", "Human win rate", win_rate_figure(runs, points, rates, gold)),
         (
             "rm-score",
             "RM score",

@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 from app import plots
 from app.render import templates
 from judging.analysis import dashboard as dash
+from judging.analysis.gold_curve import gold_rates
 from judging.analysis.recommendation import refresh_recommendation
 from judging.data.models import Checkpoint, TrainingRun
 from judging.settings import PROJECT_ROOT
+from judging.stats.winrate import Interval
 
 PLOTLY_JS = PROJECT_ROOT / "static" / "vendor" / "plotly.min.js"
 CSS = PROJECT_ROOT / "static" / "app.css"
@@ -45,6 +47,8 @@ class StudyReport:
     recommendation: dash.RecommendationView | None
     generated_at: datetime
     alarms: list[dash.Alarm]
+    gold: dict[int, Interval]
+    """Gold preference win rate per checkpoint (simulated studies only; empty otherwise)."""
 
     @property
     def judged(self) -> set[int]:
@@ -78,16 +82,18 @@ def build_report(session: Session, study_id: int, *, refresh: bool = False) -> S
     votes, rates = judged.rows, judged.rates
     series = dash.metric_series(session, [r.id for r in runs])
     fit = plots.fit_for(points, rates)
+    gold = gold_rates(session, study.id)
     return StudyReport(
         study=study,
         runs=runs,
         points=points,
         votes=votes,
         rates=rates,
-        charts=plots.run_charts(runs, points, series, rates, fit=fit),
+        charts=plots.run_charts(runs, points, series, rates, fit=fit, gold=gold),
         recommendation=dash.latest_recommendation(session, study.id),
         generated_at=datetime.now(UTC),
         alarms=dash.alarms(points, rates),
+        gold=gold,
     )
 
 
@@ -145,6 +151,7 @@ def human_rows(report: StudyReport) -> list[list[str]]:
                 str(wr.n_votes if wr else 0),
                 fmt_interval(wr.raw if wr else None),
                 fmt_interval(wr.lc if wr else None),
+                *([fmt_interval(report.gold.get(p.id))] if report.gold else []),
                 ", ".join(p.flags) or "–",
             ]
         )
@@ -159,6 +166,18 @@ HUMAN_HEADER = (
     "LC win rate [95% CI]",
     "Flags",
 )
+GOLD_HEADER = "Gold win rate [95% CI]"
+GOLD_NOTE = (
+    "Gold win rate: how often the simulation's gold preference itself (noise-free) prefers the"
+    " checkpoint's response on the same pairs; simulated raters' own rates lie nearer 0.5."
+)
+
+
+def human_header_for(report: StudyReport) -> tuple[str, ...]:
+    """The human table's columns; a simulated study adds the gold win rate before the flags."""
+    if not report.gold:
+        return HUMAN_HEADER
+    return (*HUMAN_HEADER[:-1], GOLD_HEADER, HUMAN_HEADER[-1])
 
 
 def metric_header(keys: Sequence[str]) -> list[str]:
@@ -225,12 +244,13 @@ def render_markdown(report: StudyReport) -> str:
         " in opposite directions beyond both 95% intervals."
     ]
     lines += ["", "## Human win rate vs reference", ""]
-    lines += _md_table(HUMAN_HEADER, human_rows(report))
+    lines += _md_table(human_header_for(report), human_rows(report))
     lines += [
         "",
         "Intervals: 95% percentile bootstrap over prompts (clustered by prompt);"
         " ties count one half.",
     ]
+    lines += ["", GOLD_NOTE] if report.gold else []
     for title, keys in table_keys(report).items():
         lines += ["", f"## {title} (held-out)", ""]
         lines += _md_table(metric_header(keys), metric_rows(report, keys))
@@ -249,8 +269,9 @@ def render_html(report: StudyReport) -> str:
         css=Markup(CSS.read_text(encoding="utf-8")),
         plotly_js=Markup(PLOTLY_JS.read_text(encoding="utf-8")),
         figures_json=Markup(_script_json(figures)),
-        human_header=HUMAN_HEADER,
+        human_header=human_header_for(report),
         human_rows=human_rows(report),
+        gold_note=GOLD_NOTE if report.gold else "",
         tables=[
             (title, metric_header(keys), metric_rows(report, keys))
             for title, keys in table_keys(report).items()
@@ -261,7 +282,10 @@ def render_html(report: StudyReport) -> str:
 
 
 templates.env.globals.update(
-    fmt_interval=fmt_interval, fmt_stat=fmt_stat, human_header=HUMAN_HEADER
+    fmt_interval=fmt_interval,
+    fmt_stat=fmt_stat,
+    human_header_for=human_header_for,
+    gold_note=GOLD_NOTE,
 )
 
 

@@ -375,18 +375,14 @@ def _create_study(ctx: DemoContext, name: str, raters: list[str]) -> tuple[int, 
 
 
 def _sim_run(ctx: DemoContext, report: Report) -> None:
+    from cli.simulate import gold_scored_study
     from judging.gold import RaterSpec
-    from judging.studies.simulated import SIM_PREFIX, cached_score, run_raters, study_texts
-    from training.gold import GoldScorer
+    from judging.studies.simulated import SIM_PREFIX, run_raters
 
     names = [f"{SIM_PREFIX}demo-{i:02d}" for i in range(1, ctx.sim_raters + 1)]
     study_id, tokens = _create_study(ctx, SIM_STUDY, names)
     report(f"study {study_id}: scoring its responses with the gold preference")
-    with db_session() as session:
-        pairs = study_texts(session, study_id)
-    scorer = GoldScorer()
-    totals = [s.total for s in scorer.scores([p for p, _ in pairs], [r for _, r in pairs])]
-    score = cached_score(pairs, totals, lambda p, r: scorer.score(p, r).total)
+    score = gold_scored_study(study_id)
     todo = _pending_in(study_id)
     counter = {"n": 0}
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from cli.common import console, db_session, settings
+
+if TYPE_CHECKING:
+    from judging.studies.simulated import ScoreFn
 
 app = typer.Typer(help="Ground-truth simulation (gold preference).", no_args_is_help=True)
 
@@ -39,6 +44,44 @@ def raters(
         console.print(f"raw agreement between raters: {agreement:.1%} ({result['pairs']} items)")
 
 
+@app.command("gold")
+def gold(study: int = typer.Option(..., "--study", help="Study id.")) -> None:
+    """Score (again) every response of a study with the gold preference and store the scores:
+    the study page then draws the gold curve. `simulate raters` does this by itself."""
+    gold_scored_study(study)
+    with db_session() as session:
+        from judging.analysis.gold_curve import gold_rates
+
+        rates = gold_rates(session, study)
+    console.print(f"study {study}: gold win rate of {len(rates)} checkpoints stored")
+
+
+def gold_scored_study(study_id: int) -> ScoreFn:
+    """Score every text the study can show with the gold preference, store the scores of its
+    generations (the gold curve), and return the simulated raters' lookup of rendered texts."""
+    from judging.analysis.gold_curve import store_gold_scores, study_generations
+    from judging.gold import scorer_id
+    from judging.studies.simulated import cached_score, study_texts
+    from training.gold import GoldScorer
+
+    with db_session() as session:
+        pairs = study_texts(session, study_id)
+        generations = study_generations(session, study_id)
+    scorer = GoldScorer()
+    with console.status(f"study {study_id}: gold scores of {len(pairs)} responses"):
+        parts = scorer.scores([p for p, _ in pairs], [r for _, r in pairs])
+    by_text = dict(zip(pairs, parts, strict=True))
+    with db_session() as session:
+        store_gold_scores(
+            session,
+            {gid: by_text[(prompt, text)] for gid, prompt, text in generations},
+            scorer_id(scorer.weights),
+        )
+        session.commit()
+    totals = [p.total for p in parts]
+    return cached_score(pairs, totals, lambda p, r: scorer.score(p, r).total)
+
+
 def simulate_study(
     study_id: int,
     count: int,
@@ -53,24 +96,19 @@ def simulate_study(
 
     from judging.gold import RaterSpec
     from judging.studies.qc import study_qc
+    from judging.studies.raters import get_rater_by_name
     from judging.studies.rating import progress as rater_progress
     from judging.studies.service import get_study
-    from judging.studies.simulated import cached_score, enlist_sim_raters, run_raters, study_texts
-    from training.gold import GoldScorer
+    from judging.studies.simulated import enlist_sim_raters, run_raters
 
     assert isinstance(spec, RaterSpec)
     with db_session() as session:
         tokens = enlist_sim_raters(session, get_study(session, study_id), count)
-        pairs = study_texts(session, study_id)
         todo = 0
         for name in tokens:
-            from judging.studies.raters import get_rater_by_name
-
             done, total = rater_progress(session, get_rater_by_name(session, name).id)
             todo += total - done
-    scorer = GoldScorer()
-    totals = [s.total for s in scorer.scores([p for p, _ in pairs], [r for _, r in pairs])]
-    score = cached_score(pairs, totals, lambda p, r: scorer.score(p, r).total)
+    score = gold_scored_study(study_id)
     with Progress(TextColumn("simulated raters"), BarColumn(), MofNCompleteColumn()) as bar:
         task = bar.add_task("judging", total=todo)
         run = run_raters(

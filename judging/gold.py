@@ -18,6 +18,8 @@ and the simulated raters of a study (Bradley-Terry choice with a position bias).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import re
@@ -44,6 +46,15 @@ class GoldWeights:
 
 
 DEFAULT_WEIGHTS = GoldWeights()
+
+GOLD_VERSION = "gold-v1-minilm-l6-v2"
+
+
+def scorer_id(weights: GoldWeights = DEFAULT_WEIGHTS) -> str:
+    """Names the scorer and its weights: stored gold scores of different scorers never mix."""
+    digest = hashlib.sha256(json.dumps(asdict(weights), sort_keys=True).encode()).hexdigest()
+    return f"{GOLD_VERSION}/{digest[:8]}"
+
 
 _EXPLICIT_WORDS = re.compile(
     r"\b(?:under|in|within|at most|no more than|fewer than|about|around)\s+(\d+)\s+words", re.I

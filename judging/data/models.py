@@ -220,6 +220,26 @@ class Generation(Base):
     prompt: Mapped[Prompt] = relationship()
 
 
+class GoldScore(Base):
+    """The gold preference's score of one generation (ground-truth simulation only).
+
+    Stored when a study is filled by simulated raters, so the study page can draw the gold
+    curve beside the (simulated) human one and anyone can check a verdict against it.
+    """
+
+    __tablename__ = "gold_scores"
+
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
+    )
+    scorer: Mapped[str] = mapped_column(String(100))
+    """The gold scorer and its weights (`judging.gold.scorer_id`): different ones never mix."""
+    total: Mapped[float] = mapped_column(Float)
+    parts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    """Relevance and each weighted penalty, so a score can be explained term by term."""
+    created_at: Mapped[datetime] = _now()
+
+
 class Evaluation(Base):
     """The job that fills a checkpoint's generations on a prompt set, then its aggregates."""
 

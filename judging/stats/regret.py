@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -33,6 +33,16 @@ def gold_win_probability(gap: float, spec: RaterSpec) -> float:
 
 def gold_win_rate(gaps: Sequence[float], spec: RaterSpec) -> float:
     return sum(gold_win_probability(g, spec) for g in gaps) / len(gaps)
+
+
+def gold_preference_votes(pairs: Iterable[tuple[Hashable, float, float]]) -> list[Vote]:
+    """One noise-free gold verdict per compared pair (prompt, gold of checkpoint, gold of
+    reference): 1 when the gold scorer prefers the checkpoint, 0 when it prefers the reference,
+    0.5 on an exact tie. Their prompt-clustered win rate is the study's *gold curve*."""
+    return [
+        Vote(prompt, 1.0 if cand > ref else 0.0 if cand < ref else 0.5)
+        for prompt, cand, ref in pairs
+    ]
 
 
 def simulate_votes(

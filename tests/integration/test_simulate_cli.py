@@ -56,6 +56,14 @@ def test_simulate_raters_command_fills_the_sim_share(
     sim = [status for name, status in rows if name.startswith("sim-")]
     assert sim and set(sim) == {"done"}
     assert result["judged"] == len(sim)
+    # The gold scores of every compared generation are stored: the study page's gold curve.
+    from judging.analysis.gold_curve import gold_rates, study_generations
+    from judging.data.models import GoldScore
+
+    compared = {gid for gid, _, _ in study_generations(committed_session, study.id)}
+    stored = set(committed_session.scalars(select(GoldScore.generation_id)))
+    assert compared and compared <= stored
+    assert set(gold_rates(committed_session, study.id)) == {c.id for c in lab.trained}
     assert {name for name, _ in rows if name.startswith("sim-")} == {
         f"sim-s{study.id}-01",
         f"sim-s{study.id}-02",

@@ -93,6 +93,10 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         assert statuses and set(statuses) == {"done"}
         served = {a.comparison_id for a in session.scalars(select(Assignment).join(Comparison))}
         assert all(c.id in served or c.closed_reason for c in comparisons)
+        # The simulated study carries the gold curve (gold scores of its compared generations).
+        from judging.analysis.gold_curve import gold_rates
+
+        assert set(gold_rates(session, sim.id)) == set(demo.demo_checkpoint_ids(ctx, True))
         open_people = session.scalars(
             select(Assignment.status).join(Comparison).where(Comparison.study_id == people.id)
         ).all()

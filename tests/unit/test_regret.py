@@ -51,3 +51,12 @@ def test_argmax() -> None:
     assert argmax({"a": None, "b": 0.2, "c": 0.2}) == "b"
     with pytest.raises(ValueError):
         argmax({"a": None})
+
+
+def test_gold_preference_votes_count_a_tie_as_half() -> None:
+    from judging.stats.regret import gold_preference_votes
+    from judging.stats.winrate import win_rate
+
+    votes = gold_preference_votes([("a", 0.4, 0.1), ("b", 0.1, 0.4), ("c", 0.2, 0.2)])
+    assert [(v.prompt_id, v.score) for v in votes] == [("a", 1.0), ("b", 0.0), ("c", 0.5)]
+    assert win_rate(votes) == pytest.approx(0.5)
