@@ -152,3 +152,63 @@ def _one(
     report(outcome)
     if outcome.status == "failed":
         raise typer.Exit(1)
+
+
+def rescore(
+    eval_reward_model: Path = typer.Option(
+        ...,
+        "--eval-reward-model",
+        help="A reward-model folder, or a shipped adapter (merged into the data dir once).",
+    ),
+    prompt_set: str | None = typer.Option(
+        None, "--prompt-set", help="Prompt set name (default: first held-out set)."
+    ),
+    checkpoint: list[int] | None = typer.Option(
+        None, "--checkpoint", help="Only these checkpoint ids (repeatable)."
+    ),
+    base_model: str = typer.Option(
+        "data/models/SmolLM2-135M-Instruct", help="Base of a shipped adapter."
+    ),
+    batch_size: int = typer.Option(16, min=1, help="Reward-model batch."),
+) -> None:
+    """Score finished evaluations' responses with an evaluation reward model (one PPO never
+    optimised) without generating them again; resumable, and the summaries are refreshed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+    from judging.data.db import check_connection, make_engine, make_session_factory
+    from judging.evaluation.queue import default_prompt_set
+    from training.evaluation.rescore import done_evaluations, rescore_evaluation
+    from training.evaluation.scoring import RewardScorer
+    from training.shipped_rm import materialise
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    path = eval_reward_model
+    if (path / "adapter_config.json").is_file():
+        path = materialise(
+            path, base_model, settings().data_dir / "reward_models" / (path.name + "-merged")
+        )
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{eval_reward_model} is neither a reward-model folder nor an adapter")
+    scorer = RewardScorer(str(path), batch_size=batch_size)
+    engine = make_engine(settings().resolved_database_url)
+    check_connection(engine)
+    try:
+        with make_session_factory(engine)() as session:
+            set_id = default_prompt_set(session, prompt_set).id
+            jobs = done_evaluations(session, set_id, checkpoint)
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()
+            ) as bar:
+                for evaluation in jobs:
+                    task = bar.add_task(f"checkpoint {evaluation.checkpoint_id}", total=None)
+
+                    def advance(k: int, task: TaskID = task) -> None:
+                        bar.advance(task, k)
+
+                    n = rescore_evaluation(
+                        session, evaluation, scorer, batch_size=batch_size, on_batch=advance
+                    )
+                    bar.update(task, total=n, completed=n)
+        console.print(f"{len(jobs)} evaluations scored by the evaluation RM {path}")
+    finally:
+        engine.dispose()

@@ -30,6 +30,8 @@ def _sample(args: argparse.Namespace) -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     spec = SampleSpec(
         n_prompts=args.n_prompts,
+        first=args.first,
+        dtype=args.dtype,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         batch_size=args.batch_size,
@@ -72,20 +74,19 @@ def _label(args: argparse.Namespace) -> None:
     print(json.dumps(stats, indent=2))
 
 
-SHIPPED = ROOT / "data" / "reward_models" / "rm-onpolicy"
-
-
 def _train_and_ship(args: argparse.Namespace) -> None:
     """`rlhf train rm` on the labelled pairs, then copy adapter + report into the repo."""
     import subprocess
 
     from judging.settings import get_settings
+    from training.config import load_config
     from training.shipped_rm import ship
 
     cmd = [sys.executable, "-m", "cli.main", "train", "rm", "--config", args.config]
     subprocess.run(cmd, check=True, cwd=ROOT)
-    run_dir = get_settings().data_dir / "runs" / "rm-onpolicy"
-    print(f"shipped {ship(run_dir, SHIPPED)}")
+    name = load_config(Path(args.config), []).run.name
+    run_dir = get_settings().data_dir / "runs" / name
+    print(f"shipped {ship(run_dir, ROOT / 'data' / 'reward_models' / name)}")
 
 
 def main() -> None:
@@ -93,6 +94,10 @@ def main() -> None:
     sub = parser.add_subparsers(dest="stage", required=True)
     sample = sub.add_parser("sample", help="two SmolLM2 answers per train prompt (resumable)")
     sample.add_argument("--n-prompts", type=int, default=800)
+    sample.add_argument(
+        "--first", type=int, default=0, help="start of the prompt window (skip the first N)"
+    )
+    sample.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     sample.add_argument("--max-new-tokens", type=int, default=160)
     sample.add_argument("--batch-size", type=int, default=16)
     sample.add_argument("--seed", type=int, default=0)

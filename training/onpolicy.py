@@ -29,7 +29,12 @@ class SampleSpec:
     prompts: str = "data/prompts/train.jsonl"
     base_model: str = "data/models/SmolLM2-135M-Instruct"
     n_prompts: int = 800
-    """Train prompts to answer (a seeded shuffle of the file, first N)."""
+    """Train prompts to answer (a seeded shuffle of the file, N from `first` on)."""
+    first: int = 0
+    """Where the window of the shuffle starts: the evaluation RM's pairs start after the proxy's
+    prompts, so the two reward models never share a prompt."""
+    dtype: str = "float32"
+    """Sampling dtype ("bfloat16" is ~3x faster on CPUs with AMX; the shipped proxy used fp32)."""
     max_new_tokens: int = 160
     """Long enough that most answers end on their own, so length is something PPO can change."""
     temperature: float = 0.7
@@ -47,7 +52,7 @@ def sample_seed(seed: int, prompt_id: str, k: int) -> int:
 def chosen_prompts(spec: SampleSpec) -> list[dict[str, Any]]:
     rows = read_jsonl(spec.prompts, ("id", "prompt"))
     random.Random(spec.seed).shuffle(rows)
-    return rows[: spec.n_prompts]
+    return rows[spec.first : spec.first + spec.n_prompts]
 
 
 def read_done(path: Path) -> set[str]:
@@ -90,9 +95,15 @@ def generate_samples(
     pending = [r for r in rows if r["id"] not in done]
     if not pending:
         return 0
-    gen = generator or TransformersGenerator(
-        ModelRef(base_path=spec.base_model), batch_size=spec.batch_size * 2
-    )
+    if generator is None:
+        import torch
+
+        from training.generation.hf import load_causal_lm
+
+        ref = ModelRef(base_path=spec.base_model)
+        model = load_causal_lm(ref, dtype=getattr(torch, spec.dtype))
+        generator = TransformersGenerator(ref, batch_size=spec.batch_size * 2, model=model)
+    gen = generator
     params = SamplingParams(temperature=spec.temperature, max_new_tokens=spec.max_new_tokens)
     added = 0
     with out.open("a", encoding="utf-8") as handle:

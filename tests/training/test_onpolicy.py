@@ -46,6 +46,13 @@ def test_sampling_resumes_and_is_deterministic(
     generate_samples(longer, fresh)
     assert sorted(fresh.read_text().splitlines()) == sorted(out.read_text().splitlines())
 
+    # The evaluation RM's window starts after the proxy's prompts: no prompt is shared.
+    window = SampleSpec(**{**spec.__dict__, "first": 6, "n_prompts": 10})
+    later = tmp_path / "window.jsonl"
+    assert generate_samples(window, later) == len(PROMPTS) - 6
+    ids = {json.loads(line)["prompt_id"] for line in later.read_text().splitlines()}
+    assert ids and not ids & {r["prompt_id"] for r in rows}
+
 
 class _FakeScorer:
     """Gold = length of the text in characters / 100 (enough to check the labelling)."""
