@@ -146,3 +146,27 @@ def committed_factory(pg_engine: Engine) -> Iterator[object]:
     with pg_engine.begin() as conn:
         conn.execute(delete(TrainingRun).where(TrainingRun.id.not_in(runs)))
         conn.execute(delete(PromptSet).where(PromptSet.id.not_in(sets)))
+
+
+@pytest.fixture
+def cli_db(
+    pg_url: str, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Session]:
+    """A committing session for `rlhf` commands run in-process (CliRunner) on the test database:
+    DATABASE_URL, the data dir and a secret key point the CLI's settings there; every table is
+    emptied afterwards."""
+    from sqlalchemy.orm import sessionmaker
+
+    from judging.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.setenv("RLHF_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RLHF_SECRET_KEY", "cli-test-secret")
+    get_settings.cache_clear()
+    session = sessionmaker(bind=pg_engine, expire_on_commit=False)()
+    try:
+        yield session
+    finally:
+        session.close()
+        get_settings.cache_clear()
+        truncate_all(pg_engine)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from judging.data import registry
-from judging.data.models import Checkpoint, Generation, Rater
+from judging.data.models import Assignment, Checkpoint, Comparison, Generation, Rater
 from judging.data.prompts import PromptRecord, store_prompt_set
+from judging.studies import rating
 from judging.studies.raters import invite_rater
 
 
@@ -114,3 +116,35 @@ def switch_to(client: object, token: str) -> None:
         return
     login(client, token)
     kept[token] = cookies.get("rlhf_session")
+
+
+Pick = Callable[[Assignment, Comparison], str]
+"""The choice a test rater makes on an item: left, right, tie or both_bad."""
+
+
+def tie(_a: Assignment, _c: Comparison) -> str:
+    return "tie"
+
+
+def checkpoint_side(a: Assignment, _c: Comparison) -> str:
+    return a.checkpoint_side
+
+
+def judge_queue(session: Session, rater_id: int, pick: Pick, rationale: str | None = None) -> int:
+    """Serve and judge every item the rater's queue gives, as the rater page would; returns
+    how many were judged."""
+    count = 0
+    while (a := rating.next_assignment(session, rater_id)) is not None:
+        rating.serve(session, a)
+        comparison = session.get(Comparison, a.comparison_id)
+        assert comparison is not None
+        rating.record_judgement(
+            session,
+            rater_id=rater_id,
+            public_id=a.public_id,
+            choice=pick(a, comparison),
+            rationale=rationale,
+            idempotency_key=a.public_id,
+        )
+        count += 1
+    return count

@@ -14,7 +14,7 @@ from judging.data.models import Judgement, Study
 from judging.settings import PROJECT_ROOT
 from judging.studies import service as studies
 from tests.e2e.conftest import sign_in
-from tests.judging_helpers import Lab, build_lab
+from tests.judging_helpers import Lab, build_lab, judge_queue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -162,8 +162,7 @@ def test_qc_page_one_click_exclusion_and_screenshot(
 ) -> None:
     from sqlalchemy import delete
 
-    from judging.data.models import Comparison, Generation, Prompt
-    from judging.studies import rating
+    from judging.data.models import Generation, Prompt
 
     lab = build_lab(
         committed_session,
@@ -209,18 +208,7 @@ def test_qc_page_one_click_exclusion_and_screenshot(
         carol.id: lambda a, c: "right" if a.checkpoint_side == "left" else "left",  # careless
     }
     for rater_id, pick in picks.items():
-        while (a := rating.next_assignment(committed_session, rater_id)) is not None:
-            rating.serve(committed_session, a)
-            comparison = committed_session.get(Comparison, a.comparison_id)
-            assert comparison is not None
-            rating.record_judgement(
-                committed_session,
-                rater_id=rater_id,
-                public_id=a.public_id,
-                choice=pick(a, comparison),
-                rationale=None,
-                idempotency_key=a.public_id,
-            )
+        judge_queue(committed_session, rater_id, pick)
     committed_session.commit()
 
     page.set_viewport_size({"width": 1280, "height": 900})

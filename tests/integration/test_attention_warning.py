@@ -5,20 +5,17 @@ on the study page and on the QC page."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cli.main import app
 from judging.data.models import Comparison, Study
-from judging.settings import get_settings
 from judging.studies import service as studies
-from tests.conftest import truncate_all
 from tests.judging_helpers import Lab, build_lab, switch_to
 
 pytestmark = pytest.mark.integration
@@ -170,23 +167,6 @@ def test_admin_form_and_qc_page_show_the_warning(
     warning = re.search(r'<[^>]+id="attention-warning".*?</(p|div|section)>', qc_page, re.S)
     assert warning and "4 spare base samples" in warning.group(0)
     assert command in warning.group(0)
-
-
-@pytest.fixture
-def cli_db(
-    pg_url: str, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Session]:
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("RLHF_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RLHF_SECRET_KEY", "cli-test-secret")
-    get_settings.cache_clear()
-    session = sessionmaker(bind=pg_engine, expire_on_commit=False)()
-    try:
-        yield session
-    finally:
-        session.close()
-        get_settings.cache_clear()
-        truncate_all(pg_engine)
 
 
 def test_cli_study_create_warns(cli_db: Session, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from judging.data.models import Assignment, Comparison
 from judging.errors import ConflictError
 from judging.studies import qc, rating
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab
+from tests.judging_helpers import Lab, build_lab, checkpoint_side, judge_queue
 
 pytestmark = pytest.mark.integration
 
@@ -151,16 +151,7 @@ def test_identical_pair_is_a_tie_without_a_human(db_session: Session, tmp_path: 
         select(Assignment).where(Assignment.comparison_id == comparison.id)
     ).all()
     for rater in lab.raters:
-        while (a := rating.next_assignment(db_session, rater.id)) is not None:
-            rating.serve(db_session, a)
-            rating.record_judgement(
-                db_session,
-                rater_id=rater.id,
-                public_id=a.public_id,
-                choice=a.checkpoint_side,  # the checkpoint wins every judged item
-                rationale=None,
-                idempotency_key=a.public_id,
-            )
+        judge_queue(db_session, rater.id, checkpoint_side)  # the checkpoint wins every item
     report = qc.study_qc(db_session, study)
     (checkpoint,) = report.checkpoints
     # 2 prompts won by both raters, 1 prompt tied by construction: (4 + 2 * 0.5) / 6.

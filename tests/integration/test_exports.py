@@ -6,14 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -29,10 +28,8 @@ from judging.analysis.exports import (
 )
 from judging.data.models import Judgement
 from judging.errors import ConflictError, NotFoundError
-from judging.settings import get_settings
 from judging.stats.recommend import RecommendationRule
 from judging.studies.qc import exclude_rater, pseudonym
-from tests.conftest import truncate_all
 from tests.research_helpers import LONG, judge_pending, judged_study
 
 pytestmark = pytest.mark.integration
@@ -120,23 +117,6 @@ def test_model_card_is_written_into_the_recommended_checkpoint(
         write_model_card(db_session, judged.study.id, RULE)
     write_model_card(db_session, judged.study.id, RULE, overwrite=True)
     assert MODEL_CARD_MARKER in readme.read_text(encoding="utf-8")
-
-
-@pytest.fixture
-def cli_db(
-    pg_url: str, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Session]:
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("RLHF_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RLHF_SECRET_KEY", "cli-test-secret")
-    get_settings.cache_clear()
-    session = sessionmaker(bind=pg_engine, expire_on_commit=False)()
-    try:
-        yield session
-    finally:
-        session.close()
-        get_settings.cache_clear()
-        truncate_all(pg_engine)
 
 
 def test_rlhf_export_commands(cli_db: Session, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from judging.studies import departures, leases, qc, rating
 from judging.studies import service as studies
 from judging.studies.raters import revoke_rater
 from tests.conftest import truncate_all
-from tests.judging_helpers import Lab, build_lab, switch_to
+from tests.judging_helpers import Lab, build_lab, judge_queue, switch_to, tie
 
 pytestmark = pytest.mark.integration
 
@@ -256,16 +256,7 @@ def test_revoked_rater_without_a_taker_closes_with_the_reason(
     revoke_rater(db_session, "alice")
     departures.release_departed(db_session, idle=IDLE)
     for rater in (bob,):
-        while (a := rating.next_assignment(db_session, rater.id)) is not None:
-            rating.serve(db_session, a)
-            rating.record_judgement(
-                db_session,
-                rater_id=rater.id,
-                public_id=a.public_id,
-                choice="tie",
-                rationale=None,
-                idempotency_key=a.public_id,
-            )
+        judge_queue(db_session, rater.id, tie)
     report = leases.completion(db_session, study)
     assert report.open == 0 and report.complete == 0
     assert len(report.short) == 6 and all("revoked" in s.reason for s in report.short)

@@ -4,40 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cli.main import app
 from judging.data.models import Rater, Study
 from judging.settings import get_settings
-from judging.studies import rating
 from judging.studies.raters import hash_token
-from tests.conftest import truncate_all
-from tests.judging_helpers import build_lab
+from tests.judging_helpers import build_lab, judge_queue, tie
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cli_db(
-    pg_url: str, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Session]:
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("RLHF_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RLHF_SECRET_KEY", "cli-test-secret")
-    get_settings.cache_clear()
-    session = sessionmaker(bind=pg_engine, expire_on_commit=False)()
-    try:
-        yield session
-    finally:
-        session.close()
-        get_settings.cache_clear()
-        truncate_all(pg_engine)
 
 
 def test_invite_create_judge_and_export(cli_db: Session, tmp_path: Path) -> None:
@@ -98,16 +78,7 @@ def test_invite_create_judge_and_export(cli_db: Session, tmp_path: Path) -> None
     study = cli_db.scalar(select(Study).where(Study.name == "cli-study"))
     assert study is not None
     for rater in cli_db.scalars(select(Rater).where(Rater.name.in_(["ann", "ben"]))):
-        while (a := rating.next_assignment(cli_db, rater.id)) is not None:
-            rating.serve(cli_db, a)
-            rating.record_judgement(
-                cli_db,
-                rater_id=rater.id,
-                public_id=a.public_id,
-                choice="tie",
-                rationale=None,
-                idempotency_key=a.public_id,
-            )
+        judge_queue(cli_db, rater.id, tie)
     cli_db.commit()
     assert "6/6 judged" in runner.invoke(app, ["study", "list"]).output
 

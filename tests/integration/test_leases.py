@@ -17,7 +17,7 @@ from judging.data.models import Assignment, AuditEntry, Comparison, Study
 from judging.errors import ConflictError
 from judging.studies import leases, qc, rating
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab, login
+from tests.judging_helpers import Lab, build_lab, judge_queue, login, tie
 
 pytestmark = pytest.mark.integration
 
@@ -117,16 +117,7 @@ def test_skips_without_another_rater_close_with_a_reason(
     assert comparison is not None and "skipped" in (comparison.closed_reason or "")
     # Judge everything else: the study finishes, every comparison accounted for.
     for rater in (alice, bob):
-        while (a := rating.next_assignment(db_session, rater.id)) is not None:
-            rating.serve(db_session, a)
-            rating.record_judgement(
-                db_session,
-                rater_id=rater.id,
-                public_id=a.public_id,
-                choice="tie",
-                rationale=None,
-                idempotency_key=a.public_id,
-            )
+        judge_queue(db_session, rater.id, tie)
     report = leases.completion(db_session, study)
     assert report.open == 0 and report.complete == 2
     assert [c.reason for c in report.short] == [comparison.closed_reason]

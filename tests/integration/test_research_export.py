@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from cli.main import app
 from judging.data.models import Recommendation
 from judging.errors import NotFoundError
-from judging.settings import get_settings
-from tests.conftest import truncate_all
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
 from tests.judging_helpers import login
 
@@ -43,22 +40,6 @@ def _lab(session: Session, tmp_path: Path) -> ResearchLab:
         },
         verdict=_verdict,
     )
-
-
-@pytest.fixture
-def cli_db(
-    pg_url: str, pg_engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Session]:
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("RLHF_DATA_DIR", str(tmp_path))
-    get_settings.cache_clear()
-    session = sessionmaker(bind=pg_engine, expire_on_commit=False)()
-    try:
-        yield session
-    finally:
-        session.close()
-        get_settings.cache_clear()
-        truncate_all(pg_engine)
 
 
 class _Refs(HTMLParser):

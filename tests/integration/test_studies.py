@@ -17,7 +17,7 @@ from judging.errors import ConflictError
 from judging.studies import qc, rating
 from judging.studies import service as studies
 from judging.studies.assignment import back_to_back
-from tests.judging_helpers import build_lab
+from tests.judging_helpers import build_lab, checkpoint_side, judge_queue
 
 pytestmark = pytest.mark.integration
 
@@ -238,16 +238,7 @@ def test_qc_and_export(db_session: Session, tmp_path: Path) -> None:
     )
     # Both raters always pick the checkpoint's side: full agreement on "checkpoint".
     for rater in (alice, bob):
-        while (a := rating.next_assignment(db_session, rater.id)) is not None:
-            rating.serve(db_session, a)
-            rating.record_judgement(
-                db_session,
-                rater_id=rater.id,
-                public_id=a.public_id,
-                choice=a.checkpoint_side,
-                rationale="=cmd",
-                idempotency_key=a.public_id,
-            )
+        judge_queue(db_session, rater.id, checkpoint_side, rationale="=cmd")
     report = qc.study_qc(db_session, study)
     assert (report.done, report.total, report.pairs) == (8, 8, 4)
     assert report.raw_agreement == 1.0
@@ -288,18 +279,15 @@ def test_attention_pass_rate_per_rater(db_session: Session, tmp_path: Path) -> N
         attention_check_rate=1.0,
     )
     for rater, picks_intact in ((careful, True), (careless, False)):
-        while (a := rating.next_assignment(db_session, rater.id)) is not None:
-            rating.serve(db_session, a)
-            other = "right" if a.checkpoint_side == "left" else "left"
-            choice = a.checkpoint_side if picks_intact else other
-            rating.record_judgement(
-                db_session,
-                rater_id=rater.id,
-                public_id=a.public_id,
-                choice=choice,
-                rationale=None,
-                idempotency_key=a.public_id,
-            )
+        judge_queue(
+            db_session,
+            rater.id,
+            lambda a, _c, intact=picks_intact: (
+                a.checkpoint_side
+                if intact
+                else ("right" if a.checkpoint_side == "left" else "left")
+            ),
+        )
     report = {r.name: r for r in qc.study_qc(db_session, study).raters}
     assert report["alice"].attention_total == report["bob"].attention_total >= 2
     assert report["alice"].attention_pass_rate == 1.0

@@ -4,7 +4,6 @@ kappa, uneven prompt coverage, prompt categories, and excluding careless raters.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +13,11 @@ from sqlalchemy.orm import Session
 
 from judging.data.models import Assignment, Comparison, Generation, Prompt, RaterExclusion, Study
 from judging.stats.winrate import Vote, win_rate_interval
-from judging.studies import qc, rating
+from judging.studies import qc
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab, switch_to
+from tests.judging_helpers import Lab, build_lab, judge_queue, switch_to
 
 pytestmark = pytest.mark.integration
-
-Pick = Callable[[Assignment, Comparison], str]
-
-
-def judge_all(session: Session, rater_id: int, pick: Pick) -> int:
-    count = 0
-    while (a := rating.next_assignment(session, rater_id)) is not None:
-        rating.serve(session, a)
-        comparison = session.get(Comparison, a.comparison_id)
-        assert comparison is not None
-        rating.record_judgement(
-            session,
-            rater_id=rater_id,
-            public_id=a.public_id,
-            choice=pick(a, comparison),
-            rationale=None,
-            idempotency_key=a.public_id,
-        )
-        count += 1
-    return count
 
 
 def _other(side: str) -> str:
@@ -70,8 +49,8 @@ def test_win_rate_interval_is_clustered_by_prompt(db_session: Session, tmp_path:
         return a.checkpoint_side if i % 2 == 0 else _other(a.checkpoint_side)
 
     alice, bob = lab.raters
-    judge_all(db_session, alice.id, pick)
-    judge_all(db_session, bob.id, lambda a, c: pick(a, c, tie_on=1))
+    judge_queue(db_session, alice.id, pick)
+    judge_queue(db_session, bob.id, lambda a, c: pick(a, c, tie_on=1))
     ckpt = qc.study_qc(db_session, study).checkpoints[0]
     # 16 verdicts: 8 wins, 7 losses, 1 tie -> (8 + 0.5) / 16.
     assert ckpt.judged == 16 and ckpt.win_rate == pytest.approx(8.5 / 16)
@@ -92,9 +71,9 @@ def test_fleiss_and_per_pair_kappa(db_session: Session, tmp_path: Path) -> None:
     lab = build_lab(db_session, tmp_path, prompts=6, steps=(10,), raters=("ann", "ben", "cat"))
     study = _study(db_session, lab, [lab.trained[0].id])
     ann, ben, cat = lab.raters
-    judge_all(db_session, ann.id, lambda a, c: a.checkpoint_side)
-    judge_all(db_session, ben.id, lambda a, c: a.checkpoint_side)
-    judge_all(db_session, cat.id, lambda a, c: "tie")
+    judge_queue(db_session, ann.id, lambda a, c: a.checkpoint_side)
+    judge_queue(db_session, ben.id, lambda a, c: a.checkpoint_side)
+    judge_queue(db_session, cat.id, lambda a, c: "tie")
     report = qc.study_qc(db_session, study)
     pairs = {(p.rater_a, p.rater_b): p for p in report.pair_agreement}
     assert sum(p.n for p in pairs.values()) == 6  # every comparison: one pair of raters
@@ -121,7 +100,7 @@ def test_uneven_coverage_is_flagged_and_scored_on_shared_prompts(
     position = {pid: i for i, pid in enumerate(lab.prompt_ids)}
     # Both checkpoints lose everywhere except prompt 3, which only step 10 has.
     for rater in lab.raters:
-        judge_all(
+        judge_queue(
             db_session,
             rater.id,
             lambda a, c: a.checkpoint_side if position[c.prompt_id] == 3 else "tie",
@@ -147,7 +126,7 @@ def test_breakdown_by_prompt_category(db_session: Session, tmp_path: Path) -> No
     study = _study(db_session, lab, [lab.trained[0].id])
     how_to = set(lab.prompt_ids[:2])
     for rater in lab.raters:
-        judge_all(
+        judge_queue(
             db_session,
             rater.id,
             lambda a, c: a.checkpoint_side if c.prompt_id in how_to else _other(a.checkpoint_side),
@@ -180,8 +159,8 @@ def test_careless_rater_flagged_excluded_and_restored(db_session: Session, tmp_p
         attention_check_rate=0.5,
         seed=2,
     )
-    judge_all(db_session, alice.id, lambda a, c: a.checkpoint_side)
-    judge_all(db_session, bob.id, lambda a, c: _other(a.checkpoint_side))  # fails every check
+    judge_queue(db_session, alice.id, lambda a, c: a.checkpoint_side)
+    judge_queue(db_session, bob.id, lambda a, c: _other(a.checkpoint_side))  # fails every check
     report = qc.study_qc(db_session, study)
     raters = {r.name: r for r in report.raters}
     assert raters["bob"].below_pass_rate and not raters["alice"].below_pass_rate
@@ -245,8 +224,8 @@ def test_qc_page_flags_and_excludes_with_one_click(
         attention_check_rate=0.3,
         seed=2,
     )
-    judge_all(db_session, alice.id, lambda a, c: a.checkpoint_side)
-    judge_all(db_session, bob.id, lambda a, c: _other(a.checkpoint_side))
+    judge_queue(db_session, alice.id, lambda a, c: a.checkpoint_side)
+    judge_queue(db_session, bob.id, lambda a, c: _other(a.checkpoint_side))
     _login(client, lab.tokens["admin"])
     html = client.get(f"/admin/studies/{study.id}/qc").text
     assert 'id="uneven-coverage"' in html and "p005" in html
