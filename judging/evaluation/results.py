@@ -120,6 +120,78 @@ def done_prompt_ids(
     return {pid for pid, seed, _ in rows if seeds.get(pid) == seed}
 
 
+def _scored_by(evaluation: Evaluation) -> tuple[Any, ...]:
+    """What a job's scores depend on besides the weights and the sampling settings."""
+    config = evaluation.config or {}
+    reward = config.get("reward_model") or evaluation.checkpoint.run.reward_model
+    return (reward, config.get("eval_reward_model"), config.get("reward_dtype"))
+
+
+def copy_twin_base_rows(
+    session: Session,
+    evaluation: Evaluation,
+    prompts: Sequence[Prompt],
+    config: EvalConfig,
+    replicate: int = 0,
+) -> int:
+    """Fill a base checkpoint's missing rows from another run's base with the same weights.
+
+    A sweep's runs share one base model: each run's base checkpoint would generate the very same
+    responses (same weights, seeds and settings) and get the same scores (when the reward models
+    and their dtype agree), so the second one copies the first one's rows instead of spending
+    minutes of CPU on them. Only rows under the job's own settings key and seeds are copied;
+    returns how many. The job's config must already be stored on `evaluation`.
+    """
+    checkpoint = evaluation.checkpoint
+    if checkpoint.kind != "base":
+        return 0
+    key = settings_key(generation_settings(config))
+    seeds = {p.id: prompt_seed(config, p, replicate) for p in prompts}
+    have = done_prompt_ids(session, checkpoint.id, prompts, config, replicate)
+    wanted = {pid: seed for pid, seed in seeds.items() if pid not in have}
+    if not wanted:
+        return 0
+    twins = session.scalars(
+        select(Evaluation)
+        .join(Checkpoint, Checkpoint.id == Evaluation.checkpoint_id)
+        .join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
+        .where(
+            Checkpoint.kind == "base",
+            Checkpoint.id != checkpoint.id,
+            Checkpoint.path == checkpoint.path,
+            TrainingRun.base_model == checkpoint.run.base_model,
+            Evaluation.prompt_set_id == evaluation.prompt_set_id,
+        )
+        .order_by(Evaluation.id)
+    )
+    copied = 0
+    for twin in twins:
+        if _scored_by(twin) != _scored_by(evaluation):
+            continue
+        rows = session.scalars(
+            select(Generation).where(
+                Generation.checkpoint_id == twin.checkpoint_id,
+                Generation.prompt_id.in_(list(wanted)),
+                Generation.settings_key == key,
+                Generation.replicate == replicate,
+            )
+        )
+        for row in rows:
+            if wanted.get(row.prompt_id) != row.seed:
+                continue
+            del wanted[row.prompt_id]
+            session.add(_copy(row, checkpoint.id))
+            copied += 1
+    session.flush()
+    return copied
+
+
+def _copy(row: Generation, checkpoint_id: int) -> Generation:
+    columns = Generation.__table__.columns.keys()
+    values = {c: getattr(row, c) for c in columns if c not in ("id", "created_at")}
+    return Generation(**{**values, "checkpoint_id": checkpoint_id})
+
+
 def store_generations(
     session: Session,
     *,

@@ -317,3 +317,69 @@ def test_base_replicates_have_their_own_seeds(
     assert not {r.seed for r in extra} & checkpoint_seeds
     # The aggregates stay on the shared seed: the summary does not move.
     assert _evaluation(committed_factory, lab.base.id).summary == summary_before
+
+
+def _never_load(checkpoint: Checkpoint, config: Any) -> Any:
+    raise AssertionError(f"models loaded for checkpoint {checkpoint.id}: nothing to generate")
+
+
+def test_a_second_runs_base_copies_the_first_runs_rows(
+    committed_factory: Any, eval_models: dict[str, Path]
+) -> None:
+    """Runs of a sweep share their base: its second evaluation copies rows instead of sampling
+    them again, unless the reward model differs (the scores would not be the same)."""
+    from judging.data import registry
+    from training.evaluation.worker import enqueue, process_one
+
+    lab = _lab(committed_factory, eval_models)
+    config = small_config()
+    set_id = enqueue(committed_factory, prompt_set_name=lab.prompt_set_name)
+    process_one(
+        committed_factory,
+        config=config,
+        worker="w",
+        prompt_set_id=set_id,
+        checkpoint_id=lab.base.id,
+    )
+    with committed_factory() as session:
+        twins = []
+        for name, rm in (("same-rm", eval_models["rm"]), ("other-rm", eval_models["base"])):
+            run = registry.start_run(
+                session,
+                name=f"{lab.run_name}-{name}",
+                algorithm="ppo",
+                base_model=str(eval_models["base"]),
+                config={},
+                reward_model=str(rm),
+            )
+            twins.append(registry.ensure_base_checkpoint(session, run).id)
+        session.commit()
+    enqueue(committed_factory, prompt_set_name=lab.prompt_set_name)
+    outcome = process_one(
+        committed_factory,
+        config=config,
+        worker="w",
+        prompt_set_id=set_id,
+        checkpoint_id=twins[0],
+        load_models=_never_load,
+    )
+    assert outcome is not None and outcome.status == "done"
+    fields = ("prompt_id", "seed", "text", "token_count", "reward_score", "settings_key")
+    first = [tuple(getattr(r, f) for f in fields) for r in _rows(committed_factory, lab.base.id)]
+    copied = [tuple(getattr(r, f) for f in fields) for r in _rows(committed_factory, twins[0])]
+    assert copied == first and len(first) == len(EVAL_PROMPTS)
+    assert (
+        _evaluation(committed_factory, twins[0]).summary
+        == _evaluation(committed_factory, lab.base.id).summary
+    )
+    # Another reward model: the rows are not the same scores, so nothing is copied.
+    outcome = process_one(
+        committed_factory,
+        config=config,
+        worker="w",
+        prompt_set_id=set_id,
+        checkpoint_id=twins[1],
+        load_models=_never_load,
+    )
+    assert outcome is not None and outcome.status == "failed"
+    assert "models loaded" in (outcome.error or "")

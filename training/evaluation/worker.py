@@ -27,6 +27,7 @@ from judging.evaluation.queue import (
 )
 from judging.evaluation.results import (
     NewGeneration,
+    copy_twin_base_rows,
     default_eval_reward_model,
     done_prompt_ids,
     finalize,
@@ -151,6 +152,7 @@ def run_job(
     # Within one, similar prompt lengths share a batch: less left padding in generation.
     todo: list[tuple[int, list[Prompt]]] = []
     for replicate in range(evaluation.replicates):
+        copy_twin_base_rows(session, evaluation, prompts, config, replicate)
         done = done_prompt_ids(session, evaluation.checkpoint_id, prompts, config, replicate)
         missing = sorted((p for p in prompts if p.id not in done), key=lambda p: len(p.text))
         todo.append((replicate, missing))
