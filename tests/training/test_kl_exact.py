@@ -126,5 +126,8 @@ def test_rows_that_finish_leave_the_batch_without_changing_the_others() -> None:
     for i, (tokens, logps, _) in enumerate(together):
         alone = sample_batch(model, [prompts[i]], params, [seeds[i]], pad_id=0, stops={EOS})[0]
         assert alone[0] == tokens
-        assert logps == pytest.approx(alone[1], abs=1e-5)
+        # fp32 sums in another order for another batch shape: 1.6e-5 nats was seen once under
+        # load (CI), so the same 1e-4 as against teacher forcing; a row that wrongly kept or
+        # lost a position would be off by a whole log-prob.
+        assert logps == pytest.approx(alone[1], abs=1e-4)
         assert logps == pytest.approx(forced[i], abs=1e-4)
