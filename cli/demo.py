@@ -70,26 +70,43 @@ def _env(ctx: DemoContext) -> dict[str, str]:
     return {**os.environ, "RLHF_DATA_DIR": str(ctx.data_dir), "OMP_NUM_THREADS": "1"}
 
 
+def run_children(
+    commands: list[list[str]], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> None:
+    """Run the commands at once, to their end; raise CalledProcessError if any fails.
+
+    Interrupted (Ctrl-C, or SIGTERM turned into KeyboardInterrupt), each child still running is
+    asked to stop with SIGTERM and given time to do so (`_interrupt`): `subprocess.run` would
+    SIGKILL it 0.25 s later, and a killed evaluation worker leaves its job `running` (nobody takes
+    it for `stale_after_s`), a killed trainer its checkpoint half saved.
+    """
+    children = [subprocess.Popen(command, cwd=cwd, env=env) for command in commands]
+    try:
+        codes = [child.wait() for child in children]
+    finally:
+        for child in children:
+            _interrupt(child)
+    failed = [(code, command) for code, command in zip(codes, commands, strict=True) if code]
+    if failed:
+        raise subprocess.CalledProcessError(*failed[0])
+
+
+def run_child(
+    command: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> None:
+    run_children([command], cwd=cwd, env=env)
+
+
 def _rlhf(ctx: DemoContext, *args: str) -> None:
     """`rlhf ARGS` in a child process (same settings); Ctrl-C reaches it too."""
-    command = [sys.executable, "-m", "cli.main", *args]
-    subprocess.run(command, check=True, cwd=PROJECT_ROOT, env=_env(ctx))
+    run_child([sys.executable, "-m", "cli.main", *args], cwd=PROJECT_ROOT, env=_env(ctx))
 
 
 def _parallel_rlhf(ctx: DemoContext, args: list[str], copies: int) -> None:
     """`copies` children of `rlhf ARGS` at once (evaluation workers share the queue: each claims
     its own jobs); fails like `_rlhf` if any child fails."""
     command = [sys.executable, "-m", "cli.main", *args]
-    children = [
-        subprocess.Popen(command, cwd=PROJECT_ROOT, env=_env(ctx)) for _ in range(max(1, copies))
-    ]
-    try:
-        codes = [child.wait() for child in children]
-    finally:
-        for child in children:
-            _interrupt(child)
-    if any(codes):
-        raise subprocess.CalledProcessError(max(codes), command)
+    run_children([command] * max(1, copies), cwd=PROJECT_ROOT, env=_env(ctx))
 
 
 def _eval_args(ctx: DemoContext) -> list[str]:

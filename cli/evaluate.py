@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +9,7 @@ import typer
 
 from cli.common import console, settings
 from judging.errors import ConfigError, ConflictError
+from judging.stopping import stop_on_signals
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,14 +18,6 @@ if TYPE_CHECKING:
 
     from judging.evaluation.config import EvalConfig
     from training.evaluation.worker import JobOutcome
-
-
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def evaluate(
@@ -56,12 +46,12 @@ def evaluate(
     """Evaluate checkpoints that have no finished evaluation (base checkpoints first)."""
     from judging.data.db import check_connection, make_engine, make_session_factory
     from judging.evaluation.config import load_eval_config
+    from judging.evaluation.queue import local_worker_name
     from training.evaluation.worker import watch as watch_loop
 
     # `kill` (SIGTERM, what the demo sends its background worker) stops like Ctrl-C: the job in
-    # hand goes back to the queue at once. SIGINT alone is not enough: a process started in the
-    # background by a shell inherits SIGINT ignored.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # hand goes back to the queue at once (`judging.stopping`).
+    stop_on_signals()
     engine = make_engine(settings().resolved_database_url)
     check_connection(engine)
     factory = make_session_factory(engine)
@@ -87,7 +77,7 @@ def evaluate(
         outcomes = watch_loop(
             factory,
             config=config,
-            worker=_worker_name(),
+            worker=local_worker_name(),
             prompt_set_name=set_name,
             poll_s=poll,
             once=not watch,
@@ -123,7 +113,7 @@ def _one(
     replicates: int | None = None,
 ) -> None:
     """Evaluate one checkpoint now (re-queueing it if it failed before, or wants more samples)."""
-    from judging.evaluation.queue import default_prompt_set, requeue
+    from judging.evaluation.queue import default_prompt_set, local_worker_name, requeue
     from training.evaluation.worker import process_one
 
     with factory() as session:
@@ -142,7 +132,7 @@ def _one(
     outcome = process_one(
         factory,
         config=config,
-        worker=_worker_name(),
+        worker=local_worker_name(),
         prompt_set_id=prompt_set_id,
         checkpoint_id=checkpoint_id,
         show_progress=True,
@@ -181,7 +171,7 @@ def rescore(
     from training.evaluation.scoring import RewardScorer
     from training.shipped_rm import materialise
 
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_signals()
     path = eval_reward_model
     if (path / "adapter_config.json").is_file():
         path = materialise(

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
+from judging.stopping import stop_on_signals
 from training.config import TrainConfig
-
-
-def _interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def train(
@@ -18,7 +14,7 @@ def train(
 ) -> Any:
     """Dispatch to the trainer of `algorithm`; returns its result (status, output_dir)."""
     # `kill` (SIGTERM) must leave the run marked stopped, not stuck in `running`.
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_signals()
     if algorithm == "ppo":
         from training.ppo import train_ppo
 

@@ -3,13 +3,16 @@
 Two workers never take the same job. On PostgreSQL a claim is `SELECT ... FOR UPDATE SKIP LOCKED`
 followed by an update in the same transaction; on SQLite (no row locks) it is a conditional
 `UPDATE ... WHERE id = ? AND status = ?`, atomic there, and a claim counts only when it changed one
-row. A running job whose heartbeat is older than `stale_after_s` is taken over (its worker died).
+row. A running job whose heartbeat is older than `stale_after_s` is taken over (its worker died),
+and so is one whose worker ran on this host and is gone (SIGKILLed: it could not give it back).
 Functions flush; claim_next commits its own short transaction because the claim must be visible
 to the other workers before the long job starts.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -78,13 +81,44 @@ def ensure_evaluations(
     return len(created)
 
 
-def _claimable(prompt_set_id: int, stale_after_s: float) -> list[object]:
+def local_worker_name() -> str:
+    """How a worker signs its claims: host and process id, so its death can be seen here."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(worker: str | None) -> bool:
+    """A worker of this host whose process no longer exists (a reused pid counts as alive, and
+    then the heartbeat's age decides, as for workers on other hosts)."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's live process
+        return False
+    return False
+
+
+def _orphans(session: Session, prompt_set_id: int) -> list[int]:
+    rows = session.execute(
+        select(Evaluation.id, Evaluation.worker).where(
+            Evaluation.prompt_set_id == prompt_set_id, Evaluation.status == "running"
+        )
+    )
+    return [evaluation_id for evaluation_id, worker in rows if _dead_here(worker)]
+
+
+def _claimable(session: Session, prompt_set_id: int, stale_after_s: float) -> list[object]:
     stale_before = utcnow() - timedelta(seconds=stale_after_s)
+    running = Evaluation.status == "running"
     return [
         Evaluation.prompt_set_id == prompt_set_id,
         or_(
             Evaluation.status == "pending",
-            and_(Evaluation.status == "running", Evaluation.heartbeat_at < stale_before),
+            and_(running, Evaluation.heartbeat_at < stale_before),
+            and_(running, Evaluation.id.in_(_orphans(session, prompt_set_id))),
         ),
     ]
 
@@ -98,7 +132,7 @@ def claim_next(
     checkpoint_id: int | None = None,
 ) -> Evaluation | None:
     """Take the next pending (or stale) job, base checkpoints first, and commit the claim."""
-    conditions = _claimable(prompt_set_id, stale_after_s)
+    conditions = _claimable(session, prompt_set_id, stale_after_s)
     if checkpoint_id is not None:
         conditions.append(Evaluation.checkpoint_id == checkpoint_id)
     query = (

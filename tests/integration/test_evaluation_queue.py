@@ -249,3 +249,40 @@ def test_worker_holds_no_write_lock_while_loading_models(tmp_path: Path) -> None
         assert conn.execute(text("SELECT count(*) FROM prompt_sets WHERE source = 'x'")).scalar()
     other.dispose()
     engine.dispose()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid  # reaped: no process has this pid now (until the kernel reuses it)
+
+
+@pytest.mark.integration
+def test_a_job_whose_worker_died_on_this_host_is_taken_at_once(
+    db_session: Session, tmp_path: Path
+) -> None:
+    """A SIGKILLed worker cannot give its job back; waiting `stale_after_s` (10 minutes by
+    default) for its heartbeat to age stalled the demo. A worker of this host whose process is
+    gone is known dead now; one on another host, or still alive, keeps its job."""
+    import os
+    import socket
+
+    from judging.evaluation.queue import local_worker_name
+
+    prompt_set_id, ids = _setup(db_session, tmp_path, checkpoints=1)
+    ensure_evaluations(db_session, prompt_set_id=prompt_set_id)
+    host = socket.gethostname()
+    assert local_worker_name() == f"{host}:{os.getpid()}"
+    job = claim_next(db_session, worker=f"other-{host}:1", prompt_set_id=prompt_set_id)
+    assert job is not None and job.checkpoint_id == ids[0]
+    assert claim_next(db_session, worker="w", prompt_set_id=prompt_set_id) is None  # elsewhere
+    job.worker = local_worker_name()  # alive: this test
+    db_session.flush()
+    assert claim_next(db_session, worker="w", prompt_set_id=prompt_set_id) is None
+    job.worker = f"{host}:{_dead_pid()}"
+    db_session.flush()
+    taken = claim_next(db_session, worker="w", prompt_set_id=prompt_set_id)
+    assert taken is not None and taken.id == job.id and taken.worker == "w"
