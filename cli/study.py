@@ -35,6 +35,12 @@ def create(
     seed: int | None = typer.Option(
         None, help="Seed for the assignment and order (sides stay random)."
     ),
+    base_reuse: int = typer.Option(
+        1,
+        min=1,
+        help="Comparisons that may share one base response (to disjoint raters): fewer base "
+        "samples, needs base-reuse x raters-per-comparison raters.",
+    ),
 ) -> None:
     """Create a study: one comparison per prompt and checkpoint, each given to N raters."""
     from sqlalchemy import select
@@ -59,6 +65,7 @@ def create(
             raters_per_comparison=raters_per_comparison,
             attention_check_rate=attention_rate,
             seed=seed,
+            base_reuse=base_reuse,
         )
         count = len(
             session.scalars(select(Comparison.id).where(Comparison.study_id == study.id)).all()

@@ -300,6 +300,7 @@ class Study(Base):
     __table_args__ = (
         _one_of("status", STUDY_STATUSES),
         CheckConstraint("raters_per_comparison >= 1", name="raters_positive"),
+        CheckConstraint("base_reuse >= 1", name="base_reuse_positive"),
         CheckConstraint(
             "attention_check_rate >= 0 AND attention_check_rate <= 1", name="attention_rate_range"
         ),
@@ -323,6 +324,9 @@ class Study(Base):
     """Raters whose attention-check pass rate is below this are flagged on the QC page."""
     attention_checks_missing: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Attention checks the rate asked for but that could not be built (`attention_warning`)."""
+    base_reuse: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Comparisons (of different checkpoints, one prompt) that may share one base response; they
+    go to disjoint raters. 1: every comparison has a base response of its own."""
     created_at: Mapped[datetime] = _now()
 
     reference: Mapped[Checkpoint] = relationship()

@@ -46,15 +46,22 @@ def pair_with_base(
     base: Sequence[Sample],
     rng: random.Random,
     blocked_seeds: Collection[int] = (),
+    reuse: int = 1,
 ) -> tuple[dict[K, Sample], int]:
-    """Give each checkpoint's response on one prompt its own base response.
+    """Give each checkpoint's response on one prompt a base response of its own, or one shared
+    with at most `reuse - 1` other checkpoints.
 
     A base sample drawn with a seed some candidate used is not independent of it (an early
     checkpoint may even reproduce it word for word), so it is never eligible. Samples with
-    distinct texts are used first, so a rater meets no base text twice. Returns the pairing
-    (candidates that got one) and how many base samples are missing. `blocked_seeds` are seeds
-    already on screen for this prompt (earlier checkpoints of the study).
+    distinct texts are used first, and as few as `reuse` allows. Sharing is blind only because
+    `assign_raters` never shows a rater a text twice: the comparisons that share a base text go
+    to disjoint raters, so nobody sees one base answer opposite two checkpoints (which would
+    tell them which side is the base). Returns the pairing (candidates that got one) and how
+    many base samples are missing. `blocked_seeds` are seeds already on screen for this prompt
+    (earlier checkpoints of the study).
     """
+    if reuse < 1:
+        raise ConflictError(f"a base sample serves at least one comparison, got reuse={reuse}")
     taken_seeds = {c.seed for c in candidates.values()} | set(blocked_seeds)
     eligible = [b for b in base if b.seed not in taken_seeds]
     rng.shuffle(eligible)
@@ -69,8 +76,9 @@ def pair_with_base(
     order = list(candidates)
     rng.shuffle(order)
     pool = fresh + repeats
-    pairing = {key: pool[i] for i, key in enumerate(order[: len(pool)])}
-    return pairing, max(0, len(order) - len(pool))
+    served = order[: len(pool) * reuse]
+    pairing = {key: pool[i // reuse] for i, key in enumerate(served)}
+    return pairing, len(order) - len(served)
 
 
 def assign_raters(

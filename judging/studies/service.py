@@ -99,8 +99,14 @@ def create_study(
     raters_per_comparison: int = 2,
     attention_check_rate: float = 0.05,
     seed: int | None = None,
+    base_reuse: int = 1,
 ) -> Study:
-    """Create a running study with its comparisons and every rater's shuffled queue."""
+    """Create a running study with its comparisons and every rater's shuffled queue.
+
+    `base_reuse` > 1 lets one base response be the reference of that many comparisons on its
+    prompt (fewer base samples to generate); those comparisons go to disjoint raters, so it
+    needs `base_reuse * raters_per_comparison` raters at least.
+    """
     checkpoint_ids = list(dict.fromkeys(checkpoint_ids))
     rater_ids = list(dict.fromkeys(rater_ids))
     if not name.strip():
@@ -129,6 +135,7 @@ def create_study(
         )
     if not 0 <= attention_check_rate <= 1:
         raise ConflictError("the attention-check rate must be within 0..1")
+    _check_base_reuse(base_reuse, raters_per_comparison, len(rater_ids))
     study = Study(
         name=name.strip(),
         reference_checkpoint_id=reference_id,
@@ -137,12 +144,29 @@ def create_study(
         attention_check_rate=attention_check_rate,
         seed=seed if seed is not None else random.SystemRandom().randrange(2**31),
         status="running",
+        base_reuse=base_reuse,
     )
     session.add(study)
     session.flush()
     session.add_all(StudyRater(study_id=study.id, rater_id=r) for r in rater_ids)
     _extend(session, study, checkpoint_ids)
     return study
+
+
+def _check_base_reuse(reuse: int, per_comparison: int, raters: int) -> None:
+    if reuse < 1:
+        raise ConflictError("a base response must serve at least one comparison (base reuse >= 1)")
+    if reuse * per_comparison > raters:
+        raise ConflictError(
+            f"sharing a base response among {reuse} comparisons with {per_comparison} raters "
+            f"each needs {reuse * per_comparison} raters (no rater may see it twice); "
+            f"got {raters}"
+        )
+
+
+def base_samples_needed(checkpoints: int, reuse: int) -> int:
+    """Base responses per prompt that a study of `checkpoints` judged checkpoints uses."""
+    return -(-checkpoints // max(reuse, 1))
 
 
 def _base_of(session: Session, checkpoint: Checkpoint) -> int:
@@ -217,8 +241,13 @@ def _missing_base_message(
     ref = _checkpoints(session, [study.reference_checkpoint_id])[0]
     prompt_set = session.get(PromptSet, study.prompt_set_id)
     set_name = prompt_set.name if prompt_set else str(study.prompt_set_id)
+    own = (
+        "its own base response"
+        if study.base_reuse == 1
+        else f"a base response shared by at most {study.base_reuse} comparisons"
+    )
     return (
-        f"blind judging pairs every checkpoint with its own base response: the reference "
+        f"blind judging pairs every checkpoint with {own}: the reference "
         f"{ref.label} is missing {missing} base sample(s) on {prompts} prompt(s) "
         f"({needed} per prompt needed, on seeds no judged checkpoint used); create them with "
         f"`rlhf evaluate --checkpoint {ref.id} --prompt-set {set_name} --replicates {needed + 1}`"
@@ -282,7 +311,8 @@ def _replicates_for_spares(session: Session, study: Study, missing: int) -> int:
             Evaluation.prompt_set_id == study.prompt_set_id,
         )
     )
-    in_use = max(evaluated or 0, len(study_checkpoint_ids(session, study.id)) + 1)
+    judged = len(study_checkpoint_ids(session, study.id))
+    in_use = max(evaluated or 0, base_samples_needed(judged, study.base_reuse) + 1)
     prompts = session.scalar(
         select(func.count()).select_from(Prompt).where(Prompt.prompt_set_id == study.prompt_set_id)
     )
@@ -314,7 +344,9 @@ def _pair_normal(
         }
         if not candidates:
             continue
-        pairing, lacking = plan.pair_with_base(candidates, base.get(p, []), rng, seeds[p])
+        pairing, lacking = plan.pair_with_base(
+            candidates, base.get(p, []), rng, seeds[p], reuse=study.base_reuse
+        )
         if lacking:
             missing, short_prompts = missing + lacking, short_prompts + 1
             continue
@@ -334,7 +366,8 @@ def _pair_normal(
                 )
             )
     if missing:
-        needed = len(study_checkpoint_ids(session, study.id))
+        judged = len(study_checkpoint_ids(session, study.id))
+        needed = base_samples_needed(judged, study.base_reuse)
         raise ConflictError(_missing_base_message(session, study, missing, short_prompts, needed))
     return comparisons
 

@@ -193,3 +193,55 @@ def test_added_checkpoint_gets_unused_base_samples(db_session: Session, tmp_path
     )
     with pytest.raises(ConflictError, match="missing 2 base sample"):
         studies.add_checkpoints(db_session, other, [third.trained[1].id])
+
+
+def test_shared_base_responses_go_to_disjoint_raters(db_session: Session, tmp_path: Path) -> None:
+    """Ten checkpoints on base samples shared by three comparisons each: four base samples per
+    prompt instead of ten, every comparison still gets its two raters, and no rater meets any
+    text twice (so nobody sees one base answer opposite two checkpoints)."""
+    raters = tuple(f"rater{i}" for i in range(12))
+    steps = tuple(10 * (c + 1) for c in range(CHECKPOINTS))
+    lab = build_lab(
+        db_session,
+        tmp_path,
+        prompts=PROMPTS,
+        steps=steps,
+        raters=raters,
+        texts=_texts(CHECKPOINTS, PROMPTS),
+        base_samples=4,
+    )
+    study = studies.create_study(
+        db_session,
+        name="shared-base",
+        checkpoint_ids=[c.id for c in lab.trained],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[r.id for r in lab.raters],
+        attention_check_rate=0.0,
+        seed=7,
+        base_reuse=3,
+    )
+    comparisons = list(
+        db_session.scalars(select(Comparison).where(Comparison.study_id == study.id))
+    )
+    assert len(comparisons) == CHECKPOINTS * PROMPTS
+    uses = Counter(c.reference_generation_id for c in comparisons)
+    assert max(uses.values()) == 3 and len(uses) == PROMPTS * 4  # ceil(10 / 3) per prompt
+    for rater in lab.raters:
+        served = _serve_everything(db_session, rater.id)
+        texts = Counter(t for left, right, _, _ in served for t in (left, right))
+        assert served and max(texts.values()) == 1
+    per = Counter(a.comparison_id for a in db_session.scalars(select(Assignment)))
+    assert {per[c.id] for c in comparisons} == {2}
+
+
+def test_base_reuse_needs_enough_raters(db_session: Session, tmp_path: Path) -> None:
+    lab = build_lab(db_session, tmp_path, prompts=2, steps=(10, 20, 30), base_samples=1)
+    with pytest.raises(ConflictError, match=r"needs 6 raters .* got 2"):
+        studies.create_study(
+            db_session,
+            name="too-few",
+            checkpoint_ids=[c.id for c in lab.trained],
+            prompt_set_id=lab.prompt_set_id,
+            rater_ids=[r.id for r in lab.raters],
+            base_reuse=3,
+        )

@@ -221,3 +221,29 @@ def test_base_sample_equal_to_a_checkpoint_text_goes_last() -> None:
     for seed in range(20):
         pairing, missing = plan.pair_with_base(candidates, base, random.Random(seed))
         assert missing == 0 and {s.id for s in pairing.values()} == {2, 3}
+
+
+def test_a_base_sample_serves_up_to_reuse_checkpoints_and_as_few_samples_as_needed() -> None:
+    candidates = {c: _sample(100 + c, 0, f"checkpoint {c}") for c in range(7)}
+    base = [_sample(i, i, f"base take {i}") for i in range(1, 6)]
+    for seed in range(20):
+        pairing, missing = plan.pair_with_base(candidates, base, random.Random(seed), reuse=3)
+        uses = Counter(s.id for s in pairing.values())
+        assert missing == 0 and set(pairing) == set(candidates)
+        assert len(uses) == 3 and max(uses.values()) <= 3  # ceil(7 / 3) samples, none over 3
+    pairing, missing = plan.pair_with_base(candidates, base[:2], random.Random(0), reuse=3)
+    assert missing == 1 and len(pairing) == 6
+    with pytest.raises(ConflictError):
+        plan.pair_with_base(candidates, base, random.Random(0), reuse=0)
+
+
+def test_raters_never_meet_a_shared_base_text_twice() -> None:
+    # Six comparisons on one prompt share two base texts (reuse 3): each text needs three
+    # disjoint pairs of raters, and six raters have exactly enough.
+    texts = {c: frozenset({f"cand {c}", f"base {c // 3}"}) for c in range(6)}
+    raters = [f"r{i}" for i in range(6)]
+    for seed in range(20):
+        result = plan.assign_raters(list(texts), raters, 2, random.Random(seed), texts=texts)
+        for rater in raters:
+            shown = [k for c, rs in result.items() if rater in rs for k in texts[c]]
+            assert len(shown) == len(set(shown))
