@@ -31,6 +31,8 @@ app = typer.Typer(help="The demo: train, evaluate, judge and recommend.", no_arg
 
 DEMO_CONFIGS = ("training/configs/demo_ppo_kl001.yaml", "training/configs/demo_ppo_kl01.yaml")
 SHIPPED_RM = PROJECT_ROOT / "data" / "reward_models" / "rm-onpolicy"
+SHIPPED_EVAL_RM = PROJECT_ROOT / "data" / "reward_models" / "rm-onpolicy-eval"
+"""Trained on other prompts' pairs than the proxy; PPO never optimises it (`eval_reward`)."""
 SIM_STUDY = "demo-simulated"
 PEOPLE_STUDY = "demo-people"
 Report = Callable[[str], None]
@@ -46,11 +48,16 @@ class DemoContext:
     shipped_rm: Path = SHIPPED_RM
     reward_model: Path | None = None
     """A ready reward-model folder (skips materialising the shipped one; tests use it)."""
+    shipped_eval_rm: Path = SHIPPED_EVAL_RM
+    eval_reward_model: Path | None = None
+    """A ready evaluation reward-model folder (tests); default: the shipped one, merged."""
     base_model: str = "data/models/SmolLM2-135M-Instruct"
     train_overrides: list[str] = field(default_factory=list)
     """Extra `--set key=value` for every PPO run (tests shrink the models and steps)."""
     eval_limit: int | None = None
-    sim_raters: int = 3
+    sim_raters: int = 12
+    """Simulated raters cost nothing, and with more of them comparisons can share base
+    responses (`sim_base_reuse`): fewer base samples to generate for blind judging."""
     people: tuple[str, ...] = ("demo-rater-1", "demo-rater-2", "demo-rater-3")
     rater_temperature: float = 0.08
     rater_position_bias: float = 0.2
@@ -64,6 +71,15 @@ class DemoContext:
     @property
     def rm_folder(self) -> Path:
         return self.reward_model or self.data_dir / "reward_models" / "rm-onpolicy-merged"
+
+    @property
+    def eval_rm_folder(self) -> Path | None:
+        """None when no evaluation RM is shipped: the evaluation then scores with the proxy."""
+        if self.eval_reward_model is not None:
+            return self.eval_reward_model
+        if not (self.shipped_eval_rm / "adapter_config.json").is_file():
+            return None
+        return self.data_dir / "reward_models" / f"{self.shipped_eval_rm.name}-merged"
 
 
 def _env(ctx: DemoContext) -> dict[str, str]:
@@ -111,6 +127,8 @@ def _parallel_rlhf(ctx: DemoContext, args: list[str], copies: int) -> None:
 
 def _eval_args(ctx: DemoContext) -> list[str]:
     args = ["evaluate", "--config", ctx.eval_config, "--prompt-set", ctx.prompt_set]
+    if ctx.eval_rm_folder is not None:
+        args += ["--eval-reward-model", str(ctx.eval_rm_folder)]
     return args + (["--limit", str(ctx.eval_limit)] if ctx.eval_limit else [])
 
 
@@ -151,14 +169,20 @@ def _interrupt(child: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None
 
 
 def _rm_done(ctx: DemoContext) -> bool:
-    return (ctx.rm_folder / "config.json").is_file()
+    judge = ctx.eval_rm_folder
+    return (ctx.rm_folder / "config.json").is_file() and (
+        judge is None or (judge / "config.json").is_file()
+    )
 
 
 def _rm_run(ctx: DemoContext, report: Report) -> None:
     from training.shipped_rm import materialise
 
-    report(f"merging the shipped adapter {ctx.shipped_rm.name} into the base")
-    materialise(ctx.shipped_rm, ctx.base_model, ctx.rm_folder)
+    wanted = [(ctx.shipped_rm, ctx.rm_folder), (ctx.shipped_eval_rm, ctx.eval_rm_folder)]
+    for adapter, folder in wanted:
+        if folder is not None and not (folder / "config.json").is_file():
+            report(f"merging the shipped adapter {adapter.name} into the base")
+            materialise(adapter, ctx.base_model, folder)
 
 
 # --- stage 2: the PPO sweep ---------------------------------------------------------------------
@@ -257,12 +281,29 @@ def _planned_checkpoints(ctx: DemoContext) -> int:
     return total
 
 
+RATERS_PER_COMPARISON = 2
+PEOPLE_SHORTLIST = 4
+"""The people's study judges at most this many checkpoints (`_shortlist`): a few hundred items
+per person instead of thousands, and as many base responses per prompt."""
+
+
+def sim_base_reuse(ctx: DemoContext) -> int:
+    """Comparisons of the simulated study that share one base response. Each share needs
+    disjoint raters (`RATERS_PER_COMPARISON` each); half the raters keeps the assignment slack."""
+    return max(1, ctx.sim_raters // (2 * RATERS_PER_COMPARISON))
+
+
 def _base_replicates_wanted(ctx: DemoContext) -> int:
-    # Blind judging pairs each checkpoint with its own base sample (replicate 1..C; replicate 0
-    # is the shared-seed sample used for KL and reward), plus spare samples for attention checks.
+    # Replicate 0 is the shared-seed sample used for KL and reward (never judged against a
+    # checkpoint on the same seed), then the base responses blind judging pairs with the
+    # checkpoints (shared by `sim_base_reuse` comparisons in the simulated study, one per
+    # shortlisted checkpoint in the people's), plus 2 spares per prompt for attention checks.
     # Planned rather than saved checkpoints: a run stopped early leaves spares, not a shortfall.
-    trained = len(demo_checkpoint_ids(ctx, trained_only=True))
-    return max(trained, _planned_checkpoints(ctx)) + 3
+    from judging.studies.service import base_samples_needed
+
+    trained = max(len(demo_checkpoint_ids(ctx, trained_only=True)), _planned_checkpoints(ctx))
+    simulated = base_samples_needed(trained, sim_base_reuse(ctx))
+    return 1 + max(simulated, min(trained, PEOPLE_SHORTLIST)) + 2
 
 
 def _queue_base_replicates(ctx: DemoContext) -> None:
@@ -358,15 +399,20 @@ def _sim_done() -> bool:
     return study is not None and _pending_in(study.id) == 0
 
 
-def _create_study(ctx: DemoContext, name: str, raters: list[str]) -> tuple[int, dict[str, str]]:
-    """The study over every trained demo checkpoint; returns its id and the raters' tokens."""
+def _create_study(
+    ctx: DemoContext,
+    name: str,
+    raters: list[str],
+    checkpoints: list[int],
+    base_reuse: int = 1,
+) -> tuple[int, dict[str, str]]:
+    """The study over these demo checkpoints; returns its id and the raters' tokens."""
     from sqlalchemy import select
 
     from judging.data.models import PromptSet
     from judging.studies.raters import invite_rater
     from judging.studies.service import create_study
 
-    checkpoints = demo_checkpoint_ids(ctx, trained_only=True)
     with db_session() as session:
         tokens: dict[str, str] = {}
         ids: list[int] = []
@@ -385,8 +431,9 @@ def _create_study(ctx: DemoContext, name: str, raters: list[str]) -> tuple[int, 
             checkpoint_ids=checkpoints,
             prompt_set_id=prompt_set.id,
             rater_ids=ids,
-            raters_per_comparison=2,
+            raters_per_comparison=RATERS_PER_COMPARISON,
             seed=0,
+            base_reuse=base_reuse,
         )
         return int(study.id), tokens
 
@@ -397,7 +444,8 @@ def _sim_run(ctx: DemoContext, report: Report) -> None:
     from judging.studies.simulated import SIM_PREFIX, run_raters
 
     names = [f"{SIM_PREFIX}demo-{i:02d}" for i in range(1, ctx.sim_raters + 1)]
-    study_id, tokens = _create_study(ctx, SIM_STUDY, names)
+    trained = demo_checkpoint_ids(ctx, trained_only=True)
+    study_id, tokens = _create_study(ctx, SIM_STUDY, names, trained, sim_base_reuse(ctx))
     report(f"study {study_id}: scoring its responses with the gold preference")
     score = gold_scored_study(study_id)
     todo = _pending_in(study_id)
@@ -457,10 +505,32 @@ def _recommend_run(ctx: DemoContext, report: Report) -> None:
 # --- stage 6: the study for real people ---------------------------------------------------------
 
 
+def _shortlist(ctx: DemoContext) -> list[int]:
+    """What people should confirm: the recommended checkpoint, the one with the highest held-out
+    proxy reward, and the last checkpoint of each run (at most `PEOPLE_SHORTLIST`)."""
+    from judging.analysis.evidence import load_study_evidence
+
+    study = _study(SIM_STUDY)
+    recommended = (_result(ctx, "recommendation") or {}).get("checkpoint_id")
+    with db_session() as session:
+        evidence = load_study_evidence(session, int(study.id)).evidence if study else ()
+    scored = [e for e in evidence if e.reward is not None]
+    best_reward = max(scored, key=lambda e: e.reward.estimate if e.reward else 0.0, default=None)
+    last: dict[str, tuple[int, int]] = {}
+    for e in evidence:
+        if e.run not in last or e.step > last[e.run][0]:
+            last[e.run] = (e.step, e.checkpoint_id)
+    picks = [recommended, best_reward.checkpoint_id if best_reward else None]
+    picks += [checkpoint for _, checkpoint in sorted(last.values())]
+    chosen = list(dict.fromkeys(int(p) for p in picks if p is not None))[:PEOPLE_SHORTLIST]
+    return chosen or demo_checkpoint_ids(ctx, trained_only=True)[:PEOPLE_SHORTLIST]
+
+
 def _people_run(ctx: DemoContext, report: Report) -> None:
     from judging.studies.raters import invite_url
 
-    study_id, tokens = _create_study(ctx, PEOPLE_STUDY, list(ctx.people))
+    shortlist = _shortlist(ctx)
+    study_id, tokens = _create_study(ctx, PEOPLE_STUDY, list(ctx.people), shortlist)
     links = {name: invite_url(ctx.base_url, token) for name, token in tokens.items()}
     invites = ctx.data_dir / "demo" / "invites.txt"
     invites.parent.mkdir(parents=True, exist_ok=True)
@@ -471,7 +541,9 @@ def _people_run(ctx: DemoContext, report: Report) -> None:
     _set_result(ctx, "people_study_id", study_id)
     for name, url in links.items():
         ctx.echo(f"invite for {name}: {url}")
-    report(f"study {study_id} for real people; invite links in {invites}")
+    report(
+        f"study {study_id} for real people on checkpoints {shortlist}; invite links in {invites}"
+    )
 
 
 def build_stages(ctx: DemoContext) -> list[Stage]:

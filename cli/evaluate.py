@@ -42,6 +42,12 @@ def evaluate(
         min=1,
         help="With --checkpoint: responses per prompt (a base needs one per judged checkpoint).",
     ),
+    eval_reward_model: Path | None = typer.Option(
+        None,
+        "--eval-reward-model",
+        help="Override the config: a reward-model folder PPO did not optimise, scored beside "
+        "the run's own.",
+    ),
 ) -> None:
     """Evaluate checkpoints that have no finished evaluation (base checkpoints first)."""
     from judging.data.db import check_connection, make_engine, make_session_factory
@@ -56,7 +62,10 @@ def evaluate(
     check_connection(engine)
     factory = make_session_factory(engine)
     try:
-        config = load_eval_config(config_path, backend=backend, limit=limit)
+        judge = str(eval_reward_model) if eval_reward_model else None
+        config = load_eval_config(
+            config_path, backend=backend, limit=limit, eval_reward_model=judge
+        )
     except ConfigError as exc:
         if checkpoint is not None:  # the job asked for fails with the config's one-line error
             _fail(factory, checkpoint, prompt_set, str(exc))

@@ -276,17 +276,19 @@ def _records(
 
 
 def base_evaluation(session: Session, evaluation: Evaluation) -> Evaluation | None:
-    """The finished evaluation of the same run's base checkpoint on the same prompt set."""
-    return session.scalar(
+    """The evaluation of the same run's base checkpoint on the same prompt set, once it has a
+    summary: finished, or re-queued only for extra samples (blind judging's base responses),
+    whose summary stays on the complete replicate 0. Invalidated weights clear the summary."""
+    candidates = session.scalars(
         select(Evaluation)
         .join(Checkpoint, Checkpoint.id == Evaluation.checkpoint_id)
         .where(
             Checkpoint.run_id == evaluation.checkpoint.run_id,
             Checkpoint.kind == "base",
             Evaluation.prompt_set_id == evaluation.prompt_set_id,
-            Evaluation.status == "done",
         )
     )
+    return next((e for e in candidates if e.status == "done" or e.summary), None)
 
 
 def _flags(summary: dict[str, object], config: EvalConfig) -> list[str]:

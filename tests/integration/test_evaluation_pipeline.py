@@ -280,6 +280,45 @@ def test_growth_is_filled_in_when_the_base_finishes_later(
     assert "length_growth>0.5" in (late.flags or [])
 
 
+def test_growth_uses_a_base_requeued_for_extra_samples(
+    committed_factory: Any, eval_models: dict[str, Path]
+) -> None:
+    """The demo re-queues the base for the samples blind judging needs; its summary (replicate
+    0) is complete all along, so a checkpoint finishing meanwhile gets growth and flags at once
+    (they waited for the extra samples, an hour in a demo run)."""
+    from judging.evaluation.queue import default_prompt_set, requeue
+    from training.evaluation.worker import enqueue, process_one
+
+    lab = _lab(committed_factory, eval_models)
+    config = small_config(thresholds={"max": {"length_growth": 0.5}})
+    set_id = enqueue(committed_factory, prompt_set_name=lab.prompt_set_name)
+    process_one(
+        committed_factory,
+        config=config,
+        worker="w",
+        prompt_set_id=set_id,
+        checkpoint_id=lab.base.id,
+    )
+    with committed_factory() as session:
+        set_id = default_prompt_set(session, lab.prompt_set_name).id
+        requeue(session, checkpoint_id=lab.base.id, prompt_set_id=set_id, replicates=3)
+        session.commit()
+    process_one(
+        committed_factory,
+        config=config,
+        worker="w",
+        prompt_set_id=set_id,
+        checkpoint_id=lab.checkpoint.id,
+    )
+    base = _evaluation(committed_factory, lab.base.id)
+    late = _evaluation(committed_factory, lab.checkpoint.id)
+    assert base.status == "pending" and base.summary is not None
+    assert late.summary is not None and late.summary["length_growth"] == pytest.approx(
+        late.summary["length_tokens"] / base.summary["length_tokens"]
+    )
+    assert "length_growth>0.5" in (late.flags or [])
+
+
 def test_base_replicates_have_their_own_seeds(
     committed_factory: Any, eval_models: dict[str, Path]
 ) -> None:

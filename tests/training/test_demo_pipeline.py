@@ -8,7 +8,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from judging.data.models import Assignment, Checkpoint, Comparison, Evaluation, Study, TrainingRun
+from judging.data.models import (
+    Assignment,
+    Checkpoint,
+    Comparison,
+    Evaluation,
+    Generation,
+    Study,
+    TrainingRun,
+)
 from judging.data.prompts import PromptRecord, store_prompt_set
 from tests.e2e.conftest import committed_session, live_server  # noqa: F401  (fixtures)
 from tests.training.conftest import PROMPTS
@@ -45,6 +53,7 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         base_url=live_server,
         prompt_set="heldout-t",
         reward_model=tiny_models["reward"],
+        eval_reward_model=tiny_models["reward"],  # wiring only: the same tiny RM judges
         base_model=str(tiny_models["policy"]),
         train_overrides=[
             f"model.base_model={tiny_models['policy']}",
@@ -55,7 +64,7 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
             "ppo.response_length=8",
             "ppo.local_rollout_forward_batch_size=4",
         ],
-        sim_raters=2,
+        sim_raters=8,  # enough for comparisons to share base responses (reuse 2)
         people=("person-a", "person-b"),
         echo=lines.append,
     )
@@ -78,6 +87,18 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
                 select(func.count()).select_from(Evaluation).where(Evaluation.status == "done")
             )
             >= 6
+        )
+        # Every response is also scored by the evaluation RM, beside the proxy.
+        unscored = session.scalar(
+            select(func.count())
+            .select_from(Generation)
+            .where(Generation.reward_score.is_not(None), Generation.eval_reward_score.is_(None))
+        )
+        assert unscored == 0
+        assert session.scalar(
+            select(func.count())
+            .select_from(Generation)
+            .where(Generation.eval_reward_score.is_not(None))
         )
         sim = session.scalar(select(Study).where(Study.name == demo.SIM_STUDY))
         people = session.scalar(select(Study).where(Study.name == demo.PEOPLE_STUDY))
@@ -105,6 +126,14 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         assert (tmp_path / "demo" / "invites.txt").is_file()
         saved = read_status(tmp_path)
         assert saved is not None and "recommendation" in saved.result
+        # People confirm a shortlist that holds the recommendation; the simulation shared bases.
+        from judging.studies.service import study_checkpoint_ids
+
+        shortlist = study_checkpoint_ids(session, people.id)
+        assert 1 <= len(shortlist) <= demo.PEOPLE_SHORTLIST
+        chosen = saved.result["recommendation"].get("checkpoint_id")
+        assert chosen is None or chosen in shortlist
+        assert sim.base_reuse == demo.sim_base_reuse(ctx) == 2
 
         # A rerun finds everything done: no child process, no new rows.
         def no_child(*args: object) -> None:
