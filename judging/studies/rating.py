@@ -277,21 +277,23 @@ def queue_state(
     return QueueState(done, total, item, undo_item is not None, undo_item, guide)
 
 
+_OWN = (
+    select(Assignment, Study.status)
+    .join(Comparison, Comparison.id == Assignment.comparison_id)
+    .join(Study, Study.id == Comparison.study_id)
+    .where(Assignment.public_id == bindparam("public_id"))
+)
+# Serialises double submits of one item: the second waits, then sees the first's verdict.
+# Only the assignment row: locking the study row too would serialise every rater.
+_OWN_LOCKED = _OWN.with_for_update(of=Assignment).execution_options(populate_existing=True)
+
+
 def own_assignment(
     session: Session, rater_id: int, public_id: str, *, lock: bool = False
 ) -> Assignment:
     """The rater's assignment by public id: 404 if unknown, 403 if someone else's."""
-    query = (
-        select(Assignment, Study.status)
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Study, Study.id == Comparison.study_id)
-        .where(Assignment.public_id == public_id)
-    )
-    if lock:
-        # Serialises double submits of one item: the second waits, then sees the first's verdict.
-        # Only the assignment row: locking the study row too would serialise every rater.
-        query = query.with_for_update(of=Assignment).execution_options(populate_existing=True)
-    row = session.execute(query).first() if len(public_id) <= 64 else None
+    query = _OWN_LOCKED if lock else _OWN
+    row = session.execute(query, {"public_id": public_id}).first() if len(public_id) <= 64 else None
     if row is None:
         raise NotFoundError("no such item")
     assignment, study_status = row
@@ -393,17 +395,18 @@ def _insert_new(session: Session, values: dict[str, object]) -> ReturningInsert[
     return sqlite.insert(Judgement).values(values).on_conflict_do_nothing().returning(Judgement.id)
 
 
+_RECORDED = select(Judgement.assignment_id, Judgement.idempotency_key).where(
+    or_(
+        Judgement.idempotency_key == bindparam("key"),
+        (Judgement.assignment_id == _ITEM_ID) & Judgement.withdrawn_at.is_(None),
+    )
+)
+
+
 def _already_recorded(session: Session, key: str, assignment_id: int) -> bool:
     """True if this key already recorded this item (a retry) or the item has a live verdict;
     409 if the key recorded another item. One query for both questions."""
-    rows = session.execute(
-        select(Judgement.assignment_id, Judgement.idempotency_key).where(
-            or_(
-                Judgement.idempotency_key == key,
-                (Judgement.assignment_id == assignment_id) & Judgement.withdrawn_at.is_(None),
-            )
-        )
-    ).all()
+    rows = session.execute(_RECORDED, {"key": key, "assignment_id": assignment_id}).all()
     holder = next((a for a, k in rows if k == key), None)
     if holder is not None and holder != assignment_id:
         raise _key_used_elsewhere()
