@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -155,18 +155,9 @@ def _give(session: Session, study: Study, comparison_id: int, rater_id: int) -> 
     session.flush()
 
 
-# Built once: it runs on every request for work, and building it cost more than running it.
-_STALE = (
-    select(Assignment)
-    .join(Comparison, Comparison.id == Assignment.comparison_id)
-    .join(Study, Study.id == Comparison.study_id)
-    .where(
-        Study.status == "running",
-        Assignment.status == "served",
-        Assignment.served_at < bindparam("cutoff"),
-    )
-    .order_by(Assignment.served_at)
-)
+# Built once: building it cost more than running it (the next item asks rating's summary
+# query first whether there is anything to release).
+_STALE = rating.expired_leases().order_by(Assignment.served_at)
 
 
 def release_expired(
@@ -178,7 +169,7 @@ def release_expired(
 ) -> int:
     """Hand served items older than the lease to other raters; returns how many moved."""
     cutoff = (now or _now()) - lease
-    stale = session.scalars(_STALE, {"cutoff": cutoff}).all()
+    stale = session.scalars(_STALE, {"lease_cutoff": cutoff}).all()
     moved = 0
     for assignment in stale:
         minutes = round(lease.total_seconds() / 60)

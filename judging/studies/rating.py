@@ -6,9 +6,10 @@ placed on their sides; no generation, checkpoint or run identity leaves this mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BindParameter, Select, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -225,8 +226,22 @@ def _last_judgement(rater_id: int | BindParameter[int]) -> Select[Judgement]:
     )
 
 
+def expired_leases() -> Select[Assignment]:
+    """Served items of running studies still without a verdict, shown before `lease_cutoff`."""
+    return (
+        select(Assignment)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Study, Study.id == Comparison.study_id)
+        .where(
+            Study.status == "running",
+            Assignment.status == "served",
+            Assignment.served_at < bindparam("lease_cutoff"),
+        )
+    )
+
+
 def _summary_query() -> Select[*tuple[Any, ...]]:
-    """(done, total, next assignment id, item an undo would withdraw) of a rater."""
+    """(done, total, next assignment id, item an undo would withdraw, any lease expired)."""
     finished = case((Assignment.status.in_(("done", "flagged")), 1), else_=0)
     counts = (
         _open_queue(_RATER)
@@ -248,28 +263,60 @@ def _summary_query() -> Select[*tuple[Any, ...]]:
         .where(Judgement.created_at >= bindparam("undo_since"))
         .scalar_subquery()
     )
+    expired = expired_leases().with_only_columns(Assignment.id).limit(1).exists()
     done, total = counts.c
-    return select(done, total, following, undoable).select_from(counts)
+    return select(done, total, following, undoable, expired).select_from(counts)
 
 
 _SUMMARY = _summary_query()
+_NO_LEASE_CHECK = datetime(1970, 1, 1, tzinfo=UTC)
+"""A lease cutoff before anything was served: no lease counts as expired."""
+
+
+class _Summary(NamedTuple):
+    done: int
+    total: int
+    next_id: int | None
+    undo_item: str | None
+    expired: bool
+
+
+@dataclass(frozen=True)
+class LeaseCheck:
+    """Served items shown before `cutoff` are past their lease; `release` hands them back
+    (judging.studies.leases.release_expired, same cutoff) and says how many moved."""
+
+    cutoff: datetime
+    release: Callable[[], int]
 
 
 def _queue_summary(
-    session: Session, rater_id: int, undo_window: timedelta
-) -> tuple[int, int, int | None, str | None]:
-    """(done, total, next assignment id, item an undo would withdraw) in one query."""
-    params = {"rater_id": rater_id, "undo_since": _now() - undo_window}
+    session: Session, rater_id: int, undo_window: timedelta, cutoff: datetime
+) -> _Summary:
+    """The rater's progress, next item and undo target, and whether any lease ran out."""
+    params = {"rater_id": rater_id, "undo_since": _now() - undo_window, "lease_cutoff": cutoff}
     row = session.execute(_SUMMARY, params).one()
-    return int(row[0] or 0), int(row[1] or 0), row[2], row[3]
+    return _Summary(int(row[0] or 0), int(row[1] or 0), row[2], row[3], bool(row[4]))
 
 
 def queue_state(
-    session: Session, rater_id: int, undo_window: timedelta = DEFAULT_UNDO_WINDOW
+    session: Session,
+    rater_id: int,
+    undo_window: timedelta = DEFAULT_UNDO_WINDOW,
+    leases: LeaseCheck | None = None,
 ) -> QueueState:
     """Progress, the next item (marked shown), its guidelines and what an undo would withdraw:
-    one query to read the queue, one for the item, one to stamp it."""
-    done, total, next_id, undo_item = _queue_summary(session, rater_id, undo_window)
+    one query to read the queue, one for the item, one to stamp it.
+
+    With `leases`, expired leases go back to the pool before the queue is shown. The summary
+    query also says whether there are any, so the common case (none) costs no statement of its
+    own; when some moved, the queue is read again (one of them may have come to this rater).
+    """
+    cutoff = leases.cutoff if leases else _NO_LEASE_CHECK
+    summary = _queue_summary(session, rater_id, undo_window, cutoff)
+    if leases and summary.expired and leases.release():
+        summary = _queue_summary(session, rater_id, undo_window, cutoff)
+    done, total, next_id, undo_item, _expired = summary
     item, guide = None, None
     if next_id is not None:
         item, guide = _item(session, next_id, rater_id)
