@@ -118,14 +118,18 @@ def optional_identity(request: Request, session: SessionDep) -> Identity | None:
     return Identity(rater_id, name, role == "admin", csrf)
 
 
-def current_identity(identity: Annotated[Identity | None, Depends(optional_identity)]) -> Identity:
+# These two only look at what optional_identity found: async, so FastAPI runs them on the event
+# loop instead of sending each to a worker thread and back (one hop fewer on every request).
+async def current_identity(
+    identity: Annotated[Identity | None, Depends(optional_identity)],
+) -> Identity:
     """The signed-in rater; without a valid session, send the browser to the invite notice."""
     if identity is None:
         raise HTTPException(status_code=303, headers={"Location": NEED_INVITE})
     return identity
 
 
-def admin_identity(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+async def admin_identity(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
     if not identity.is_admin:
         raise PermissionDeniedError("this page is for study admins only")
     return identity

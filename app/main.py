@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from app.render import render
+from app.render import render, templates
 from app.routes import admin, pages, research
 from app.routes import judging as judging_routes
 from app.security import FailureLimiter, SecurityMiddleware
@@ -30,6 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.resolved_database_url)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.invite_limiter = FailureLimiter()
+    # Template edits show without a restart only where someone edits them; elsewhere every
+    # render would stat each template file (about ten per rater page) to find out.
+    templates.env.auto_reload = settings.environment == "local"
     app.mount("/static", StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static")
     app.include_router(pages.router)
     app.include_router(judging_routes.router)

@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
+from bench.profile_rater import _backends, _cpu_seconds
 from judging.data.db import make_engine
 from judging.data.migrate import upgrade
 from judging.data.models import Assignment, Judgement
@@ -155,6 +156,22 @@ def audit(url: str, run: Run) -> dict[str, int]:
     }
 
 
+def server_cpu_ms(app: LiveApp, url: str, requests: int) -> dict[str, float]:
+    """CPU the app's processes and their PostgreSQL backends spent per request, over their whole
+    life (sign-ins included): on a shared machine a steadier yardstick than latency."""
+    assert app.process is not None
+    workers = [app.process.pid, *_children(app.process.pid)]
+    spent = {"app": _cpu_seconds(workers), "postgres": _cpu_seconds(_backends(url))}
+    return {k: round(v * 1000 / max(requests, 1), 2) for k, v in spent.items()}
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(c) for c in task.read_text().split()]
+    return found
+
+
 def seed(url: str, raters: int, prompts: int, data_dir: Path) -> dict[str, str]:
     upgrade(url)
     engine = make_engine(url)
@@ -233,6 +250,7 @@ def main() -> int:
             run, elapsed = asyncio.run(
                 drive(app.url, tokens, seconds, args.max_requests, args.think)
             )
+            cpu = server_cpu_ms(app, url, sum(run.statuses.values()))
             app.stop()
             figures: dict[str, Any] = {
                 "raters": args.raters,
@@ -243,6 +261,7 @@ def main() -> int:
                 "errors": len(run.errors),
                 "statuses": dict(run.statuses),
                 "audit": audit(url, run),
+                "cpu_ms_per_request": cpu,
             }
             for endpoint, values in sorted(run.latency.items()):
                 figures[endpoint] = {

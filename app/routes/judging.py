@@ -7,7 +7,7 @@ Every action is a plain `<form method="post">` enhanced with hx-post: htmx reque
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -105,8 +105,12 @@ def _page(
     settings = _settings(request)
     idle = timedelta(seconds=settings.idle_release_seconds)
     departures.check_presence(session, who.rater_id, idle=idle)
-    leases.release_expired(session, lease=timedelta(seconds=settings.lease_seconds), idle=idle)
-    state = rating.queue_state(session, who.rater_id, undo_window(request))
+    lease, now = timedelta(seconds=settings.lease_seconds), datetime.now(UTC)
+    expired = rating.LeaseCheck(
+        cutoff=now - lease,
+        release=lambda: leases.release_expired(session, lease=lease, now=now, idle=idle),
+    )
+    state = rating.queue_state(session, who.rater_id, undo_window(request), expired)
     context = {
         "who": who,
         "state": state,

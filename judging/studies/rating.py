@@ -6,9 +6,10 @@ placed on their sides; no generation, checkpoint or run identity leaves this mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BindParameter, Select, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -225,8 +226,22 @@ def _last_judgement(rater_id: int | BindParameter[int]) -> Select[Judgement]:
     )
 
 
+def expired_leases() -> Select[Assignment]:
+    """Served items of running studies still without a verdict, shown before `lease_cutoff`."""
+    return (
+        select(Assignment)
+        .join(Comparison, Comparison.id == Assignment.comparison_id)
+        .join(Study, Study.id == Comparison.study_id)
+        .where(
+            Study.status == "running",
+            Assignment.status == "served",
+            Assignment.served_at < bindparam("lease_cutoff"),
+        )
+    )
+
+
 def _summary_query() -> Select[*tuple[Any, ...]]:
-    """(done, total, next assignment id, item an undo would withdraw) of a rater."""
+    """(done, total, next assignment id, item an undo would withdraw, any lease expired)."""
     finished = case((Assignment.status.in_(("done", "flagged")), 1), else_=0)
     counts = (
         _open_queue(_RATER)
@@ -248,28 +263,60 @@ def _summary_query() -> Select[*tuple[Any, ...]]:
         .where(Judgement.created_at >= bindparam("undo_since"))
         .scalar_subquery()
     )
+    expired = expired_leases().with_only_columns(Assignment.id).limit(1).exists()
     done, total = counts.c
-    return select(done, total, following, undoable).select_from(counts)
+    return select(done, total, following, undoable, expired).select_from(counts)
 
 
 _SUMMARY = _summary_query()
+_NO_LEASE_CHECK = datetime(1970, 1, 1, tzinfo=UTC)
+"""A lease cutoff before anything was served: no lease counts as expired."""
+
+
+class _Summary(NamedTuple):
+    done: int
+    total: int
+    next_id: int | None
+    undo_item: str | None
+    expired: bool
+
+
+@dataclass(frozen=True)
+class LeaseCheck:
+    """Served items shown before `cutoff` are past their lease; `release` hands them back
+    (judging.studies.leases.release_expired, same cutoff) and says how many moved."""
+
+    cutoff: datetime
+    release: Callable[[], int]
 
 
 def _queue_summary(
-    session: Session, rater_id: int, undo_window: timedelta
-) -> tuple[int, int, int | None, str | None]:
-    """(done, total, next assignment id, item an undo would withdraw) in one query."""
-    params = {"rater_id": rater_id, "undo_since": _now() - undo_window}
+    session: Session, rater_id: int, undo_window: timedelta, cutoff: datetime
+) -> _Summary:
+    """The rater's progress, next item and undo target, and whether any lease ran out."""
+    params = {"rater_id": rater_id, "undo_since": _now() - undo_window, "lease_cutoff": cutoff}
     row = session.execute(_SUMMARY, params).one()
-    return int(row[0] or 0), int(row[1] or 0), row[2], row[3]
+    return _Summary(int(row[0] or 0), int(row[1] or 0), row[2], row[3], bool(row[4]))
 
 
 def queue_state(
-    session: Session, rater_id: int, undo_window: timedelta = DEFAULT_UNDO_WINDOW
+    session: Session,
+    rater_id: int,
+    undo_window: timedelta = DEFAULT_UNDO_WINDOW,
+    leases: LeaseCheck | None = None,
 ) -> QueueState:
     """Progress, the next item (marked shown), its guidelines and what an undo would withdraw:
-    one query to read the queue, one for the item, one to stamp it."""
-    done, total, next_id, undo_item = _queue_summary(session, rater_id, undo_window)
+    one query to read the queue, one for the item, one to stamp it.
+
+    With `leases`, expired leases go back to the pool before the queue is shown. The summary
+    query also says whether there are any, so the common case (none) costs no statement of its
+    own; when some moved, the queue is read again (one of them may have come to this rater).
+    """
+    cutoff = leases.cutoff if leases else _NO_LEASE_CHECK
+    summary = _queue_summary(session, rater_id, undo_window, cutoff)
+    if leases and summary.expired and leases.release():
+        summary = _queue_summary(session, rater_id, undo_window, cutoff)
+    done, total, next_id, undo_item, _expired = summary
     item, guide = None, None
     if next_id is not None:
         item, guide = _item(session, next_id, rater_id)
@@ -277,21 +324,23 @@ def queue_state(
     return QueueState(done, total, item, undo_item is not None, undo_item, guide)
 
 
+_OWN = (
+    select(Assignment, Study.status)
+    .join(Comparison, Comparison.id == Assignment.comparison_id)
+    .join(Study, Study.id == Comparison.study_id)
+    .where(Assignment.public_id == bindparam("public_id"))
+)
+# Serialises double submits of one item: the second waits, then sees the first's verdict.
+# Only the assignment row: locking the study row too would serialise every rater.
+_OWN_LOCKED = _OWN.with_for_update(of=Assignment).execution_options(populate_existing=True)
+
+
 def own_assignment(
     session: Session, rater_id: int, public_id: str, *, lock: bool = False
 ) -> Assignment:
     """The rater's assignment by public id: 404 if unknown, 403 if someone else's."""
-    query = (
-        select(Assignment, Study.status)
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Study, Study.id == Comparison.study_id)
-        .where(Assignment.public_id == public_id)
-    )
-    if lock:
-        # Serialises double submits of one item: the second waits, then sees the first's verdict.
-        # Only the assignment row: locking the study row too would serialise every rater.
-        query = query.with_for_update(of=Assignment).execution_options(populate_existing=True)
-    row = session.execute(query).first() if len(public_id) <= 64 else None
+    query = _OWN_LOCKED if lock else _OWN
+    row = session.execute(query, {"public_id": public_id}).first() if len(public_id) <= 64 else None
     if row is None:
         raise NotFoundError("no such item")
     assignment, study_status = row
@@ -393,17 +442,18 @@ def _insert_new(session: Session, values: dict[str, object]) -> ReturningInsert[
     return sqlite.insert(Judgement).values(values).on_conflict_do_nothing().returning(Judgement.id)
 
 
+_RECORDED = select(Judgement.assignment_id, Judgement.idempotency_key).where(
+    or_(
+        Judgement.idempotency_key == bindparam("key"),
+        (Judgement.assignment_id == _ITEM_ID) & Judgement.withdrawn_at.is_(None),
+    )
+)
+
+
 def _already_recorded(session: Session, key: str, assignment_id: int) -> bool:
     """True if this key already recorded this item (a retry) or the item has a live verdict;
     409 if the key recorded another item. One query for both questions."""
-    rows = session.execute(
-        select(Judgement.assignment_id, Judgement.idempotency_key).where(
-            or_(
-                Judgement.idempotency_key == key,
-                (Judgement.assignment_id == assignment_id) & Judgement.withdrawn_at.is_(None),
-            )
-        )
-    ).all()
+    rows = session.execute(_RECORDED, {"key": key, "assignment_id": assignment_id}).all()
     holder = next((a for a, k in rows if k == key), None)
     if holder is not None and holder != assignment_id:
         raise _key_used_elsewhere()

@@ -158,3 +158,23 @@ def test_cannot_judge_leaves_the_queue_and_shows_on_qc(
     login(client, lab.tokens["admin"])
     qc_page = client.get(f"/admin/studies/{study.id}/qc").text
     assert "asks for &lt;b&gt;private&lt;/b&gt; data" in qc_page and "unsafe" in qc_page
+
+
+def test_asking_for_work_hands_back_expired_leases(
+    client: Any, db_session: Session, tmp_path: Path
+) -> None:
+    """Through the page: the next-item request releases leases that ran out (the queue summary
+    says whether there are any) before it shows the queue."""
+    lab = build_lab(db_session, tmp_path, prompts=3, raters=("alice", "bob", "carol"))
+    _study(db_session, lab, 3)
+    login(client, lab.tokens["alice"])
+    item = _item(client.get("/rate").text)
+    stalled = db_session.scalars(select(Assignment).where(Assignment.public_id == item)).one()
+    stalled.served_at = datetime.now(UTC) - 2 * LEASE  # the default lease is 30 minutes
+    db_session.flush()
+    login(client, lab.tokens["bob"])
+    assert client.get("/rate").status_code == 200
+    db_session.refresh(stalled)
+    assert stalled.status == "released"
+    moved = db_session.scalars(select(AuditEntry).where(AuditEntry.action == "lease_expired"))
+    assert moved.one().details["from"] == lab.raters[0].id
