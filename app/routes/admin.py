@@ -107,6 +107,7 @@ def create_study(session: SessionDep, form: AdminForm) -> Response:
         reference_checkpoint_id=reference[0] if reference else None,
         raters_per_comparison=_number(form, "raters_per_comparison", 2, int),
         attention_check_rate=_number(form, "attention_check_rate", 0.05),
+        base_reuse=_number(form, "base_reuse", 1, int),
     )
     min_pass = _number(form, "min_attention_pass_rate", 0.8)
     if not 0 <= min_pass <= 1:

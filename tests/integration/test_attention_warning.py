@@ -195,3 +195,33 @@ def test_cli_study_create_warns(cli_db: Session, tmp_path: Path) -> None:
     assert "warning: no attention checks" in flat and "4 spare base samples" in flat
     assert f"rlhf evaluate --checkpoint {lab.base.id} --prompt-set ppo-lab-heldout" in flat
     assert "--replicates 3" in flat
+
+
+def test_admin_form_creates_a_study_sharing_base_responses(
+    client: Any, db_session: Session, tmp_path: Path
+) -> None:
+    raters = ("r1", "r2", "r3", "r4", "admin")
+    lab = build_lab(
+        db_session, tmp_path, prompts=4, steps=(10, 20), texts=TEXTS, raters=raters, base_samples=1
+    )
+    switch_to(client, lab.tokens["admin"])
+    form = client.get("/admin/studies/new").text
+    csrf = re.search(r'name="csrf_token" value="([^"]*)"', form)
+    assert csrf and 'name="base_reuse"' in form
+    data = {
+        "csrf_token": csrf.group(1),
+        "name": "shared",
+        "checkpoints": [str(c.id) for c in lab.trained],
+        "prompt_set": str(lab.prompt_set_id),
+        "raters": [str(r.id) for r in lab.raters[:4]],
+        "raters_per_comparison": "2",
+        "attention_check_rate": "0",
+        "base_reuse": "2",
+    }
+    response = client.post("/admin/studies", data=data, follow_redirects=False)
+    assert response.status_code == 303, response.text[:300]
+    study = db_session.scalars(select(Study).where(Study.name == "shared")).one()
+    assert study.base_reuse == 2  # two checkpoints on the one base sample per prompt
+    assert "shared by up to 2 comparisons" in client.get(response.headers["location"]).text
+    refused = client.post("/admin/studies", data={**data, "name": "x", "base_reuse": "3"})
+    assert refused.status_code == 409 and "needs 6 raters" in refused.text

@@ -42,6 +42,37 @@ def _evaluation(factory: sessionmaker[Session], checkpoint_id: int) -> Evaluatio
         return evaluation
 
 
+def _process(
+    factory: sessionmaker[Session],
+    config: Any,
+    set_id: int,
+    checkpoint_id: int,
+    worker: str = "w",
+    **extra: Any,
+) -> Any:
+    from training.evaluation.worker import process_one
+
+    return process_one(
+        factory,
+        config=config,
+        worker=worker,
+        prompt_set_id=set_id,
+        checkpoint_id=checkpoint_id,
+        **extra,
+    )
+
+
+def _requeue_base(factory: sessionmaker[Session], lab: Any, replicates: int) -> int:
+    """Ask for more base samples per prompt (as the demo does for blind judging)."""
+    from judging.evaluation.queue import default_prompt_set, requeue
+
+    with factory() as session:
+        set_id = default_prompt_set(session, lab.prompt_set_name).id
+        requeue(session, checkpoint_id=lab.base.id, prompt_set_id=set_id, replicates=replicates)
+        session.commit()
+        return set_id
+
+
 def test_worker_evaluates_base_then_checkpoint(
     committed_factory: Any, eval_models: dict[str, Path]
 ) -> None:
@@ -154,13 +185,7 @@ def test_ctrl_c_gives_the_job_back_at_once(
     released = _evaluation(committed_factory, lab.checkpoint.id)
     assert released.status == "pending" and released.worker is None
     assert len(_rows(committed_factory, lab.checkpoint.id)) == 2
-    outcome = process_one(
-        committed_factory,
-        config=config,
-        worker="next",
-        prompt_set_id=set_id,
-        checkpoint_id=lab.checkpoint.id,
-    )
+    outcome = _process(committed_factory, config, set_id, lab.checkpoint.id, worker="next")
     assert outcome is not None and outcome.status == "done"
     rows = _rows(committed_factory, lab.checkpoint.id)
     assert len(rows) == len(EVAL_PROMPTS) == len({r.prompt_id for r in rows})
@@ -187,24 +212,9 @@ def test_killed_worker_resumes_without_duplicates(
     stuck = _evaluation(committed_factory, lab.checkpoint.id)
     assert stuck.status == "running" and stuck.summary is None
     # A live claim is not taken over; once its heartbeat is stale, another worker resumes it.
-    assert (
-        process_one(
-            committed_factory,
-            config=config,
-            worker="w2",
-            prompt_set_id=set_id,
-            checkpoint_id=lab.checkpoint.id,
-        )
-        is None
-    )
+    assert _process(committed_factory, config, set_id, lab.checkpoint.id, worker="w2") is None
     stale = small_config(batch_size=2, stale_after_s=1e-6)
-    outcome = process_one(
-        committed_factory,
-        config=stale,
-        worker="w2",
-        prompt_set_id=set_id,
-        checkpoint_id=lab.checkpoint.id,
-    )
+    outcome = _process(committed_factory, stale, set_id, lab.checkpoint.id, worker="w2")
     assert outcome is not None and outcome.status == "done"
     rows = _rows(committed_factory, lab.checkpoint.id)
     assert sorted(r.prompt_id for r in rows) == sorted({r.prompt_id for r in rows})
@@ -254,19 +264,13 @@ def test_failure_marks_checkpoint_failed_with_the_error(
 def test_growth_is_filled_in_when_the_base_finishes_later(
     committed_factory: Any, eval_models: dict[str, Path]
 ) -> None:
-    from training.evaluation.worker import enqueue, process_one
+    from training.evaluation.worker import enqueue
 
     lab = _lab(committed_factory, eval_models)
     config = small_config(thresholds={"max": {"length_growth": 0.5}})
     set_id = enqueue(committed_factory, prompt_set_name=lab.prompt_set_name)
     for checkpoint_id in (lab.checkpoint.id, lab.base.id):  # the checkpoint first, on purpose
-        process_one(
-            committed_factory,
-            config=config,
-            worker="w",
-            prompt_set_id=set_id,
-            checkpoint_id=checkpoint_id,
-        )
+        _process(committed_factory, config, set_id, checkpoint_id)
         if checkpoint_id == lab.checkpoint.id:
             early = _evaluation(committed_factory, lab.checkpoint.id)
             assert early.summary is not None and early.summary["length_growth"] is None
@@ -286,30 +290,14 @@ def test_growth_uses_a_base_requeued_for_extra_samples(
     """The demo re-queues the base for the samples blind judging needs; its summary (replicate
     0) is complete all along, so a checkpoint finishing meanwhile gets growth and flags at once
     (they waited for the extra samples, an hour in a demo run)."""
-    from judging.evaluation.queue import default_prompt_set, requeue
-    from training.evaluation.worker import enqueue, process_one
+    from training.evaluation.worker import enqueue
 
     lab = _lab(committed_factory, eval_models)
     config = small_config(thresholds={"max": {"length_growth": 0.5}})
     set_id = enqueue(committed_factory, prompt_set_name=lab.prompt_set_name)
-    process_one(
-        committed_factory,
-        config=config,
-        worker="w",
-        prompt_set_id=set_id,
-        checkpoint_id=lab.base.id,
-    )
-    with committed_factory() as session:
-        set_id = default_prompt_set(session, lab.prompt_set_name).id
-        requeue(session, checkpoint_id=lab.base.id, prompt_set_id=set_id, replicates=3)
-        session.commit()
-    process_one(
-        committed_factory,
-        config=config,
-        worker="w",
-        prompt_set_id=set_id,
-        checkpoint_id=lab.checkpoint.id,
-    )
+    _process(committed_factory, config, set_id, lab.base.id)
+    set_id = _requeue_base(committed_factory, lab, replicates=3)
+    _process(committed_factory, config, set_id, lab.checkpoint.id)
     base = _evaluation(committed_factory, lab.base.id)
     late = _evaluation(committed_factory, lab.checkpoint.id)
     assert base.status == "pending" and base.summary is not None
@@ -323,8 +311,7 @@ def test_base_replicates_have_their_own_seeds(
     committed_factory: Any, eval_models: dict[str, Path]
 ) -> None:
     """A blind study needs one base sample per judged checkpoint: extra replicates, new seeds."""
-    from judging.evaluation.queue import default_prompt_set, requeue
-    from training.evaluation.worker import process_one, watch
+    from training.evaluation.worker import watch
 
     lab = _lab(committed_factory, eval_models)
     config = small_config()
@@ -336,17 +323,8 @@ def test_base_replicates_have_their_own_seeds(
         once=True,
     )
     summary_before = _evaluation(committed_factory, lab.base.id).summary
-    with committed_factory() as session:
-        set_id = default_prompt_set(session, lab.prompt_set_name).id
-        requeue(session, checkpoint_id=lab.base.id, prompt_set_id=set_id, replicates=3)
-        session.commit()
-    outcome = process_one(
-        committed_factory,
-        config=config,
-        worker="w2",
-        prompt_set_id=set_id,
-        checkpoint_id=lab.base.id,
-    )
+    set_id = _requeue_base(committed_factory, lab, replicates=3)
+    outcome = _process(committed_factory, config, set_id, lab.base.id, worker="w2")
     assert outcome is not None and outcome.status == "done"
     base_rows = _rows(committed_factory, lab.base.id)
     checkpoint_seeds = {r.seed for r in _rows(committed_factory, lab.checkpoint.id)}
@@ -368,18 +346,12 @@ def test_a_second_runs_base_copies_the_first_runs_rows(
     """Runs of a sweep share their base: its second evaluation copies rows instead of sampling
     them again, unless the reward model differs (the scores would not be the same)."""
     from judging.data import registry
-    from training.evaluation.worker import enqueue, process_one
+    from training.evaluation.worker import enqueue
 
     lab = _lab(committed_factory, eval_models)
     config = small_config()
     set_id = enqueue(committed_factory, prompt_set_name=lab.prompt_set_name)
-    process_one(
-        committed_factory,
-        config=config,
-        worker="w",
-        prompt_set_id=set_id,
-        checkpoint_id=lab.base.id,
-    )
+    _process(committed_factory, config, set_id, lab.base.id)
     with committed_factory() as session:
         twins = []
         for name, rm in (("same-rm", eval_models["rm"]), ("other-rm", eval_models["base"])):
@@ -394,14 +366,7 @@ def test_a_second_runs_base_copies_the_first_runs_rows(
             twins.append(registry.ensure_base_checkpoint(session, run).id)
         session.commit()
     enqueue(committed_factory, prompt_set_name=lab.prompt_set_name)
-    outcome = process_one(
-        committed_factory,
-        config=config,
-        worker="w",
-        prompt_set_id=set_id,
-        checkpoint_id=twins[0],
-        load_models=_never_load,
-    )
+    outcome = _process(committed_factory, config, set_id, twins[0], load_models=_never_load)
     assert outcome is not None and outcome.status == "done"
     fields = ("prompt_id", "seed", "text", "token_count", "reward_score", "settings_key")
     first = [tuple(getattr(r, f) for f in fields) for r in _rows(committed_factory, lab.base.id)]
@@ -412,13 +377,6 @@ def test_a_second_runs_base_copies_the_first_runs_rows(
         == _evaluation(committed_factory, lab.base.id).summary
     )
     # Another reward model: the rows are not the same scores, so nothing is copied.
-    outcome = process_one(
-        committed_factory,
-        config=config,
-        worker="w",
-        prompt_set_id=set_id,
-        checkpoint_id=twins[1],
-        load_models=_never_load,
-    )
+    outcome = _process(committed_factory, config, set_id, twins[1], load_models=_never_load)
     assert outcome is not None and outcome.status == "failed"
     assert "models loaded" in (outcome.error or "")
