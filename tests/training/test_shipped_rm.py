@@ -61,3 +61,46 @@ def test_lora_rm_ships_small_and_materialises_to_the_same_scores(
             .logits
         )
     assert torch.allclose(a, b, atol=1e-5)
+
+
+SHIPPED = {
+    "rm-onpolicy": "training/configs/rm_onpolicy.yaml",
+    "rm-onpolicy-eval": "training/configs/rm_onpolicy_eval.yaml",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_reward_model_scores_its_held_out_pairs_as_its_report_says(
+    name: str, tmp_path: Path
+) -> None:
+    """The adapter in the repo, merged onto SmolLM2, reproduces the held-out accuracy and mean
+    margin its report states: the report describes these weights, not an earlier run's."""
+    from judging.evaluation.rm_report import pairwise_accuracy
+    from judging.settings import PROJECT_ROOT
+    from training.common import load_tokenizer
+    from training.config import load_config
+    from training.preferences import load_pairs, tokenize_pairs
+    from training.reward import REQUIRED, score
+    from training.shipped_rm import materialise
+
+    smollm2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
+    if not (smollm2 / "config.json").is_file():
+        pytest.skip("SmolLM2 is not converted: run `rlhf models fetch`")
+    from transformers import AutoModelForSequenceClassification
+
+    shipped = PROJECT_ROOT / "data" / "reward_models" / name
+    report = json.loads((shipped / "report.json").read_text())["report"]
+    cfg = load_config(PROJECT_ROOT / SHIPPED[name], [])
+    tokenizer = load_tokenizer(str(smollm2))
+    tokenizer.padding_side = "right"
+    rows = load_pairs(cfg, str(PROJECT_ROOT / cfg.data.heldout_preferences), REQUIRED)
+    pairs = tokenize_pairs(rows[: cfg.rm.heldout_max_pairs or None], tokenizer, cfg.data.max_length)
+    merged = materialise(shipped, str(smollm2), tmp_path / "merged")
+    model = AutoModelForSequenceClassification.from_pretrained(merged)
+    chosen = score(model, tokenizer, pairs["chosen_ids"])
+    rejected = score(model, tokenizer, pairs["rejected_ids"])
+    assert len(chosen) == report["pairs"]
+    assert pairwise_accuracy(chosen, rejected) == pytest.approx(report["accuracy"], abs=1e-9)
+    margin = sum(c - r for c, r in zip(chosen, rejected, strict=True)) / len(chosen)
+    assert margin == pytest.approx(report["mean_margin"], abs=1e-3)
