@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,7 +38,10 @@ def _run(engine: Engine, work: Any, *, fail: bool) -> Session:
                 await steps.__anext__()
         return session
 
-    return asyncio.run(go())
+    # A thread of its own: the browser tests' Playwright (sync API) keeps an event loop running
+    # in the main thread for the rest of the session, where asyncio.run() refuses to start.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def _add(name: str) -> Any:
