@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.deps import SessionDep
+from app.threads import in_thread
 from judging.data.models import Rater
 from judging.errors import LabError, PermissionDeniedError
 from judging.settings import Settings
@@ -102,14 +103,18 @@ def _session_row(session: Session, rater_id: int) -> Row[str, str, bool, int] | 
     return row
 
 
-def optional_identity(request: Request, session: SessionDep) -> Identity | None:
+async def optional_identity(request: Request, session: SessionDep) -> Identity | None:
+    """The rater of a valid session cookie whose version is current, else None.
+
+    The signature check runs on the event loop; only the database read goes to a thread.
+    """
     data = _payload(request)
     if data is None:
         return None
     rater_id, csrf = data.get("r"), data.get("c")
     if not isinstance(rater_id, int) or not isinstance(csrf, str):
         return None
-    row = _session_row(session, rater_id)
+    row = await in_thread(_session_row, session, rater_id)
     if row is None:
         return None
     name, role, active, version = row

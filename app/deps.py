@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
+from app.threads import in_thread
 from judging.settings import Settings
 
 
@@ -31,7 +31,7 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
 
 async def _finish(session: Session, *, commit: bool) -> None:
     if session.in_transaction() or session.new or session.dirty or session.deleted:
-        await run_in_threadpool(_end, session, commit)
+        await in_thread(_end, session, commit)
     else:
         session.close()
 

@@ -7,9 +7,12 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from app import threads
 from app.render import render, templates
 from app.routes import admin, pages, research
 from app.routes import judging as judging_routes
@@ -27,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The schema and its viewer (Swagger UI, vendored) are served by app.routes.pages, admins only.
     app = FastAPI(title="RLHF checkpoint lab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
-    app.state.engine = make_engine(settings.resolved_database_url)
+    app.state.engine = _engine(settings)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.invite_limiter = FailureLimiter()
     # Template edits show without a restart only where someone edits them; elsewhere every
@@ -43,6 +46,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(PoolTimeoutError, _busy)  # type: ignore[arg-type]
     app.add_middleware(SecurityMiddleware)
     return app
+
+
+def _engine(settings: Settings) -> Engine:
+    """The app's engine; on PostgreSQL a pool as large as the request thread pool."""
+    url = settings.resolved_database_url
+    if make_url(url).get_backend_name() != "postgresql":
+        threads.configure(8)
+        return make_engine(url)
+    size = settings.db_pool_size
+    threads.configure(2 * size)
+    return make_engine(url, pool_size=size, max_overflow=size)
 
 
 def _reply(request: Request, message: str, status: int) -> HTMLResponse | JSONResponse:

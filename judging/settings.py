@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     max_skips: int = Field(default=2, ge=1, validation_alias="RLHF_MAX_SKIPS")
     """After this many skips by one rater an item goes to another eligible rater."""
 
+    db_pool_size: int = Field(default=10, ge=1, le=100, validation_alias="RLHF_DB_POOL_SIZE")
+    """Connections each web worker keeps open to PostgreSQL (plus as many again in bursts). Five,
+    SQLAlchemy's default, made the app open and close a connection on most requests under 100
+    raters; mind PostgreSQL's `max_connections` (100 by default) times the worker count."""
+
     host: str = Field(default="127.0.0.1", validation_alias="RLHF_HOST")
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="RLHF_PORT")
 

@@ -25,6 +25,7 @@ from app.auth import (
 from app.deps import SessionDep
 from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
+from app.threads import offloaded
 from judging.settings import Settings
 from judging.studies import departures, leases, rating
 from judging.studies import guidelines as rater_guidelines
@@ -53,6 +54,7 @@ def _field(form: Any, name: str) -> str | None:
 
 
 @router.get("/invite", response_class=HTMLResponse)
+@offloaded
 def invite_page(request: Request) -> HTMLResponse:
     """The invite link lands here; static/invite.js posts the token from the URL fragment."""
     response = render(request, "invite.html", {"message": None})
@@ -61,6 +63,7 @@ def invite_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/invite", response_model=None)
+@offloaded
 def accept_invite(request: Request, session: SessionDep, form: CleanForm) -> Response:
     """Redeem a one-time invite token (from the fragment script or the paste form)."""
     limiter = request.app.state.invite_limiter
@@ -83,11 +86,13 @@ def accept_invite(request: Request, session: SessionDep, form: CleanForm) -> Res
 
 
 @router.get(NEED_INVITE, response_class=HTMLResponse)
+@offloaded
 def need_invite(request: Request) -> HTMLResponse:
     return render(request, "need_invite.html", {}, status_code=401)
 
 
 @router.post("/logout", response_model=None)
+@offloaded
 def logout(session: SessionDep, who: CurrentRater, _form: RaterForm) -> Response:
     """Sign out everywhere: the session version moves on, so copies of the cookie die too."""
     end_sessions(session, who.rater_id)
@@ -126,6 +131,7 @@ def _page(
 
 
 @router.get("/rate", response_class=HTMLResponse)
+@offloaded
 def rate_page(request: Request, session: SessionDep, who: CurrentRater) -> HTMLResponse:
     return _page(request, session, who, request.query_params.get("flash"))
 
@@ -138,6 +144,7 @@ def _after(request: Request, session: SessionDep, who: Identity, flash: str) -> 
 
 
 @router.get("/rate/guidelines/{study_id}", response_class=HTMLResponse)
+@offloaded
 def guidelines_page(
     request: Request, study_id: int, session: SessionDep, who: CurrentRater
 ) -> HTMLResponse:
@@ -146,6 +153,7 @@ def guidelines_page(
 
 
 @router.post("/rate/guidelines/{study_id}/seen", response_model=None)
+@offloaded
 def guidelines_seen(
     request: Request, study_id: int, session: SessionDep, who: CurrentRater, _form: RaterForm
 ) -> Response:
@@ -157,6 +165,7 @@ def guidelines_seen(
 
 
 @router.post("/rate/undo", response_model=None)
+@offloaded
 def undo(request: Request, session: SessionDep, who: CurrentRater, form: RaterForm) -> Response:
     item = _field(form, "undo_item")
     if not item:
@@ -170,6 +179,7 @@ def undo(request: Request, session: SessionDep, who: CurrentRater, form: RaterFo
 
 
 @router.post("/rate/{public_id}", response_model=None)
+@offloaded
 def judge(
     request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
 ) -> Response:
@@ -192,6 +202,7 @@ def judge(
 
 
 @router.post("/rate/{public_id}/skip", response_model=None)
+@offloaded
 def skip(
     request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
 ) -> Response:
@@ -206,6 +217,7 @@ def skip(
 
 
 @router.post("/rate/{public_id}/flag", response_model=None)
+@offloaded
 def flag(
     request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
 ) -> Response:
