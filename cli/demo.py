@@ -271,14 +271,11 @@ def _reference_base(ctx: DemoContext) -> int:
 
 
 def _planned_checkpoints(ctx: DemoContext) -> int:
-    """Checkpoints the sweep saves if no run stops early: ceil(max_steps / save_every) per run."""
-    from training.config import load_config
+    """Checkpoints the sweep saves if no run stops early (`training.config.saved_steps`)."""
+    from training.config import load_config, saved_steps
 
-    total = 0
-    for config in ctx.configs:
-        run = load_config(Path(config), list(ctx.train_overrides)).run
-        total += -(-run.max_steps // run.save_every)
-    return total
+    runs = [load_config(Path(config), list(ctx.train_overrides)).run for config in ctx.configs]
+    return sum(len(saved_steps(run)) for run in runs)
 
 
 RATERS_PER_COMPARISON = 2

@@ -129,6 +129,20 @@ class RegistryCallback(TrainerCallback):
         crash_point("registered", step)
 
 
+class EarlySaveCallback(TrainerCallback):
+    """Saves once more at `step` (run.first_save), whatever `save_every` says."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    @override
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.step and state.global_step == self.step:
+            control.should_save = True
+
+
 class BudgetCallback(TrainerCallback):
     """Stops after max_steps or max_seconds, whichever comes first, saving the final step."""
 

@@ -34,6 +34,9 @@ class RunSection:
     """Stop after this much wall-clock training time; 0 means no time limit."""
     save_every: int = 4
     """Save (and register) a checkpoint every N steps; the final step is always saved."""
+    first_save: int = 0
+    """Also save at this step (0: no extra save), so that the first checkpoint reaches the
+    dashboard after one or two steps instead of after `save_every`."""
     seed: int = 0
     """Random seed for data order, sampling and initialisation."""
     threads: int = 0
@@ -353,6 +356,7 @@ def validate(config: TrainConfig) -> None:
     checks = [
         (config.run.max_steps >= 1, "'run.max_steps' must be at least 1"),
         (config.run.save_every >= 1, "'run.save_every' must be at least 1"),
+        (config.run.first_save >= 0, "'run.first_save' must be 0 (none) or a step number"),
         (config.run.max_seconds >= 0, "'run.max_seconds' must be >= 0"),
         (config.optim.batch_size >= 1, "'optim.batch_size' must be at least 1"),
         (config.optim.learning_rate > 0, "'optim.learning_rate' must be positive"),
@@ -383,3 +387,11 @@ def resolve_path(value: str, base: Path | None = None) -> str:
     if candidate.exists() or value.startswith((".", "/", "data/")):
         return str(candidate.resolve())
     return value
+
+
+def saved_steps(run: RunSection) -> list[int]:
+    """The steps a run that is not stopped early saves a checkpoint at."""
+    steps = set(range(run.save_every, run.max_steps + 1, run.save_every)) | {run.max_steps}
+    if 0 < run.first_save < run.max_steps:
+        steps.add(run.first_save)
+    return sorted(steps)

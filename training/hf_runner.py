@@ -11,7 +11,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from training.callbacks import BudgetCallback, RegistryCallback
+from training.callbacks import BudgetCallback, EarlySaveCallback, RegistryCallback
 from training.common import RunRecorder, output_dir, resolve_model_paths, setup_torch
 from training.config import TrainConfig
 from training.resume import register_missing
@@ -88,7 +88,8 @@ def run_registered(
         max_steps=steps, max_seconds=cfg.run.max_seconds, raise_on_stop=False, save=save_checkpoints
     )
     with recorder.outcome():
-        trainer = build(cfg, out, steps, [registrar, budget])
+        early = [EarlySaveCallback(cfg.run.first_save)] if save_checkpoints else []
+        trainer = build(cfg, out, steps, [*early, registrar, budget])
         trainer.train()
         if after is not None:
             after(trainer, registrar)

@@ -21,6 +21,7 @@ from judging.errors import ConfigError, InputFileError
 from training.callbacks import (
     BudgetCallback,
     BudgetReached,
+    EarlySaveCallback,
     KLControlCallback,
     RegistryCallback,
     crash_point,
@@ -242,7 +243,13 @@ def _run_trainer(
         # The controller counts global episodes (all processes), as Ziegler et al.'s horizon does.
         # Order matters at each save: resume state first, then registration (see
         # ResumeStateCallback), then the budget's stop.
-        callbacks=[resume_cb, *callbacks, KLControlCallback(controller, global_batch(cfg)), budget],
+        callbacks=[
+            EarlySaveCallback(cfg.run.first_save),
+            resume_cb,
+            *callbacks,
+            KLControlCallback(controller, global_batch(cfg)),
+            budget,
+        ],
         updates=cfg.run.max_steps - start,
         **models,
     )

@@ -60,6 +60,7 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
             f"data.prompts={prompt_file}",
             "run.max_steps=4",
             "run.save_every=2",
+            "run.first_save=0",  # the demo configs' early save: one checkpoint more per run
             "optim.batch_size=4",
             "ppo.response_length=8",
             "ppo.local_rollout_forward_batch_size=4",

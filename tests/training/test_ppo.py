@@ -298,3 +298,43 @@ def test_tensorboard_event_files_offline(
     assert {"train/objective/kl", "train/objective/kl_coef", "train/response_length_mean"} <= tags
     # The registry stays the source of truth: the same step is in the database.
     assert (1, "objective/kl") in _metric_rows(pg_engine, cfg.run.name)
+
+
+def test_first_save_registers_an_early_checkpoint_off_the_save_every_grid(
+    tiny_models: dict[str, Path],
+    prompt_file: Path,
+    tmp_path: Path,
+    pg_url: str,
+    pg_engine: Engine,
+    cleanup_runs: list[str],
+) -> None:
+    """`run.first_save` puts a checkpoint on the dashboard after one step (the demo's first
+    checkpoint within minutes), and the steps saved are the ones `saved_steps` plans for."""
+    from training.config import saved_steps
+    from training.ppo import train_ppo
+
+    cfg = _config(
+        tiny_models,
+        prompt_file,
+        tmp_path,
+        cleanup_runs,
+        "run.max_steps=5",
+        "run.save_every=3",
+        "run.first_save=1",
+        "ppo.value_train_top_layers=1",
+    )
+    result = train_ppo(cfg, database_url=pg_url, data_dir=tmp_path)
+
+    assert result.status == "finished"
+    steps = [c.step for c in _checkpoints(pg_engine, cfg.run.name)]
+    assert steps == [0, 1, 3, 5]
+    assert steps[1:] == saved_steps(cfg.run)
+
+
+def test_saved_steps_plans_the_grid_the_last_step_and_the_first_save() -> None:
+    from training.config import RunSection, saved_steps
+
+    assert saved_steps(RunSection(max_steps=20, save_every=4)) == [4, 8, 12, 16, 20]
+    assert saved_steps(RunSection(max_steps=20, save_every=5, first_save=1)) == [1, 5, 10, 15, 20]
+    assert saved_steps(RunSection(max_steps=7, save_every=3, first_save=3)) == [3, 6, 7]
+    assert saved_steps(RunSection(max_steps=4, save_every=10, first_save=9)) == [4]
