@@ -619,14 +619,55 @@ def status() -> None:
     console.print(current.summary() if current else "the demo pipeline has not run yet")
 
 
+DEMO_ADMIN = "demo-admin"
+
+
+def admin_link(data_dir: Path, base_url: str) -> str | None:
+    """The demo admin's sign-in link (the dashboard is for admins only), or None once it is used.
+
+    Issued on the first `demo up` and kept in `<data dir>/demo/admin-invite.txt` (mode 600) while
+    it is unused, so a rerun prints the same link; a fresh one would end a browser's session.
+    """
+    from sqlalchemy import select
+
+    from judging.data.models import Rater
+    from judging.studies.raters import invite_outstanding, invite_rater, invite_url
+
+    kept = data_dir / "demo" / "admin-invite.txt"
+    with db_session() as session:
+        admin = session.scalar(select(Rater).where(Rater.name == DEMO_ADMIN))
+        if admin is not None and admin.active and admin.role == "admin":
+            if admin.invite_expires_at is None:
+                return None  # used: that browser is signed in
+            if invite_outstanding(admin) and kept.is_file():
+                return kept.read_text(encoding="utf-8").strip()
+        _admin, token = invite_rater(session, name=DEMO_ADMIN, role="admin")
+        url = invite_url(base_url, token)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_suffix(".tmp")
+        tmp.write_text(url + "\n", encoding="utf-8")
+        tmp.chmod(0o600)
+        tmp.replace(kept)
+    return url
+
+
 @app.command("up")
 def up() -> None:
     """Serve the web app now and run the pipeline in the background (`make demo`)."""
     import uvicorn
 
     s = settings()
+    base_url = f"http://{s.host}:{s.port}"
+    link = admin_link(s.data_dir, base_url)
     child = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "run"], cwd=PROJECT_ROOT)
-    console.print(f"RLHF lab on [bold]http://{s.host}:{s.port}/[/bold]  (Ctrl-C stops both)")
+    console.print(f"RLHF lab on [bold]{base_url}/[/bold]  (Ctrl-C stops both)")
+    if link:
+        console.print(f"Open the dashboard as the demo admin (one-time link): [bold]{link}[/bold]")
+    else:
+        console.print(
+            f"The demo admin link was used; `rlhf raters invite {DEMO_ADMIN} --admin` makes a new"
+            " one (and ends the old browser's session)."
+        )
     try:
         uvicorn.run(
             "app.main:create_app", factory=True, host=s.host, port=s.port, log_level="warning"

@@ -61,6 +61,12 @@ def invite_rater(
     return rater, token
 
 
+def invite_outstanding(rater: Rater) -> bool:
+    """Whether the rater's last link is still unused and unexpired."""
+    expires = rater.invite_expires_at
+    return expires is not None and _aware(expires) > _now()
+
+
 @dataclass(frozen=True)
 class InviteOutcome:
     """The rater signed in by a token, or why nobody was (HTTP status and one-line message)."""
