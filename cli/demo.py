@@ -26,6 +26,7 @@ import typer
 from cli.common import console, db_session, settings
 from judging.pipeline_status import PipelineStatus, Stage, read_status, run_stages
 from judging.settings import PROJECT_ROOT
+from judging.stopping import stop_on_signals
 
 app = typer.Typer(help="The demo: train, evaluate, judge and recommend.", no_args_is_help=True)
 
@@ -102,9 +103,18 @@ def run_children(
     finally:
         for child in children:
             _interrupt(child)
+    if any(code in STOPPED_BY_SIGNAL for code in codes):
+        # The child was stopped (the terminal's Ctrl-C reaches the whole process group): the
+        # stage is interrupted, not failed, whether or not this process saw the signal too.
+        raise KeyboardInterrupt
     failed = [(code, command) for code, command in zip(codes, commands, strict=True) if code]
     if failed:
         raise subprocess.CalledProcessError(*failed[0])
+
+
+STOPPED_BY_SIGNAL = {130, 143, -signal.SIGINT, -signal.SIGTERM}
+"""Exit codes of a child stopped by Ctrl-C or SIGTERM: click's 130, the shell's 128 + SIGTERM,
+or the signal itself (Popen's negative return code)."""
 
 
 def run_child(
@@ -608,6 +618,9 @@ def run(
     base_url: str | None = typer.Option(None, "--base-url", help="The running web app."),
 ) -> None:
     """Run (or resume) the demo pipeline; the web app must be serving at --base-url."""
+    # Explicitly: started in the background by a shell, this process inherits SIGINT ignored,
+    # and `demo up` stops it with SIGINT.
+    stop_on_signals()
     status = run_demo(_context(base_url))
     console.print(status.summary())
 

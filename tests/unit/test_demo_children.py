@@ -8,6 +8,7 @@ finishes its batch and gives its job back does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -84,3 +85,51 @@ def test_the_first_stop_signal_interrupts_and_later_ones_do_not() -> None:
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+@pytest.mark.parametrize("code", [130, 143, -signal.SIGTERM])
+def test_a_child_stopped_by_a_signal_interrupts_the_stage(code: int) -> None:
+    """Ctrl-C reaches the trainer too; its exit 130 made the stage `failed` with a traceback
+    (seen in round 6 when the demo ran with SIGINT ignored, as a background job inherits it)."""
+    if code < 0:
+        script = f"import os, signal; os.kill(os.getpid(), {-code})"
+    else:
+        script = f"raise SystemExit({code})"
+    with pytest.raises(KeyboardInterrupt):
+        run_child([sys.executable, "-c", script])
+
+
+def test_demo_run_stops_on_sigint_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """A shell's background job starts with SIGINT ignored: `demo run` installs its own handler,
+    so `demo up`'s SIGINT still interrupts it and its children are asked to stop."""
+    import subprocess
+    import time
+
+    marker, ready = tmp_path / "stopped", tmp_path / "ready"
+    parent = f"""
+import sys
+import cli.demo as demo
+child = [sys.executable, "-c", {CHILD!r}, {str(marker)!r}, {str(ready)!r}]
+demo.run_demo = lambda ctx: demo.run_child(child)  # the pipeline: one long child
+try:
+    demo.run(base_url="http://127.0.0.1:9")
+except KeyboardInterrupt:
+    sys.exit(42)
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", parent],
+        cwd=Path(__file__).resolve().parents[2],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        start_new_session=True,
+    )
+    try:
+        for _ in range(400):
+            if ready.exists():
+                break
+            time.sleep(0.025)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 42
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left, if the stop failed
+            os.killpg(process.pid, signal.SIGKILL)
+    assert marker.read_text() == "SIGTERM"
