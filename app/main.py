@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from fastapi import FastAPI, Request
@@ -25,8 +26,20 @@ log = logging.getLogger("app")
 _STATUS = {NotFoundError: 404, PermissionDeniedError: 403, ConflictError: 409}
 
 
+def _freeze_startup_objects() -> None:
+    """Keep the objects of start-up (modules, SQLAlchemy's and Jinja's caches) out of garbage
+    collection. A full collection of a worker scanned them all: in a 120 s run under 100
+    simulated raters one took 169 ms, stalling every request in flight; with them frozen, the
+    same run had none and no collection over 11 ms (round 6). Once per process: the first app
+    made is the server's."""
+    if not gc.get_freeze_count():
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    _freeze_startup_objects()
     # The schema and its viewer (Swagger UI, vendored) are served by app.routes.pages, admins only.
     app = FastAPI(title="RLHF checkpoint lab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
