@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,16 @@ def _interrupt_when_ready(ready: Path) -> threading.Thread:
     return thread
 
 
+@pytest.fixture
+def ctrl_c_interrupts() -> Iterator[None]:
+    """Python's own Ctrl-C handler for the test: run as a shell's background job (as CI may
+    be), the test process inherits SIGINT ignored, and the SIGINT below would never arrive."""
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)
+
+
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_an_interrupted_demo_lets_its_child_stop_cleanly(tmp_path: Path) -> None:
     marker, ready = tmp_path / "stopped", tmp_path / "ready"
     thread = _interrupt_when_ready(ready)
