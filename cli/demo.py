@@ -87,6 +87,11 @@ def _env(ctx: DemoContext) -> dict[str, str]:
     return {**os.environ, "RLHF_DATA_DIR": str(ctx.data_dir), "OMP_NUM_THREADS": "1"}
 
 
+STOPPED_BY_SIGNAL = {130, 143, -signal.SIGINT, -signal.SIGTERM}
+"""Exit codes of a child stopped by Ctrl-C or SIGTERM: click's 130, the shell's 128 + SIGTERM,
+or the signal itself (Popen's negative return code)."""
+
+
 def run_children(
     commands: list[list[str]], *, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> None:
@@ -110,11 +115,6 @@ def run_children(
     failed = [(code, command) for code, command in zip(codes, commands, strict=True) if code]
     if failed:
         raise subprocess.CalledProcessError(*failed[0])
-
-
-STOPPED_BY_SIGNAL = {130, 143, -signal.SIGINT, -signal.SIGTERM}
-"""Exit codes of a child stopped by Ctrl-C or SIGTERM: click's 130, the shell's 128 + SIGTERM,
-or the signal itself (Popen's negative return code)."""
 
 
 def run_child(
@@ -533,6 +533,15 @@ def _shortlist(ctx: DemoContext) -> list[int]:
     return chosen or demo_checkpoint_ids(ctx, trained_only=True)[:PEOPLE_SHORTLIST]
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write invite links atomically, readable by the owner only (mode 600) from the start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
 def _people_run(ctx: DemoContext, report: Report) -> None:
     from judging.studies.raters import invite_url
 
@@ -540,11 +549,7 @@ def _people_run(ctx: DemoContext, report: Report) -> None:
     study_id, tokens = _create_study(ctx, PEOPLE_STUDY, list(ctx.people), shortlist)
     links = {name: invite_url(ctx.base_url, token) for name, token in tokens.items()}
     invites = ctx.data_dir / "demo" / "invites.txt"
-    invites.parent.mkdir(parents=True, exist_ok=True)
-    tmp = invites.with_suffix(".tmp")
-    tmp.write_text("".join(f"{n}\t{u}\n" for n, u in links.items()), encoding="utf-8")
-    tmp.chmod(0o600)
-    tmp.replace(invites)
+    _write_private(invites, "".join(f"{n}\t{u}\n" for n, u in links.items()))
     _set_result(ctx, "people_study_id", study_id)
     for name, url in links.items():
         ctx.echo(f"invite for {name}: {url}")
@@ -656,11 +661,7 @@ def admin_link(data_dir: Path, base_url: str) -> str | None:
                 return kept.read_text(encoding="utf-8").strip()
         _admin, token = invite_rater(session, name=DEMO_ADMIN, role="admin")
         url = invite_url(base_url, token)
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        tmp = kept.with_suffix(".tmp")
-        tmp.write_text(url + "\n", encoding="utf-8")
-        tmp.chmod(0o600)
-        tmp.replace(kept)
+        _write_private(kept, url + "\n")
     return url
 
 
