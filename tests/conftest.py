@@ -20,6 +20,17 @@ from sqlalchemy.orm import Session
 from judging.data.db import make_engine
 from judging.settings import Settings
 
+
+@pytest.fixture(autouse=True)
+def _fresh_presence_checks() -> Iterator[None]:
+    """departures throttles presence checks per rater id in a process-wide dict; ids restart
+    after `truncate_all`, so a check made in an earlier test must not silence this one's."""
+    from judging.studies import departures
+
+    departures._checked.clear()
+    yield
+
+
 ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -394,6 +395,9 @@ class Comparison(Base):
     __tablename__ = "comparisons"
     __table_args__ = (
         UniqueConstraint("study_id", "prompt_id", "checkpoint_id", "kind"),
+        # The target of assignments' (comparison_id, study_id) key: an assignment's study is
+        # always its comparison's.
+        UniqueConstraint("id", "study_id"),
         Index("ix_comparisons_study_id", "study_id"),
         _one_of("kind", COMPARISON_KINDS),
         CheckConstraint("auto_choice IS NULL OR auto_choice IN ('tie')", name="auto_choice_valid"),
@@ -420,12 +424,20 @@ class Comparison(Base):
     reference: Mapped[Generation | None] = relationship(foreign_keys=[reference_generation_id])
 
 
+_QUEUED_SQL = "status IN ('pending', 'served', 'skipped')"
+
+
 class Assignment(Base):
     """One comparison shown to one rater, with the side the checkpoint was drawn to."""
 
     __tablename__ = "assignments"
     __table_args__ = (
         UniqueConstraint("comparison_id", "rater_id"),
+        ForeignKeyConstraint(
+            ["comparison_id", "study_id"],
+            ["comparisons.id", "comparisons.study_id"],
+            ondelete="CASCADE",
+        ),
         _one_of("status", ASSIGNMENT_STATUSES),
         _one_of("checkpoint_side", SIDES),
         CheckConstraint(
@@ -433,6 +445,16 @@ class Assignment(Base):
             name="flag_kind_valid",
         ),
         Index("ix_assignments_rater_queue", "rater_id", "status", "position"),
+        # The next item: the rater's first queued one in study, position order, read in order.
+        Index(
+            "ix_assignments_rater_next",
+            "rater_id",
+            "study_id",
+            "position",
+            "id",
+            postgresql_where=text(_QUEUED_SQL),
+            sqlite_where=text(_QUEUED_SQL),
+        ),
         # Every request for work looks for served items past their lease.
         Index(
             "ix_assignments_served_lease",
@@ -445,7 +467,10 @@ class Assignment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(64), unique=True)
     """Opaque id used in URLs and forms; reveals nothing about the comparison."""
-    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
+    comparison_id: Mapped[int] = mapped_column()
+    study_id: Mapped[int] = mapped_column()
+    """The comparison's study, kept equal by the composite key to comparisons: a rater's queue
+    is read without going through the study's comparisons."""
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id"))
     checkpoint_side: Mapped[str] = mapped_column(String(8))
     position: Mapped[int] = mapped_column(Integer)

@@ -368,6 +368,7 @@ def _new_assignment(move: _Move, position: int) -> Assignment:
     return Assignment(
         public_id=new_token(),
         comparison_id=move.item.comparison_id,
+        study_id=move.item.study_id,
         rater_id=move.target,
         checkpoint_side=plan.draw_sides(1, _sides)[0],
         position=position,

@@ -138,14 +138,15 @@ def hand_back(
 
 def _give(session: Session, study: Study, comparison_id: int, rater_id: int) -> None:
     last = session.scalar(
-        select(func.max(Assignment.position))
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .where(Comparison.study_id == study.id, Assignment.rater_id == rater_id)
+        select(func.max(Assignment.position)).where(
+            Assignment.study_id == study.id, Assignment.rater_id == rater_id
+        )
     )
     session.add(
         Assignment(
             public_id=new_token(),
             comparison_id=comparison_id,
+            study_id=study.id,
             rater_id=rater_id,
             checkpoint_side=plan.draw_sides(1, _sides)[0],
             position=(last if last is not None else -1) + 1,

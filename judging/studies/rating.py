@@ -73,10 +73,10 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _open_queue(rater_id: int | BindParameter[int]) -> Select[Assignment]:
+    """The rater's assignments in running studies (the study is on the row: no comparison read)."""
     return (
         select(Assignment)
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Study, Study.id == Comparison.study_id)
+        .join(Study, Study.id == Assignment.study_id)
         .where(Assignment.rater_id == rater_id, Study.status == "running")
     )
 
@@ -102,7 +102,7 @@ def next_assignment(session: Session, rater_id: int) -> Assignment | None:
     return session.scalar(
         _open_queue(rater_id)
         .where(Assignment.status.in_(QUEUED))
-        .order_by(Comparison.study_id, Assignment.position, Assignment.id)
+        .order_by(Assignment.study_id, Assignment.position, Assignment.id)
         .limit(1)
     )
 
@@ -214,8 +214,7 @@ def _last_judgement(rater_id: int | BindParameter[int]) -> Select[Judgement]:
     return (
         select(Judgement)
         .join(Assignment, Assignment.id == Judgement.assignment_id)
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Study, Study.id == Comparison.study_id)
+        .join(Study, Study.id == Assignment.study_id)
         .where(
             Assignment.rater_id == rater_id,
             Study.status == "running",
@@ -230,8 +229,7 @@ def expired_leases() -> Select[Assignment]:
     """Served items of running studies still without a verdict, shown before `lease_cutoff`."""
     return (
         select(Assignment)
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .join(Study, Study.id == Comparison.study_id)
+        .join(Study, Study.id == Assignment.study_id)
         .where(
             Study.status == "running",
             Assignment.status == "served",
@@ -253,7 +251,7 @@ def _summary_query() -> Select[*tuple[Any, ...]]:
         _open_queue(_RATER)
         .with_only_columns(Assignment.id)
         .where(Assignment.status.in_(QUEUED))
-        .order_by(Comparison.study_id, Assignment.position, Assignment.id)
+        .order_by(Assignment.study_id, Assignment.position, Assignment.id)
         .limit(1)
         .scalar_subquery()
     )
@@ -326,8 +324,7 @@ def queue_state(
 
 _OWN = (
     select(Assignment, Study.status)
-    .join(Comparison, Comparison.id == Assignment.comparison_id)
-    .join(Study, Study.id == Comparison.study_id)
+    .join(Study, Study.id == Assignment.study_id)
     .where(Assignment.public_id == bindparam("public_id"))
 )
 # Serialises double submits of one item: the second waits, then sees the first's verdict.
@@ -490,13 +487,10 @@ def skip(session: Session, *, rater_id: int, public_id: str, reason: str | None)
     assignment = own_assignment(session, rater_id, public_id, lock=True)
     if assignment.status not in QUEUED:
         return assignment
-    study_id = session.scalar(
-        select(Comparison.study_id).where(Comparison.id == assignment.comparison_id)
-    )
     last = session.scalar(
-        select(func.max(Assignment.position))
-        .join(Comparison, Comparison.id == Assignment.comparison_id)
-        .where(Assignment.rater_id == rater_id, Comparison.study_id == study_id)
+        select(func.max(Assignment.position)).where(
+            Assignment.rater_id == rater_id, Assignment.study_id == assignment.study_id
+        )
     )
     assignment.position = (last or 0) + 1
     assignment.status, assignment.skip_reason = "skipped", text or None
@@ -532,13 +526,10 @@ def undo(
     judgement.withdrawn_at = _now()
     assignment.status, assignment.done_at, assignment.served_at = "served", None, None
     session.flush()
-    study_id = session.scalar(
-        select(Comparison.study_id).where(Comparison.id == assignment.comparison_id)
-    )
     audit.record(
         session,
         "withdraw",
-        study_id=study_id,
+        study_id=assignment.study_id,
         actor_id=rater_id,
         assignment_id=assignment.id,
         judgement_id=judgement.id,

@@ -579,6 +579,7 @@ def _assign(
         Assignment(
             public_id=new_token(),
             comparison_id=c,
+            study_id=study.id,
             rater_id=r,
             checkpoint_side=side,
             position=0,

@@ -74,6 +74,7 @@ def assignment(db_session: Session, tmp_path: Path) -> Assignment:
     item = Assignment(
         public_id="pub-1",
         comparison_id=comparison.id,
+        study_id=study.id,
         rater_id=rater.id,
         checkpoint_side="left",
         position=0,
@@ -100,6 +101,7 @@ def test_reused_idempotency_key_is_refused(db_session: Session, assignment: Assi
     other = Assignment(
         public_id="pub-2",
         comparison_id=assignment.comparison_id,
+        study_id=assignment.study_id,
         rater_id=assignment.rater_id,
         checkpoint_side="right",
         position=1,
@@ -123,3 +125,33 @@ def test_invalid_choice_is_refused(db_session: Session, assignment: Assignment) 
 def test_checkpoint_unique_per_run_and_step(db_session: Session, assignment: Assignment) -> None:
     run_id = assignment.comparison.checkpoint.run_id
     _expect_refusal(db_session, lambda: Checkpoint(run_id=run_id, step=5, path="elsewhere"))
+
+
+def test_an_assignment_in_another_study_than_its_comparison_is_refused(
+    db_session: Session, assignment: Assignment
+) -> None:
+    """The rater's queue is read by the assignment's study_id; the composite key keeps it equal
+    to the comparison's study."""
+    comparison = db_session.get(Comparison, assignment.comparison_id)
+    assert comparison is not None
+    other = Study(
+        name="other",
+        reference_checkpoint_id=comparison.checkpoint_id,
+        prompt_set_id=db_session.get(Study, assignment.study_id).prompt_set_id,  # type: ignore[union-attr]
+    )
+    db_session.add(other)
+    db_session.flush()
+    rater = Rater(name="bea", token_hash="y" * 64)
+    db_session.add(rater)
+    db_session.flush()
+    _expect_refusal(
+        db_session,
+        lambda: Assignment(
+            public_id="pub-3",
+            comparison_id=assignment.comparison_id,
+            study_id=other.id,
+            rater_id=rater.id,
+            checkpoint_side="left",
+            position=0,
+        ),
+    )
