@@ -40,6 +40,8 @@ EVALUATION_STATUSES = ("pending", "running", "done", "failed")
 STUDY_STATUSES = ("draft", "running", "closed")
 COMPARISON_KINDS = ("normal", "attention")
 ASSIGNMENT_STATUSES = ("pending", "served", "skipped", "done", "flagged", "released")
+QUEUED_STATUSES = ASSIGNMENT_STATUSES[:3]
+"""Still waiting in a rater's queue; done and flagged are finished, released moved on."""
 """flagged: marked cannot-judge by its rater; released: handed back to the pool."""
 FLAG_KINDS = ("broken", "unsafe", "other")
 AUTO_CHOICES = ("tie",)
@@ -424,7 +426,7 @@ class Comparison(Base):
     reference: Mapped[Generation | None] = relationship(foreign_keys=[reference_generation_id])
 
 
-_QUEUED_SQL = "status IN ('pending', 'served', 'skipped')"
+_QUEUED_SQL = "status IN ({})".format(", ".join(f"'{s}'" for s in QUEUED_STATUSES))
 
 
 class Assignment(Base):

@@ -18,6 +18,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from judging.data.models import (
     CHOICES,
+    QUEUED_STATUSES,
     Assignment,
     Comparison,
     Generation,
@@ -81,8 +82,7 @@ def _open_queue(rater_id: int | BindParameter[int]) -> Select[Assignment]:
     )
 
 
-QUEUED = ("pending", "served", "skipped")
-"""Statuses still waiting in a rater's queue; done and flagged are finished, released moved on."""
+QUEUED = QUEUED_STATUSES
 
 
 def progress(session: Session, rater_id: int) -> tuple[int, int]:
