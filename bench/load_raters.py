@@ -32,10 +32,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+import uvloop
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
+from bench.lean_http import LeanClient, LeanHTTPError
 from bench.profile_rater import _backends, _cpu_seconds
 from judging.data.db import make_engine
 from judging.data.migrate import upgrade
@@ -63,12 +65,13 @@ class Run:
     def open(self) -> bool:
         return time.monotonic() < self.deadline and self.budget > 0
 
-    async def timed(self, endpoint: str, request: Any) -> httpx.Response | None:
+    async def timed(self, endpoint: str, request: Any) -> Any:
+        """Await a request of either client; its response, or None after a transport error."""
         self.budget -= 1
         start = time.perf_counter()
         try:
-            response: httpx.Response = await request
-        except httpx.HTTPError as exc:
+            response = await request
+        except (httpx.HTTPError, LeanHTTPError) as exc:
             self.errors.append(f"{endpoint}: {type(exc).__name__}")
             return None
         self.latency[endpoint].append((time.perf_counter() - start) * 1000)
@@ -78,9 +81,7 @@ class Run:
         return response
 
 
-async def rater(
-    name: str, client: httpx.AsyncClient, run: Run, rng: random.Random, think_s: float = 0.0
-) -> None:
+async def rater(name: str, client: Any, run: Run, rng: random.Random, think_s: float = 0.0) -> None:
     while run.open():
         if think_s:  # reading the item: exponential, mean think_s, never past the deadline
             left = run.deadline - time.monotonic()
@@ -192,11 +193,23 @@ def seed(url: str, raters: int, prompts: int, data_dir: Path) -> dict[str, str]:
     return lab.tokens
 
 
+def _clients(kind: str, base: str, names: list[str]) -> dict[str, Any]:
+    """One client per rater, each with its own cookie jar (a browser each)."""
+    if kind == "lean":
+        return {n: LeanClient(base, timeout=30) for n in names}
+    limits = httpx.Limits(max_connections=len(names) * 2 + 10)
+    return {n: httpx.AsyncClient(base_url=base, timeout=30, limits=limits) for n in names}
+
+
 async def drive(
-    base: str, tokens: dict[str, str], seconds: float, max_requests: int, think_s: float = 0.0
+    base: str,
+    tokens: dict[str, str],
+    seconds: float,
+    max_requests: int,
+    think_s: float = 0.0,
+    client_kind: str = "lean",
 ) -> tuple[Run, float]:
-    limits = httpx.Limits(max_connections=len(tokens) * 2 + 10)
-    clients = {n: httpx.AsyncClient(base_url=base, timeout=30, limits=limits) for n in tokens}
+    clients = _clients(client_kind, base, list(tokens))
     for name, client in clients.items():
         signed = await client.post("/invite", data={"token": tokens[name]})
         assert signed.status_code == 303, signed.text[:200]
@@ -223,6 +236,13 @@ def main() -> int:
         help="Mean seconds a rater reads before each item (exponential); 0: no pause, which "
         "saturates the server and measures its queue rather than a request.",
     )
+    parser.add_argument(
+        "--client",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="lean: bench/lean_http.py on uvloop (about 1 ms of CPU a request); httpx: the "
+        "driver of rounds 5-7 (about 7 ms), which takes that much CPU from the server under test.",
+    )
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
     seconds = min(args.seconds, 900.0)
@@ -248,9 +268,11 @@ def main() -> int:
             assert app.url.startswith("http://127.0.0.1:")  # loopback only
             app.start()
             driver_cpu = time.process_time()
-            run, elapsed = asyncio.run(
-                drive(app.url, tokens, seconds, args.max_requests, args.think)
-            )
+            factory = uvloop.new_event_loop if args.client == "lean" else None
+            with asyncio.Runner(loop_factory=factory) as runner:
+                run, elapsed = runner.run(
+                    drive(app.url, tokens, seconds, args.max_requests, args.think, args.client)
+                )
             requests = sum(run.statuses.values())
             cpu = server_cpu_ms(app, url, requests)
             # The driver shares the cores: its cost per request is part of what the latencies see.
@@ -260,6 +282,7 @@ def main() -> int:
                 "raters": args.raters,
                 "workers": args.workers,
                 "think_s": args.think,
+                "client": args.client,
                 "seconds": round(elapsed, 1),
                 "load_average": os.getloadavg(),
                 "errors": len(run.errors),
