@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, Engine, MetaData, create_engine, event, exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -50,7 +51,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_use_lifo=True, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+PING_AFTER_IDLE_S = 1.0
+"""A pooled connection unused this long is pinged before it is handed out."""
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle, not for busy ones.
+
+    `pool_pre_ping` sent a round trip before every checkout, two per rater request (round 8
+    profile: 4% of the app's CPU, and PostgreSQL's share on top). A connection used within the
+    last second is almost surely alive; if PostgreSQL did restart in that second, the statement
+    fails, the error handler answers 503 and SQLAlchemy invalidates the whole pool, so the next
+    checkouts connect afresh. The pool is LIFO, so under light load the same few connections
+    stay warm (and unpinged) instead of every connection in turn going idle.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _idle_from(_dbapi: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return  # just connected, or busy a moment ago
+        try:
+            engine.dialect.do_ping(dbapi)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool invalidates this connection and checks out another (or connects anew).
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

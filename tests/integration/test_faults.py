@@ -218,7 +218,8 @@ def test_database_dropping_connections_gives_503s_then_recovers(
         assert len(tally.acked) == acked_before, "verdicts acknowledged with no database"
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        # No restart: the pool's pre-ping replaces the dead connections on the next checkout.
+        # No restart: a dead connection fails one request (503) and invalidates the pool, or
+        # the idle ping finds it first; either way the next checkouts connect afresh.
         _wait_for(lambda: probe.get("/healthz").status_code == 200, 10)
         for thread in threads:
             thread.join(timeout=120)

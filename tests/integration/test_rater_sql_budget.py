@@ -43,7 +43,8 @@ class Traffic:
     statements: list[str] = field(default_factory=list)
     commits: int = 0
     checkouts: int = 0
-    """Connections taken from the pool: each costs a ping round trip (pool_pre_ping)."""
+    """Connections taken from the pool: each costs a ping round trip when it sat idle for a
+    second (judging.data.db.PING_AFTER_IDLE_S; every checkout until round 8)."""
 
     def attach(self, engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", self._statement)
