@@ -348,3 +348,30 @@ def test_judging_works_on_embedded_sqlite(tmp_path: Path) -> None:
         assert session.scalar(live) == 0
         assert session.scalar(select(func.count()).select_from(Judgement)) == 1
     engine.dispose()
+
+
+def test_a_verdict_updates_an_assignment_the_session_already_holds(
+    db_session: Session, tmp_path: Path
+) -> None:
+    """The verdict's status change is a Core UPDATE (no unit of work); a copy of the assignment
+    loaded earlier in the same session must not go on saying it is still queued."""
+    lab = build_lab(db_session, tmp_path, prompts=3)
+    studies.create_study(
+        db_session,
+        name="held",
+        checkpoint_ids=[lab.trained[0].id],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[r.id for r in lab.raters],
+        attention_check_rate=0,
+    )
+    held = db_session.scalars(select(Assignment).order_by(Assignment.id)).first()
+    assert held is not None and held.status == "pending" and held.done_at is None
+    fresh = rating.record_judgement(
+        db_session,
+        rater_id=held.rater_id,
+        public_id=held.public_id,
+        choice="left",
+        rationale=None,
+        idempotency_key="held-1",
+    )
+    assert fresh and held.status == "done" and held.done_at is not None
