@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -203,6 +204,36 @@ def test_templates_have_no_inline_script() -> None:
         offenders += [f"{template.name}: {m}" for m in re.findall(r"hx-on[:-]\S+", text)]
         offenders += [f"{template.name}: javascript:" for _ in re.findall("javascript:", text)]
     assert offenders == []
+
+
+class _SignedEarlier(TimestampSigner):
+    """Signs as if `ago` seconds in the past."""
+
+    ago = 0
+
+    def get_timestamp(self) -> int:
+        return int(time.time()) - self.ago
+
+
+def test_a_session_expires_after_thirty_days_even_once_verified(client: Any, lab: Lab) -> None:
+    """Verified cookies are remembered per process (app.auth._verified); the age is checked on
+    every request all the same, so a cookie seen while young still dies on time."""
+    from app.auth import COOKIE, MAX_AGE_S
+
+    login(client, lab.tokens["alice"])
+    secret = client.app.state.settings.secret_key.get_secret_value()
+    payload = URLSafeTimedSerializer(secret, salt="rlhf-session").loads(client.cookies[COOKIE])
+    old = URLSafeTimedSerializer(secret, salt="rlhf-session", signer=_SignedEarlier)
+    _SignedEarlier.ago = MAX_AGE_S - 2
+    client.cookies.clear()  # the login's own cookie would be sent too
+    client.cookies.set(COOKIE, old.dumps(payload))
+    assert _signed_in(client)  # two seconds to live, and now remembered as verified
+    time.sleep(3.5)
+    assert not _signed_in(client)
+    _SignedEarlier.ago = MAX_AGE_S + 60
+    client.cookies.clear()
+    client.cookies.set(COOKIE, old.dumps(payload))
+    assert not _signed_in(client)
 
 
 # --- the secret key ---------------------------------------------------------------------------
