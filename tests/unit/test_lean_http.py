@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -49,7 +50,9 @@ def _run(
             await client.aclose()
             server.close()
 
-    asyncio.run(main())
+    # In a thread of its own: an earlier test in the session may leave this thread's loop running.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()
     return seen
 
 
