@@ -43,7 +43,11 @@ class Identity:
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt="rlhf-session")
+    return _serializer_for(settings.secret_key.get_secret_value())
+
+
+def _serializer_for(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="rlhf-session")
 
 
 class BadInputError(LabError):
@@ -90,8 +94,7 @@ def _verified(secret: str, raw: str) -> tuple[Any, float]:
     checked once per process (a rater sends the same one with every request: deriving the key
     and the HMAC was 2.5% of the app's CPU under load). A bad signature raises and is not kept.
     The caller checks the age, so a cookie cached young still expires on time."""
-    serializer = URLSafeTimedSerializer(secret, salt="rlhf-session")
-    data, signed = serializer.loads(raw, return_timestamp=True)
+    data, signed = _serializer_for(secret).loads(raw, return_timestamp=True)
     return data, signed.timestamp()
 
 
