@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, Engine, MetaData, create_engine, event, exc
+from sqlalchemy import JSON, Connection, Engine, MetaData, create_engine, event, exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -85,6 +85,15 @@ def _ping_idle_connections(engine: Engine) -> None:
         except engine.dialect.loaded_dbapi.Error as error:
             # The pool invalidates this connection and checks out another (or connects anew).
             raise exc.DisconnectionError(str(error)) from error
+
+
+def core_connection(session: Session) -> Connection:
+    """The session's connection (in its transaction), for statements that load no entities: they
+    skip the ORM's execution layer. Pending ORM changes are flushed first, as the session's
+    autoflush would."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

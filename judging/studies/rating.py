@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.dml import ReturningInsert
 
+from judging.data.db import core_connection
 from judging.data.models import (
     CHOICES,
     QUEUED_STATUSES,
@@ -159,7 +160,9 @@ def _item(
 ) -> tuple[ItemView, GuidelinesView | None]:
     """The blind view of one item and its study's guidelines, in one query."""
     row = (
-        _core(session).execute(_ITEM, {"assignment_id": assignment_id, "rater_id": rater_id}).one()
+        core_connection(session)
+        .execute(_ITEM, {"assignment_id": assignment_id, "rater_id": rater_id})
+        .one()
     )
     public_id, side, status, kind, degraded, mine, theirs, prompt = row[:8]
     study_id, guidelines, link_id, seen_at = row[8:]
@@ -200,7 +203,7 @@ _STAMP = (
 
 
 def _stamp_served(session: Session, assignment_id: int, now: datetime) -> None:
-    _core(session).execute(_STAMP, {"assignment_id": assignment_id, "shown_at": now})
+    core_connection(session).execute(_STAMP, {"assignment_id": assignment_id, "shown_at": now})
 
 
 def serve(session: Session, assignment: Assignment, now: datetime | None = None) -> ItemView:
@@ -295,7 +298,7 @@ def _queue_summary(
 ) -> _Summary:
     """The rater's progress, next item and undo target, and whether any lease ran out."""
     params = {"rater_id": rater_id, "undo_since": _now() - undo_window, "lease_cutoff": cutoff}
-    row = _core(session).execute(_SUMMARY, params).one()
+    row = core_connection(session).execute(_SUMMARY, params).one()
     return _Summary(int(row[0] or 0), int(row[1] or 0), row[2], row[3], bool(row[4]))
 
 
@@ -391,19 +394,11 @@ _MARK_DONE = (
 def _submitted(session: Session, rater_id: int, public_id: str) -> _Submitted:
     found = None
     if len(public_id) <= 64:
-        found = _core(session).execute(_SUBMITTED, {"public_id": public_id}).first()
+        found = core_connection(session).execute(_SUBMITTED, {"public_id": public_id}).first()
     row = None if found is None else _Submitted(*found)
     _check_own(row, rater_id)
     assert row is not None
     return row
-
-
-def _core(session: Session) -> Any:
-    """The session's connection, for statements that load no entities: they skip the ORM's
-    execution layer. Pending ORM changes are flushed first, as the session's autoflush would."""
-    if session.new or session.dirty or session.deleted:
-        session.flush()
-    return session.connection()
 
 
 def _forget(session: Session, assignment_id: int) -> None:
@@ -484,10 +479,10 @@ def record_judgement(
     }
     # Same key or same assignment recorded by a concurrent request: that one stands (and a key
     # that recorded another item is refused). ON CONFLICT instead of a savepoint: one statement.
-    if _core(session).scalar(_insert_new(session, values)) is None:
+    if core_connection(session).scalar(_insert_new(session, values)) is None:
         _key_holder(session, idempotency_key, assignment.id)
         return False
-    _core(session).execute(_MARK_DONE, {"assignment_id": assignment.id, "done_at": now})
+    core_connection(session).execute(_MARK_DONE, {"assignment_id": assignment.id, "done_at": now})
     _forget(session, assignment.id)
     return True
 
@@ -515,7 +510,11 @@ _RECORDED = select(Judgement.assignment_id, Judgement.idempotency_key).where(
 def _already_recorded(session: Session, key: str, assignment_id: int) -> bool:
     """True if this key already recorded this item (a retry) or the item has a live verdict;
     409 if the key recorded another item. One query for both questions."""
-    rows = _core(session).execute(_RECORDED, {"key": key, "assignment_id": assignment_id}).all()
+    rows = (
+        core_connection(session)
+        .execute(_RECORDED, {"key": key, "assignment_id": assignment_id})
+        .all()
+    )
     holder = next((a for a, k in rows if k == key), None)
     if holder is not None and holder != assignment_id:
         raise _key_used_elsewhere()
