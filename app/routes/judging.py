@@ -16,9 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.auth import (
     NEED_INVITE,
     CleanForm,
-    CurrentRater,
     Identity,
+    RaterClaim,
     RaterForm,
+    confirm,
     end_session,
     start_session,
 )
@@ -93,8 +94,9 @@ def need_invite(request: Request) -> HTMLResponse:
 
 @router.post("/logout", response_model=None)
 @offloaded
-def logout(session: SessionDep, who: CurrentRater, _form: RaterForm) -> Response:
+def logout(session: SessionDep, claim: RaterClaim, _form: RaterForm) -> Response:
     """Sign out everywhere: the session version moves on, so copies of the cookie die too."""
+    who = confirm(session, claim)
     end_sessions(session, who.rater_id)
     session.commit()
     response = RedirectResponse(NEED_INVITE, status_code=303)
@@ -132,7 +134,8 @@ def _page(
 
 @router.get("/rate", response_class=HTMLResponse)
 @offloaded
-def rate_page(request: Request, session: SessionDep, who: CurrentRater) -> HTMLResponse:
+def rate_page(request: Request, session: SessionDep, claim: RaterClaim) -> HTMLResponse:
+    who = confirm(session, claim)
     return _page(request, session, who, request.query_params.get("flash"))
 
 
@@ -146,8 +149,9 @@ def _after(request: Request, session: SessionDep, who: Identity, flash: str) -> 
 @router.get("/rate/guidelines/{study_id}", response_class=HTMLResponse)
 @offloaded
 def guidelines_page(
-    request: Request, study_id: int, session: SessionDep, who: CurrentRater
+    request: Request, study_id: int, session: SessionDep, claim: RaterClaim
 ) -> HTMLResponse:
+    who = confirm(session, claim)
     view = rater_guidelines.for_study(session, who.rater_id, study_id)
     return render(request, "guidelines.html", {"who": who, "csrf": who.csrf, "guide": view})
 
@@ -155,8 +159,9 @@ def guidelines_page(
 @router.post("/rate/guidelines/{study_id}/seen", response_model=None)
 @offloaded
 def guidelines_seen(
-    request: Request, study_id: int, session: SessionDep, who: CurrentRater, _form: RaterForm
+    request: Request, study_id: int, session: SessionDep, claim: RaterClaim, _form: RaterForm
 ) -> Response:
+    who = confirm(session, claim)
     rater_guidelines.mark_seen(session, who.rater_id, study_id)
     session.commit()
     if is_htmx(request):
@@ -166,7 +171,8 @@ def guidelines_seen(
 
 @router.post("/rate/undo", response_model=None)
 @offloaded
-def undo(request: Request, session: SessionDep, who: CurrentRater, form: RaterForm) -> Response:
+def undo(request: Request, session: SessionDep, claim: RaterClaim, form: RaterForm) -> Response:
+    who = confirm(session, claim)
     item = _field(form, "undo_item")
     if not item:
         raise rating.InvalidSubmission(
@@ -181,8 +187,9 @@ def undo(request: Request, session: SessionDep, who: CurrentRater, form: RaterFo
 @router.post("/rate/{public_id}", response_model=None)
 @offloaded
 def judge(
-    request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
+    request: Request, public_id: str, session: SessionDep, claim: RaterClaim, form: RaterForm
 ) -> Response:
+    who = confirm(session, claim)
     choice, rationale, client_ms, key = rating.parse_submission(
         _field(form, "choice"),
         _field(form, "rationale"),
@@ -204,8 +211,9 @@ def judge(
 @router.post("/rate/{public_id}/skip", response_model=None)
 @offloaded
 def skip(
-    request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
+    request: Request, public_id: str, session: SessionDep, claim: RaterClaim, form: RaterForm
 ) -> Response:
+    who = confirm(session, claim)
     leases.skip_item(
         session,
         rater_id=who.rater_id,
@@ -219,9 +227,10 @@ def skip(
 @router.post("/rate/{public_id}/flag", response_model=None)
 @offloaded
 def flag(
-    request: Request, public_id: str, session: SessionDep, who: CurrentRater, form: RaterForm
+    request: Request, public_id: str, session: SessionDep, claim: RaterClaim, form: RaterForm
 ) -> Response:
     """ "Cannot judge" (broken, unsafe...): out of this queue, shown to admins with the reason."""
+    who = confirm(session, claim)
     kind, reason = leases.parse_flag(_field(form, "kind"), _field(form, "flag_reason"))
     leases.flag(session, rater_id=who.rater_id, public_id=public_id, kind=kind, reason=reason)
     return _after(request, session, who, "flagged")
