@@ -337,19 +337,16 @@ _OWN = (
 _OWN_LOCKED = _OWN.with_for_update(of=Assignment).execution_options(populate_existing=True)
 
 
-def _check_own(row: Any, rater_id: int) -> None:
-    """404 if there is no such item, 403 if it is someone else's, 409 if its study closed."""
-    if row is None:
-        raise NotFoundError("no such item")
-    if row.rater_id != rater_id:
+def _check_own(owner: int, study_status: str, rater_id: int) -> None:
+    """403 if the item is someone else's, 409 if its study closed."""
+    if owner != rater_id:
         raise PermissionDeniedError("this item is not in your queue")
-    if row.study_status != "running":
+    if study_status != "running":
         raise ConflictError("this study is closed")
 
 
-class _OwnRow(NamedTuple):
-    rater_id: int
-    study_status: str
+def _no_such_item() -> NotFoundError:
+    return NotFoundError("no such item")
 
 
 def own_assignment(
@@ -358,9 +355,10 @@ def own_assignment(
     """The rater's assignment by public id: 404 if unknown, 403 if someone else's."""
     query = _OWN_LOCKED if lock else _OWN
     row = session.execute(query, {"public_id": public_id}).first() if len(public_id) <= 64 else None
-    _check_own(None if row is None else _OwnRow(row[0].rater_id, row[1]), rater_id)
-    assert row is not None
-    assignment: Assignment = row[0]
+    if row is None:
+        raise _no_such_item()
+    assignment, study_status = row
+    _check_own(assignment.rater_id, study_status, rater_id)
     return assignment
 
 
@@ -395,9 +393,10 @@ def _submitted(session: Session, rater_id: int, public_id: str) -> _Submitted:
     found = None
     if len(public_id) <= 64:
         found = core_connection(session).execute(_SUBMITTED, {"public_id": public_id}).first()
-    row = None if found is None else _Submitted(*found)
-    _check_own(row, rater_id)
-    assert row is not None
+    if found is None:
+        raise _no_such_item()
+    row = _Submitted(*found)
+    _check_own(row.rater_id, row.study_status, rater_id)
     return row
 
 
