@@ -166,6 +166,30 @@ def server_cpu_ms(app: LiveApp, url: str, requests: int) -> dict[str, float]:
     return {k: round(v * 1000 / max(requests, 1), 2) for k, v in spent.items()}
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all processes on this machine have spent (Linux /proc/stat), idle and I/O wait
+    excluded: counts what per-process figures miss (backends that exited, the kernel)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def connections_opened(url: str) -> int | None:
+    """Sessions PostgreSQL started for this database so far (PostgreSQL 14+): a pool that opens
+    and closes connections under load shows here, and its backends' CPU is lost to `_backends`."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            value = conn.scalar(
+                text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            )
+            return None if value is None else int(value)
+    except Exception:  # older servers have no such column; the figure is optional
+        return None
+    finally:
+        engine.dispose()
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
@@ -267,7 +291,11 @@ def main() -> int:
             app = LiveApp(url, Path(tmp), workers=args.workers)
             assert app.url.startswith("http://127.0.0.1:")  # loopback only
             app.start()
-            driver_cpu = time.process_time()
+            driver_cpu, busy, opened = (
+                time.process_time(),
+                machine_busy_s(),
+                connections_opened(url),
+            )
             factory = uvloop.new_event_loop if args.client == "lean" else None
             with asyncio.Runner(loop_factory=factory) as runner:
                 run, elapsed = runner.run(
@@ -277,6 +305,8 @@ def main() -> int:
             cpu = server_cpu_ms(app, url, requests)
             # The driver shares the cores: its cost per request is part of what the latencies see.
             cpu["driver"] = round((time.process_time() - driver_cpu) * 1000 / max(requests, 1), 2)
+            cpu["machine"] = round((machine_busy_s() - busy) * 1000 / max(requests, 1), 2)
+            now_opened = connections_opened(url)
             app.stop()
             figures: dict[str, Any] = {
                 "raters": args.raters,
@@ -289,6 +319,9 @@ def main() -> int:
                 "statuses": dict(run.statuses),
                 "audit": audit(url, run),
                 "cpu_ms_per_request": cpu,
+                "connections_opened": None
+                if opened is None or now_opened is None
+                else now_opened - opened,
             }
             for endpoint, values in sorted(run.latency.items()):
                 figures[endpoint] = {
