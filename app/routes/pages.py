@@ -32,6 +32,9 @@ def health(session: SessionDep) -> JSONResponse:
     except Exception as exc:  # any driver failure means "not healthy", reported, not raised
         # The text can name hosts, users and database names: it goes to the log, not the client.
         log.warning("health check: database unavailable: %s", str(exc).splitlines()[0])
+        # The error is handled here, so get_db would commit: roll back the failed transaction
+        # instead (a commit on a connection the failure invalidated raised, and gave a 500).
+        session.rollback()
         return JSONResponse({"status": "error", "database": "unavailable"}, 503)
     return JSONResponse({"status": "ok", "database": "ok"})
 

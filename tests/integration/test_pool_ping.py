@@ -7,13 +7,16 @@ bookkeeping: the last statement a backend ran, and whether a killed backend was 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from judging.data import db
 from judging.data.db import make_engine
+from judging.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -83,3 +86,25 @@ def test_a_connection_killed_while_warm_fails_once_then_the_pool_recovers(
         _backend(engine, "stale")
     assert raised.value.connection_invalidated  # the app answers 503 for this one
     assert _backend(engine, "fresh") != pid
+
+
+def test_the_health_check_on_a_connection_killed_while_warm_answers_503_then_200(
+    pg_url: str, observer: Engine, tmp_path: Path
+) -> None:
+    """/healthz catches the driver's error to answer 503; the request's session must then be
+    rolled back, not committed (a commit on the invalidated connection raised, and the client
+    got a 500: seen in test_faults.py's outage test, one run in six)."""
+    from app.main import create_app
+
+    settings = Settings(DATABASE_URL=pg_url, RLHF_DATA_DIR=tmp_path, RLHF_ENV="test")  # type: ignore[call-arg]
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+            assert client.get("/healthz").status_code == 200
+            _kill(observer, _backend(app.state.engine, "warm"))  # the pool's one warm connection
+            dead = client.get("/healthz")
+            assert dead.status_code == 503, dead.text
+            assert dead.json()["database"] == "unavailable"
+            assert client.get("/healthz").status_code == 200  # a fresh connection, no restart
+    finally:
+        app.state.engine.dispose()
