@@ -3,6 +3,9 @@
 The cookie holds {rater id, csrf token, session version} signed with itsdangerous
 (settings.secret_key); it is HttpOnly, SameSite=Lax and Secure in production. A cookie whose
 version is not the rater's current one (revoked, re-invited, signed out) is no session at all.
+Admin and public pages read the rater's row in a dependency (`optional_identity`); the rater's
+routes, the hot path, take the cookie's `Claim` and `confirm` it first thing in the handler, on
+the handler's own connection (test_access_matrix.py holds every route to one or the other).
 Every POST must echo the session's CSRF token in the form (or the X-CSRF-Token header), compared in
 constant time. Forms are refused (400) when a value holds a NUL byte or is not UTF-8.
 """
