@@ -175,8 +175,10 @@ def machine_busy_s() -> float:
 
 
 def connections_opened(url: str) -> int | None:
-    """Sessions PostgreSQL started for this database so far (PostgreSQL 14+): a pool that opens
-    and closes connections under load shows here, and its backends' CPU is lost to `_backends`."""
+    """Sessions PostgreSQL started for this database so far (PostgreSQL 14+; this reading's own
+    session may be among them, so a difference of two readings is good to within one): a pool
+    that opens and closes connections under load shows here, and its backends' CPU is lost to
+    `_backends`."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:

@@ -349,12 +349,24 @@ def _no_such_item() -> NotFoundError:
     return NotFoundError("no such item")
 
 
+_PUBLIC_ID_LENGTH: int = Assignment.__table__.c.public_id.type.length  # type: ignore[attr-defined]
+
+
+def _could_exist(public_id: str) -> bool:
+    """An id longer than the column is unknown without a query (PostgreSQL would refuse it)."""
+    return len(public_id) <= _PUBLIC_ID_LENGTH
+
+
 def own_assignment(
     session: Session, rater_id: int, public_id: str, *, lock: bool = False
 ) -> Assignment:
     """The rater's assignment by public id: 404 if unknown, 403 if someone else's."""
     query = _OWN_LOCKED if lock else _OWN
-    row = session.execute(query, {"public_id": public_id}).first() if len(public_id) <= 64 else None
+    row = (
+        session.execute(query, {"public_id": public_id}).first()
+        if _could_exist(public_id)
+        else None
+    )
     if row is None:
         raise _no_such_item()
     assignment, study_status = row
@@ -391,7 +403,7 @@ _MARK_DONE = (
 
 def _submitted(session: Session, rater_id: int, public_id: str) -> _Submitted:
     found = None
-    if len(public_id) <= 64:
+    if _could_exist(public_id):
         found = core_connection(session).execute(_SUBMITTED, {"public_id": public_id}).first()
     if found is None:
         raise _no_such_item()
