@@ -88,14 +88,39 @@ def test_server_errors_are_one_line() -> None:
         generator.generate(["x"], SamplingParams(), [1])
 
 
-def test_parse_choice_without_logprobs() -> None:
-    result = parse_choice({"text": "ok", "finish_reason": "stop"})
-    assert (result.text, result.token_ids, result.finish_reason, result.logprobs) == (
-        "ok",
-        [],
-        "stop",
-        None,
-    )
+@pytest.mark.parametrize("reason", ["abort", None, "tool_calls"])
+def test_a_response_that_neither_stopped_nor_reached_the_limit_is_an_error(
+    reason: str | None,
+) -> None:
+    """An aborted request is not an answer: storing it as "stop" would score a cut-off text as
+    a finished one (issue 27, item 5)."""
+    choice = {
+        "text": "half an ans",
+        "finish_reason": reason,
+        "logprobs": {"tokens": ["token_id:5"], "token_logprobs": [-0.5]},
+    }
+    with pytest.raises(ConfigError, match=f"finish reason {reason!r}"):
+        parse_choice(choice)
+
+
+@pytest.mark.parametrize(
+    "logprobs",
+    [None, {}, {"tokens": [], "token_logprobs": []}, {"tokens": ["token_id:5"]}],
+)
+def test_missing_token_ids_or_logprobs_are_an_error(logprobs: Any) -> None:
+    """Without the sampled ids the reward model would read the prompt alone and KL would sum
+    over no token: a score of nothing, stored as if it were the answer's."""
+    with pytest.raises(ConfigError, match="token ids"):
+        parse_choice({"text": "ok", "finish_reason": "stop", "logprobs": logprobs})
+
+
+def test_stop_and_length_parse() -> None:
+    lp = {"tokens": ["token_id:5", "token_id:2"], "token_logprobs": [-0.5, -1.25]}
+    stop = parse_choice({"text": "ok", "finish_reason": "stop", "logprobs": lp})
+    assert (stop.token_ids, stop.finish_reason, stop.logprobs) == ([5, 2], "stop", [-0.5, -1.25])
+    assert parse_choice(
+        {"text": "ok", "finish_reason": "length", "logprobs": lp}
+    ).finish_reason == ("length")
 
 
 def test_adapter_load_failure_is_one_line_error() -> None:

@@ -89,7 +89,9 @@ def _result(completion: Any) -> GenerationResult:
         logprobs = [
             float(step[t].logprob) for step, t in zip(completion.logprobs, token_ids, strict=True)
         ]
-    reason = "stop" if completion.finish_reason == "stop" else "length"
+    from training.generation.vllm_server import finish_reason
+
+    reason = finish_reason(completion.finish_reason)  # "abort" is an error, never "length"
     return GenerationResult(completion.text, token_ids, reason, logprobs)
 
 

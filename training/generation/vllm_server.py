@@ -25,15 +25,38 @@ def _token_id(token: str) -> int:
     return int(token.rsplit(":", 1)[-1])
 
 
+def finish_reason(raw: object) -> str:
+    """vLLM's finish reason as ours: only "stop" (EOS or a stop string) and "length" are answers.
+
+    "abort" (the request was cancelled or the server ran out of KV cache) or None (no reason
+    given) would otherwise be stored as "stop": a cut-off text scored as a finished one.
+    """
+    if raw in ("stop", "length"):
+        return str(raw)
+    raise ConfigError(
+        f"vLLM returned finish reason {raw!r} (neither 'stop' nor 'length'): the response is "
+        "not a complete sample; nothing was stored, evaluate again"
+    )
+
+
 def parse_choice(choice: dict[str, Any]) -> GenerationResult:
-    """One `/v1/completions` choice as a GenerationResult."""
+    """One `/v1/completions` choice as a GenerationResult.
+
+    The sampled token ids (from the log-probs) are what is scored; a choice without them, or
+    without one log-prob per id, is an error rather than an empty response (which would be scored
+    as the prompt alone, with KL 0).
+    """
+    reason = finish_reason(choice.get("finish_reason"))
     logprobs = choice.get("logprobs") or {}
     tokens = [_token_id(t) for t in logprobs.get("tokens") or []]
-    values = logprobs.get("token_logprobs")
-    reason = "length" if choice.get("finish_reason") == "length" else "stop"
-    return GenerationResult(
-        str(choice.get("text", "")), tokens, reason, [float(v) for v in values] if values else None
-    )
+    values = logprobs.get("token_logprobs") or []
+    if not tokens or len(values) != len(tokens):
+        raise ConfigError(
+            f"vLLM returned no sampled token ids with their log-probs ({len(tokens)} ids, "
+            f"{len(values)} log-probs): the server must honour logprobs=1 and "
+            "return_tokens_as_token_ids"
+        )
+    return GenerationResult(str(choice.get("text", "")), tokens, reason, [float(v) for v in values])
 
 
 class VllmServerGenerator:
