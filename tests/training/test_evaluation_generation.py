@@ -124,3 +124,58 @@ def test_nucleus_matches_a_full_sort() -> None:
         drop = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
         full = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
         assert torch.equal((nucleus_probs(probs, top_p, candidates=64) > 0), (full > 0))
+
+
+def _backbone_calls(model: object) -> tuple[list[tuple[int, bool]], object]:
+    """(rows, built a KV cache) of every backbone forward pass of `model` (a forward hook)."""
+    from training.evaluation.scoring import _inner
+
+    inner = _inner(model)
+    backbone = getattr(inner, inner.base_model_prefix)
+    calls: list[tuple[int, bool]] = []
+
+    def hook(_module: object, args: tuple[object, ...], kwargs: dict, output: object) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        calls.append((int(ids.shape[0]), getattr(output, "past_key_values", None) is not None))
+
+    handle = backbone.register_forward_hook(hook, with_kwargs=True)
+    return calls, handle
+
+
+def test_kl_and_reward_passes_use_score_batch_size_and_build_no_cache(
+    eval_models: dict[str, Path],
+) -> None:
+    """Issue 27 item 3: the teacher-forced passes batch at `score_batch_size` (documented, and
+    what the bench measured), not at the generation batch, and build no KV cache (transformers
+    defaults `use_cache` to True: ~1.9 GB at 64 x 656 tokens, never read)."""
+    from judging.data.models import Checkpoint, TrainingRun
+    from tests.evaluation_models import small_config
+    from training.evaluation.models import load_job_models
+
+    run = TrainingRun(
+        name="t",
+        algorithm="ppo",
+        base_model=str(eval_models["base"]),
+        reward_model=str(eval_models["rm"]),
+        config={},
+    )
+    checkpoint = Checkpoint(run=run, path=str(eval_models["lora_small"]), kind="trained")
+    config = small_config(
+        batch_size=8, score_batch_size=2, generation_dtype="float32", reward_dtype="float32"
+    )
+    models = load_job_models(checkpoint, config)
+    assert models.kl is not None and models.reward is not None
+    prompts = [[1, 5, 6, 7]] * 5
+    responses = [[9, 10, 11]] * 5
+    kl_calls, kl_hook = _backbone_calls(models.kl.policy)
+    rm_calls, rm_hook = _backbone_calls(models.reward.model)
+    try:
+        models.kl.score(prompts, responses, temperature=0.7)
+        models.reward.score(prompts, responses)
+    finally:
+        kl_hook.remove()  # type: ignore[attr-defined]
+        rm_hook.remove()  # type: ignore[attr-defined]
+    assert kl_calls and rm_calls
+    assert max(rows for rows, _ in kl_calls) == 2
+    assert max(rows for rows, _ in rm_calls) == 2
+    assert not any(cached for _, cached in kl_calls + rm_calls)

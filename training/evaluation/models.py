@@ -77,7 +77,9 @@ def load_job_models(checkpoint: Checkpoint, config: EvalConfig) -> JobModels:
             base=base,
             pad_id=int(tokenizer.pad_token_id),
             device=config.device,
-            batch_size=config.batch_size,
+            # A teacher-forced pass, like the reward model's: `score_batch_size` (documented so,
+            # and what bench/bench_evaluate.py measures), not the generation batch.
+            batch_size=config.score_batch_size,
         )
     reward_path = config.reward_model or run.reward_model
     reward = _reward_scorer(reward_path, config, tokenizer)

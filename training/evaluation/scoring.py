@@ -85,7 +85,9 @@ def response_logprobs(
     seqs = [list(p) + list(r) for p, r in zip(prompts, responses, strict=True)]
     for batch in _batches([len(s) for s in seqs], batch_size):
         ids, mask = _right_pad([seqs[i] for i in batch], pad_id, device)
-        hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
+        # use_cache=False: transformers builds a KV cache by default that a teacher-forced pass
+        # never reads (~1.9 GB at 64 x 656 tokens).
+        hidden = backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
         # Position t predicts token t + 1: the response's tokens sit at len(prompt) ... and are
         # predicted from len(prompt) - 1 ... len(seq) - 2.
         rows: list[int] = []
@@ -235,7 +237,9 @@ class RewardScorer:
         scores = [0.0] * len(seqs)
         for batch in _batches([len(s) for s in seqs], self.batch_size):
             ids, mask = _right_pad([seqs[i] for i in batch], self.pad_id, self.device)
-            hidden = backbone(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
+            hidden = backbone(
+                input_ids=ids, attention_mask=mask, use_cache=False
+            ).last_hidden_state  # (B, T, H); no KV cache: nothing reads it
             last = torch.tensor([len(seqs[i]) - 1 for i in batch])
             values = self.model.score(hidden[torch.arange(len(batch)), last]).float()[:, 0]  # (B,)
             for i, value in zip(batch, values.tolist(), strict=True):
