@@ -30,8 +30,8 @@ def _freeze_startup_objects() -> None:
     """Keep the objects of start-up (modules, SQLAlchemy's and Jinja's caches) out of garbage
     collection. A full collection of a worker scanned them all: in a 120 s run under 100
     simulated raters one took 169 ms, stalling every request in flight; with them frozen, the
-    same run had none and no collection over 11 ms (round 6). Once per process: the first app
-    made is the server's."""
+    same run had none and no collection over 11 ms. Once per process: the first app made is the
+    server's."""
     if not gc.get_freeze_count():
         gc.collect()
         gc.freeze()

@@ -4,7 +4,7 @@ Starlette's `run_in_threadpool` (anyio's `to_thread.run_sync`: a capacity limite
 a run-var lookup per call) was an eighth of the app's CPU samples under 100 simulated raters, and
 each request made two or three such hops; `asyncio`'s `run_in_executor` does the same job with
 less machinery. Paired load runs on a noisy 2-core host showed no measurable gain either way
-(round 6, README "Reliability and security"), so keep or drop this on longer measurements.
+(bench/README.md, "Rater load"), so keep or drop this on longer measurements.
 
 The pool has as many threads as the engine has connections (`pool_size + max_overflow`), and each
 offloaded call holds at most one connection, returned before the call ends; so a thread never

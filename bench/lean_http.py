@@ -1,7 +1,7 @@
 """A minimal HTTP/1.1 client on asyncio streams, for the load benchmark's simulated raters.
 
 Why not httpx: the load driver shares the host's two cores with the app and PostgreSQL, and
-httpx's async client spent 6.8 ms of CPU per request there (round 8, 120 s under 100 raters),
+httpx's async client spent 6.8 ms of CPU per request there (120 s under 100 raters),
 more than PostgreSQL did; every millisecond the driver burns is one the server under test does
 not get, and a busy driver loop also delays the moment a response is timed. Raters' browsers
 run on other machines. This client does only what the benchmark needs: keep-alive connections

@@ -63,8 +63,8 @@ PING_AFTER_IDLE_S = 1.0
 def _ping_idle_connections(engine: Engine) -> None:
     """Pessimistic disconnect handling for connections that sat idle, not for busy ones.
 
-    `pool_pre_ping` sent a round trip before every checkout, two per rater request (round 8
-    profile: 4% of the app's CPU, and PostgreSQL's share on top). A connection used within the
+    `pool_pre_ping` sends a round trip before every checkout, two per rater request (profiled
+    at 4% of the app's CPU, and PostgreSQL's share on top). A connection used within the
     last second is almost surely alive; if PostgreSQL did restart in that second, the statement
     fails, the error handler answers 503 and SQLAlchemy invalidates the whole pool, so the next
     checkouts connect afresh. The pool is LIFO, so under light load the same few connections

@@ -385,7 +385,7 @@ class _Submitted(NamedTuple):
 
 
 # A verdict is the hottest write: plain columns (no entity, identity map or unit of work; the
-# ORM's share was about half of record_judgement's CPU under load, round 8), same row lock.
+# ORM's share was about half of record_judgement's CPU under load), same row lock.
 _SUBMITTED = (
     select(
         Assignment.id, Assignment.rater_id, Assignment.status, Assignment.served_at, Study.status

@@ -3,12 +3,10 @@
 Counts what the app sends to PostgreSQL through the real request session (get_db, commits
 included) for the next item (page and htmx partial) and a verdict (plain form and htmx), and
 fails when a change adds round trips: an N+1 query, a repeated lookup, one more transaction.
-Measured when written (statements, commits, pool checkouts, each checkout a ping): next item
-4/1/2, verdict 5/1/2, htmx verdict (commits the verdict, then serves the next item) 8/2/3;
-before the work on latency 13/2/2, 9/2/2 and 21/3/3, then 5/1/2, 5/1/2 and 9/2/3 (the lease
-check had its own statement; the queue summary now says whether any lease ran out). Since round 9
-the rater's routes confirm the session on the handler's own connection (app.auth.confirm): one
-checkout fewer on each, 4/1/1, 5/1/1 and 8/2/2.
+The budget (statements, commits, pool checkouts): next item 4/1/1, verdict 5/1/1, htmx verdict
+(commits the verdict, then serves the next item) 8/2/2. One checkout each because the rater's
+routes confirm the session on the handler's own connection (app.auth.confirm); no separate lease
+statement because the queue summary says whether any lease ran out.
 """
 
 from __future__ import annotations
@@ -46,7 +44,7 @@ class Traffic:
     commits: int = 0
     checkouts: int = 0
     """Connections taken from the pool: each costs a ping round trip when it sat idle for a
-    second (judging.data.db.PING_AFTER_IDLE_S; every checkout until round 8)."""
+    second (judging.data.db.PING_AFTER_IDLE_S)."""
 
     def attach(self, engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", self._statement)

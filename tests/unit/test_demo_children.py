@@ -101,7 +101,7 @@ def test_the_first_stop_signal_interrupts_and_later_ones_do_not() -> None:
 @pytest.mark.parametrize("code", [130, 143, -signal.SIGTERM])
 def test_a_child_stopped_by_a_signal_interrupts_the_stage(code: int) -> None:
     """Ctrl-C reaches the trainer too; its exit 130 made the stage `failed` with a traceback
-    (seen in round 6 when the demo ran with SIGINT ignored, as a background job inherits it)."""
+    (as when the demo runs with SIGINT ignored, which a background job inherits)."""
     if code < 0:
         script = f"import os, signal; os.kill(os.getpid(), {-code})"
     else:

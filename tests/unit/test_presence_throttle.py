@@ -14,7 +14,7 @@ def test_the_first_request_always_checks() -> None:
 
 
 def test_with_a_day_long_idle_window_a_minute_later_is_not_due() -> None:
-    # Every 30 s (until round 8) made one request in six under 100 raters pay three statements.
+    # Checking every 30 s made one request in six under 100 raters pay three statements.
     assert not presence_due(1000.0, 1060.0, DAY)
     assert not presence_due(1000.0, 1299.0, DAY)
     assert presence_due(1000.0, 1300.0, DAY)
