@@ -103,7 +103,7 @@ def main() -> None:
         else:
             print(f"vLLM side failed:\n{done.stderr[-2000:]}", file=sys.stderr)
     else:
-        print(f"{args.vllm_python} missing: vLLM side skipped (see README, vLLM on CPU)")
+        print(f"{args.vllm_python} missing: vLLM side skipped (see docs/vllm-gpu.md)")
     for row in rows:
         print(json.dumps(row))
     if len(rows) == 2:

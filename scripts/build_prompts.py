@@ -114,7 +114,7 @@ def render(rows: list[Row]) -> str:
 
 
 def report(sets: dict[str, list[Row]]) -> None:
-    """Print counts, lengths and the duplicate checks (the figures quoted in the README)."""
+    """Print counts, lengths and duplicate checks (the figures in docs/prompts-and-weights.md)."""
     texts = {split: [row["prompt"] for row in rows] for split, rows in sets.items()}
     for split, rows in sets.items():
         print(f"{split}: {len(rows)} prompts")

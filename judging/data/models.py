@@ -261,7 +261,7 @@ class Evaluation(Base):
     """Responses per prompt: replicate 0 uses the shared seed, replicates 1.. use disjoint seeds.
 
     Extra replicates are wanted for the base, so every checkpoint of a study is compared against
-    its own independently sampled base response (see README, "Blind by construction").
+    its own independently sampled base response (see docs/blind-judging.md).
     """
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -30,9 +30,9 @@ class Sampling(_Strict):
     """1 keeps the KL estimates unbiased (samples from the tempered distribution itself); below 1
     the summary marks the KL `exact: false` (see training/evaluation/scoring.py)."""
     max_new_tokens: int = Field(512, ge=1)
-    """From the base's measured length distribution on the held-out prompts (README): 512 cuts
-    24.5% of the base's answers; 19.5% do not stop within 640 tokens at all, so no affordable
-    limit reaches 10%. Growth is also reported on untruncated answers."""
+    """From the base's measured length distribution on the held-out prompts (bench/README.md):
+    512 cuts 24.5% of the base's answers; 19.5% do not stop within 640 tokens at all, so no
+    affordable limit reaches 10%. Growth is also reported on untruncated answers."""
 
 
 class VllmOptions(_Strict):
