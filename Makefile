@@ -1,6 +1,7 @@
 # Two commands matter: `make demo` (install, fetch the model, migrate, import prompts, then serve
 # the app at once while the demo pipeline trains, evaluates and judges in the background) and
-# `make test` (install test deps, then the whole suite against PostgreSQL).
+# `make test` (install test deps, then the whole suite against PostgreSQL); `make test-unit` runs the
+# unit tests alone, with nothing but the virtual environment.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -10,7 +11,7 @@ PYTEST_ARGS ?=
 
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: demo test test-vllm vllm-venv venv model migrate prompts serve browser-deps postgres lint typecheck clean-venv
+.PHONY: demo test test-unit test-vllm vllm-venv venv model migrate prompts serve browser-deps postgres lint typecheck clean-venv
 
 venv: $(VENV)/.installed
 
@@ -56,6 +57,10 @@ postgres:
 
 test: venv browser-deps postgres model
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The unit tests alone: pure functions, no root, no PostgreSQL, no model, well under a minute.
+test-unit: venv
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # vLLM on CPU lives in its own environment: it is 3.6 GB, and pip also pulls CUDA builds of
 # torchvision/torchaudio/torchcodec that break `import vllm` on CPU, so they are removed again.

@@ -20,6 +20,21 @@ from sqlalchemy.orm import Session
 from judging.data.db import make_engine
 from judging.settings import Settings
 
+FOLDER_MARKERS = {"integration": "integration", "e2e": "e2e", "training": "training"}
+"""The marker every test in a folder gets, so `-m` selects by what a test needs (PostgreSQL,
+a browser, torch) without each file declaring it; tests/unit gets none."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        try:
+            folder = item.path.relative_to(root).parts[0]
+        except ValueError:  # collected from outside tests/
+            continue
+        if marker := FOLDER_MARKERS.get(folder):
+            item.add_marker(marker)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_presence_checks() -> Iterator[None]:
