@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,27 @@ def login(client: object, token: str) -> object:
     response = client.post("/invite", data={"token": token}, follow_redirects=False)  # type: ignore[attr-defined]
     assert response.status_code == 303, response.text[:300]
     return response
+
+
+def form_value(html: str, name: str) -> str:
+    """The value of the form field `name` on a page (the CSRF token, the submission key)."""
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no {name} in page"
+    return match.group(1)
+
+
+def item_id(html: str) -> str:
+    """The public id of the item the rater page shows, read from its judge form's action."""
+    match = re.search(r'class="judge-form" method="post" action="/rate/([A-Za-z0-9_-]+)"', html)
+    assert match, "no item on page"
+    return match.group(1)
+
+
+def start_rating(client: object, token: str) -> tuple[str, str]:
+    """Sign in and open the rater page; returns the page and its CSRF token."""
+    login(client, token)
+    html = client.get("/rate").text  # type: ignore[attr-defined]
+    return html, form_value(html, "csrf_token")
 
 
 def switch_to(client: object, token: str) -> None:

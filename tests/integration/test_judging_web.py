@@ -15,25 +15,9 @@ from sqlalchemy.orm import Session
 from judging.data.models import Assignment, Generation, Judgement, Study
 from judging.studies import rating
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab, login
+from tests.judging_helpers import Lab, build_lab, form_value, item_id, login
 
 pytestmark = pytest.mark.integration
-
-
-def _form(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, f"no {name} in page"
-    return match.group(1)
-
-
-def _item(html: str) -> str:
-    match = re.search(r'class="judge-form" method="post" action="/rate/([A-Za-z0-9_-]+)"', html)
-    assert match, "no item on page"
-    return match.group(1)
-
-
-def _login(client: TestClient, token: str) -> None:
-    login(client, token)
 
 
 def _count(session: Session) -> int:
@@ -64,7 +48,7 @@ def lab(db_session: Session, tmp_path: Path) -> Lab:
 
 def _page(client: TestClient) -> tuple[str, str, str, str]:
     html = client.get("/rate").text
-    return html, _item(html), _form(html, "csrf_token"), _form(html, "key")
+    return html, item_id(html), form_value(html, "csrf_token"), form_value(html, "key")
 
 
 def test_invite_sets_a_safe_cookie_and_bad_links_fail(client: Any, lab: Lab) -> None:
@@ -89,7 +73,7 @@ def test_no_cookie_redirects_to_the_invite_notice(client: Any, lab: Lab) -> None
 
 
 def test_page_is_blind(client: Any, lab: Lab, db_session: Session) -> None:
-    _login(client, lab.tokens["alice"])
+    login(client, lab.tokens["alice"])
     # Give the next item's row a distinctive id: a small one (1, 2, ...) also appears in
     # legitimate attributes (data-key="1", value="0") and in the random tokens.
     upcoming = rating.next_assignment(db_session, lab.raters[0].id)
@@ -109,7 +93,7 @@ def test_page_is_blind(client: Any, lab: Lab, db_session: Session) -> None:
 
 
 def test_judging_plain_and_htmx(client: Any, lab: Lab, db_session: Session) -> None:
-    _login(client, lab.tokens["alice"])
+    login(client, lab.tokens["alice"])
     _, public_id, csrf, key = _page(client)
     plain = client.post(
         f"/rate/{public_id}",
@@ -139,7 +123,7 @@ def test_judging_plain_and_htmx(client: Any, lab: Lab, db_session: Session) -> N
 
 
 def test_same_key_twice_makes_one_judgement(client: Any, lab: Lab, db_session: Session) -> None:
-    _login(client, lab.tokens["alice"])
+    login(client, lab.tokens["alice"])
     _, public_id, csrf, key = _page(client)
     data = {"choice": "left", "csrf_token": csrf, "key": key}
     first = client.post(f"/rate/{public_id}", data=data, follow_redirects=False)
@@ -156,7 +140,7 @@ def test_same_key_twice_makes_one_judgement(client: Any, lab: Lab, db_session: S
 
 
 def test_other_raters_item_is_forbidden(client: Any, lab: Lab, db_session: Session) -> None:
-    _login(client, lab.tokens["alice"])
+    login(client, lab.tokens["alice"])
     bobs = db_session.scalar(select(Assignment).where(Assignment.rater_id == lab.raters[1].id))
     assert bobs is not None
     _, _, csrf, key = _page(client)
@@ -175,15 +159,15 @@ def test_other_raters_item_is_forbidden(client: Any, lab: Lab, db_session: Sessi
 
 
 def test_csrf_is_required(client: Any, lab: Lab, db_session: Session) -> None:
-    _login(client, lab.tokens["alice"])
+    login(client, lab.tokens["alice"])
     _, public_id, csrf, key = _page(client)
     for token in (None, "wrong", csrf[:-1]):
         data = {"choice": "left", "key": key, **({"csrf_token": token} if token else {})}
         assert client.post(f"/rate/{public_id}", data=data).status_code == 403
     # A token from another session (bob's) is no good either.
     other = TestClient(client.app)
-    _login(other, lab.tokens["bob"])
-    bob_csrf = _form(other.get("/rate").text, "csrf_token")
+    login(other, lab.tokens["bob"])
+    bob_csrf = form_value(other.get("/rate").text, "csrf_token")
     assert (
         client.post(
             f"/rate/{public_id}", data={"choice": "left", "key": key, "csrf_token": bob_csrf}
@@ -206,7 +190,7 @@ def test_csrf_is_required(client: Any, lab: Lab, db_session: Session) -> None:
 def test_malformed_forms_are_refused(
     client: Any, lab: Lab, db_session: Session, data: dict[str, str], message: str
 ) -> None:
-    _login(client, lab.tokens["alice"])
+    login(client, lab.tokens["alice"])
     _, public_id, csrf, key = _page(client)
     response = client.post(f"/rate/{public_id}", data={"csrf_token": csrf, "key": key, **data})
     assert response.status_code == 400
@@ -217,7 +201,7 @@ def test_malformed_forms_are_refused(
 def test_skip_returns_at_the_end_and_undo_restores(
     client: Any, lab: Lab, db_session: Session
 ) -> None:
-    _login(client, lab.tokens["alice"])
+    login(client, lab.tokens["alice"])
     _, first, csrf, _ = _page(client)
     assert (
         client.post(
@@ -232,21 +216,22 @@ def test_skip_returns_at_the_end_and_undo_restores(
         html = client.get("/rate").text
         if "All done" in html:
             break
-        pid = _item(html)
+        pid = item_id(html)
         seen.append(pid)
         client.post(
-            f"/rate/{pid}", data={"choice": "right", "csrf_token": csrf, "key": _form(html, "key")}
+            f"/rate/{pid}",
+            data={"choice": "right", "csrf_token": csrf, "key": form_value(html, "key")},
         )
     assert seen[-1] == first and first not in seen[:-1]
     html = client.get("/rate").text
     assert "Undo last verdict" in html
     response = client.post(
         "/rate/undo",
-        data={"csrf_token": csrf, "undo_item": _form(html, "undo_item")},
+        data={"csrf_token": csrf, "undo_item": form_value(html, "undo_item")},
         follow_redirects=False,
     )
     assert "undone" in response.headers["location"]
-    assert _item(client.get("/rate").text) == first
+    assert item_id(client.get("/rate").text) == first
     assert _count(db_session) == len(seen) - 1
     fragment = client.post(
         f"/rate/{first}/skip", data={"csrf_token": csrf}, headers={"HX-Request": "true"}
@@ -264,7 +249,7 @@ def test_skip_returns_at_the_end_and_undo_restores(
 
 def test_undo_window_expires(client: Any, lab: Lab, db_session: Session) -> None:
     client.app.state.undo_window = timedelta(seconds=0)
-    _login(client, lab.tokens["alice"])
+    login(client, lab.tokens["alice"])
     _, public_id, csrf, key = _page(client)
     client.post(f"/rate/{public_id}", data={"choice": "left", "csrf_token": csrf, "key": key})
     response = client.post(
@@ -277,8 +262,8 @@ def test_undo_window_expires(client: Any, lab: Lab, db_session: Session) -> None
 def test_admin_pages_need_admin(client: Any, lab: Lab, db_session: Session) -> None:
     study = db_session.scalar(select(Study))
     assert study is not None
-    _login(client, lab.tokens["alice"])
-    csrf = _form(client.get("/rate").text, "csrf_token")
+    login(client, lab.tokens["alice"])
+    csrf = form_value(client.get("/rate").text, "csrf_token")
     for path in (
         "/admin",
         f"/admin/studies/{study.id}",
@@ -299,10 +284,10 @@ def test_admin_pages_need_admin(client: Any, lab: Lab, db_session: Session) -> N
 def test_admin_flow(client: Any, lab: Lab, db_session: Session) -> None:
     study = db_session.scalar(select(Study))
     assert study is not None
-    _login(client, lab.tokens["admin"])
+    login(client, lab.tokens["admin"])
     page = client.get(f"/admin/studies/{study.id}")
     assert page.status_code == 200 and "secret-run-name@4321" in page.text
-    csrf = _form(page.text, "csrf_token")
+    csrf = form_value(page.text, "csrf_token")
     assert client.get(f"/admin/studies/{study.id}/qc").status_code == 200
     assert (
         client.post(f"/admin/studies/{study.id}/status", data={"status": "closed"}).status_code
@@ -348,8 +333,8 @@ def test_admin_flow(client: Any, lab: Lab, db_session: Session) -> None:
 
 
 def test_sign_out_ends_the_session(client: Any, lab: Lab) -> None:
-    _login(client, lab.tokens["alice"])
-    csrf = _form(client.get("/rate").text, "csrf_token")
+    login(client, lab.tokens["alice"])
+    csrf = form_value(client.get("/rate").text, "csrf_token")
     response = client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/need-invite"
     assert client.get("/rate", follow_redirects=False).status_code == 303

@@ -4,7 +4,6 @@ or an explicit reason."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from judging.data.models import Assignment, AuditEntry, Comparison, Study
 from judging.errors import ConflictError
 from judging.studies import leases, qc, rating
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab, judge_queue, login, tie
+from tests.judging_helpers import Lab, build_lab, form_value, item_id, judge_queue, login, tie
 
 pytestmark = pytest.mark.integration
 
@@ -123,18 +122,6 @@ def test_skips_without_another_rater_close_with_a_reason(
     assert [c.reason for c in report.short] == [comparison.closed_reason]
 
 
-def _form(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, f"no {name} in page"
-    return match.group(1)
-
-
-def _item(html: str) -> str:
-    match = re.search(r'class="judge-form" method="post" action="/rate/([A-Za-z0-9_-]+)"', html)
-    assert match, "no item on page"
-    return match.group(1)
-
-
 def test_cannot_judge_leaves_the_queue_and_shows_on_qc(
     client: Any, db_session: Session, tmp_path: Path
 ) -> None:
@@ -142,7 +129,7 @@ def test_cannot_judge_leaves_the_queue_and_shows_on_qc(
     study = _study(db_session, lab, 2)
     login(client, lab.tokens["alice"])
     html = client.get("/rate").text
-    item, csrf = _item(html), _form(html, "csrf_token")
+    item, csrf = item_id(html), form_value(html, "csrf_token")
     assert 'action="/rate/' + item + '/flag"' in html
     empty = client.post(f"/rate/{item}/flag", data={"csrf_token": csrf, "kind": "unsafe"})
     assert empty.status_code == 400 and "reason" in empty.text
@@ -152,7 +139,7 @@ def test_cannot_judge_leaves_the_queue_and_shows_on_qc(
         follow_redirects=False,
     )
     assert flagged.status_code == 303
-    assert _item(client.get("/rate").text) != item
+    assert item_id(client.get("/rate").text) != item
     row = db_session.scalars(select(Assignment).where(Assignment.public_id == item)).one()
     assert (row.status, row.flag_kind) == ("flagged", "unsafe")
     login(client, lab.tokens["admin"])
@@ -168,7 +155,7 @@ def test_asking_for_work_hands_back_expired_leases(
     lab = build_lab(db_session, tmp_path, prompts=3, raters=("alice", "bob", "carol"))
     _study(db_session, lab, 3)
     login(client, lab.tokens["alice"])
-    item = _item(client.get("/rate").text)
+    item = item_id(client.get("/rate").text)
     stalled = db_session.scalars(select(Assignment).where(Assignment.public_id == item)).one()
     stalled.served_at = datetime.now(UTC) - 2 * LEASE  # the default lease is 30 minutes
     db_session.flush()

@@ -3,7 +3,6 @@ visit to the study, then behind a link on every item."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from judging.data.models import Study
-from tests.judging_helpers import Lab, build_lab, switch_to
+from tests.judging_helpers import Lab, build_lab, form_value, switch_to
 
 pytestmark = pytest.mark.integration
 
 GUIDE = "Prefer the **more helpful** answer.\n\n- ignore length\n\n<script>alert(1)</script>"
-
-
-def _login(client: Any, token: str) -> None:
-    switch_to(client, token)  # each invite works once: switching back reuses the session
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]*)"', html)
-    assert match
-    return match.group(1)
 
 
 @pytest.fixture
@@ -37,13 +26,13 @@ def lab(db_session: Session, tmp_path: Path) -> Lab:
 
 
 def _create(client: Any, lab: Lab, guidelines: str) -> int:
-    _login(client, lab.tokens["admin"])
+    switch_to(client, lab.tokens["admin"])
     form = client.get("/admin/studies/new").text
     assert 'name="guidelines"' in form
     response = client.post(
         "/admin/studies",
         data={
-            "csrf_token": _csrf(form),
+            "csrf_token": form_value(form, "csrf_token"),
             "name": "guided",
             "checkpoints": str(lab.trained[0].id),
             "prompt_set": str(lab.prompt_set_id),
@@ -66,7 +55,7 @@ def test_guidelines_first_visit_then_a_link_on_every_item(
     assert study is not None and study.guidelines == GUIDE.strip()
     assert study.min_attention_pass_rate == 0.9
 
-    _login(client, lab.tokens["alice"])
+    switch_to(client, lab.tokens["alice"])
     first = client.get("/rate").text
     # First visit: the guidelines instead of an item, rendered as safe markdown.
     assert 'id="guidelines"' in first and "<strong>more helpful</strong>" in first
@@ -76,7 +65,7 @@ def test_guidelines_first_visit_then_a_link_on_every_item(
     assert 'id="guidelines"' in fragment and "<html" not in fragment
     seen = client.post(
         f"/rate/guidelines/{study_id}/seen",
-        data={"csrf_token": _csrf(first)},
+        data={"csrf_token": form_value(first, "csrf_token")},
         follow_redirects=False,
     )
     assert seen.status_code == 303
@@ -87,10 +76,10 @@ def test_guidelines_first_visit_then_a_link_on_every_item(
     again = client.get(f"/rate/guidelines/{study_id}")
     assert again.status_code == 200 and "<strong>more helpful</strong>" in again.text
     # Bob has his own first visit.
-    _login(client, lab.tokens["bob"])
+    switch_to(client, lab.tokens["bob"])
     assert 'id="guidelines"' in client.get("/rate").text
     # Someone outside the study cannot read them.
-    _login(client, lab.tokens["eve"])
+    switch_to(client, lab.tokens["eve"])
     assert client.get(f"/rate/guidelines/{study_id}").status_code == 403
     assert client.get("/rate/guidelines/999999").status_code == 404
 
@@ -99,18 +88,21 @@ def test_no_guidelines_no_interstitial_and_edits_are_shown_again(
     client: Any, db_session: Session, lab: Lab
 ) -> None:
     study_id = _create(client, lab, "   ")
-    _login(client, lab.tokens["alice"])
+    switch_to(client, lab.tokens["alice"])
     page = client.get("/rate").text
     assert 'class="judge-form"' in page and 'id="guidelines"' not in page
     assert "/rate/guidelines/" not in page
-    _login(client, lab.tokens["admin"])
+    switch_to(client, lab.tokens["admin"])
     admin_page = client.get(f"/admin/studies/{study_id}").text
     response = client.post(
         f"/admin/studies/{study_id}/guidelines",
-        data={"csrf_token": _csrf(admin_page), "guidelines": "New rule: *read both*."},
+        data={
+            "csrf_token": form_value(admin_page, "csrf_token"),
+            "guidelines": "New rule: *read both*.",
+        },
         follow_redirects=False,
     )
     assert response.status_code == 303
     assert "New rule" in client.get(f"/admin/studies/{study_id}").text
-    _login(client, lab.tokens["alice"])
+    switch_to(client, lab.tokens["alice"])
     assert "<em>read both</em>" in client.get("/rate").text

@@ -15,7 +15,7 @@ from judging.data.models import Assignment, Comparison, Generation, Prompt, Rate
 from judging.stats.winrate import Vote, win_rate_interval
 from judging.studies import qc
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab, judge_queue, switch_to
+from tests.judging_helpers import Lab, build_lab, form_value, judge_queue, switch_to
 
 pytestmark = pytest.mark.integration
 
@@ -187,17 +187,6 @@ def test_careless_rater_flagged_excluded_and_restored(db_session: Session, tmp_p
     assert qc.excluded_rater_ids(db_session, study.id) == set()
 
 
-def _login(client: Any, token: str) -> str:
-    switch_to(client, token)  # each invite works once: switching back reuses the session
-    return ""
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]*)"', html)
-    assert match
-    return match.group(1)
-
-
 def test_qc_page_flags_and_excludes_with_one_click(
     client: Any, db_session: Session, tmp_path: Path
 ) -> None:
@@ -226,7 +215,7 @@ def test_qc_page_flags_and_excludes_with_one_click(
     )
     judge_queue(db_session, alice.id, lambda a, c: a.checkpoint_side)
     judge_queue(db_session, bob.id, lambda a, c: _other(a.checkpoint_side))
-    _login(client, lab.tokens["admin"])
+    switch_to(client, lab.tokens["admin"])
     html = client.get(f"/admin/studies/{study.id}/qc").text
     assert 'id="uneven-coverage"' in html and "p005" in html
     assert "Fleiss" in html and "alice · bob" in html
@@ -234,7 +223,7 @@ def test_qc_page_flags_and_excludes_with_one_click(
     assert bob_row and "below 80% pass rate" in bob_row.group(0)
     response = client.post(
         f"/admin/studies/{study.id}/raters/{bob.id}/exclude",
-        data={"csrf_token": _csrf(html), "reason": "careless"},
+        data={"csrf_token": form_value(html, "csrf_token"), "reason": "careless"},
         follow_redirects=False,
     )
     assert response.status_code == 303
@@ -244,15 +233,16 @@ def test_qc_page_flags_and_excludes_with_one_click(
     record = db_session.scalars(select(RaterExclusion)).one()
     assert (record.rater_id, record.excluded_by_id, record.reason) == (bob.id, admin.id, "careless")
     # A rater cannot exclude anyone.
-    _login(client, lab.tokens["alice"])
+    switch_to(client, lab.tokens["alice"])
     denied = client.post(
         f"/admin/studies/{study.id}/raters/{alice.id}/exclude", data={"csrf_token": "x"}
     )
     assert denied.status_code == 403
-    _login(client, lab.tokens["admin"])
+    switch_to(client, lab.tokens["admin"])
     html = client.get(f"/admin/studies/{study.id}/qc").text
     client.post(
-        f"/admin/studies/{study.id}/raters/{bob.id}/restore", data={"csrf_token": _csrf(html)}
+        f"/admin/studies/{study.id}/raters/{bob.id}/restore",
+        data={"csrf_token": form_value(html, "csrf_token")},
     )
     assert qc.excluded_rater_ids(db_session, study.id) == set()
 

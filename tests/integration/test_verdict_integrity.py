@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from judging.data.models import AuditEntry, Judgement, Study
 from judging.studies import qc
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab, login
+from tests.judging_helpers import Lab, build_lab, form_value, item_id, start_rating
 
 pytestmark = pytest.mark.integration
-
-
-def _form(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, f"no {name} in page"
-    return match.group(1)
-
-
-def _item(html: str) -> str:
-    match = re.search(r'class="judge-form" method="post" action="/rate/([A-Za-z0-9_-]+)"', html)
-    assert match, "no item on page"
-    return match.group(1)
 
 
 def _live(session: Session) -> list[Judgement]:
@@ -49,24 +35,18 @@ def lab(db_session: Session, tmp_path: Path) -> Lab:
     return lab
 
 
-def _login(client: TestClient, token: str) -> tuple[str, str]:
-    login(client, token)
-    html = client.get("/rate").text
-    return html, _form(html, "csrf_token")
-
-
 def test_key_reused_on_another_item_is_409_and_nothing_lost(
     client: Any, lab: Lab, db_session: Session
 ) -> None:
-    html, csrf = _login(client, lab.tokens["alice"])
-    first, key = _item(html), _form(html, "key")
+    html, csrf = start_rating(client, lab.tokens["alice"])
+    first, key = item_id(html), form_value(html, "key")
     assert (
         client.post(
             f"/rate/{first}", data={"choice": "left", "csrf_token": csrf, "key": key}
         ).status_code
         == 200
     )
-    second = _item(client.get("/rate").text)
+    second = item_id(client.get("/rate").text)
     assert second != first
     reused = client.post(
         f"/rate/{second}",
@@ -77,10 +57,10 @@ def test_key_reused_on_another_item_is_409_and_nothing_lost(
     live = _live(db_session)
     assert [(j.choice, j.idempotency_key) for j in live] == [("left", key)]
     html = client.get("/rate").text
-    assert _item(html) == second  # still waiting for its verdict
+    assert item_id(html) == second  # still waiting for its verdict
     fresh = client.post(
         f"/rate/{second}",
-        data={"choice": "right", "csrf_token": csrf, "key": _form(html, "key")},
+        data={"choice": "right", "csrf_token": csrf, "key": form_value(html, "key")},
         follow_redirects=False,
     )
     assert fresh.status_code == 303 and "recorded" in fresh.headers["location"]
@@ -90,16 +70,17 @@ def test_key_reused_on_another_item_is_409_and_nothing_lost(
 def test_undo_names_its_verdict_double_undo_withdraws_one(
     client: Any, lab: Lab, db_session: Session
 ) -> None:
-    html, csrf = _login(client, lab.tokens["alice"])
+    html, csrf = start_rating(client, lab.tokens["alice"])
     judged = []
     for _ in range(2):
-        item = _item(html)
+        item = item_id(html)
         client.post(
-            f"/rate/{item}", data={"choice": "tie", "csrf_token": csrf, "key": _form(html, "key")}
+            f"/rate/{item}",
+            data={"choice": "tie", "csrf_token": csrf, "key": form_value(html, "key")},
         )
         judged.append(item)
         html = client.get("/rate").text
-    assert _form(html, "undo_item") == judged[-1]
+    assert form_value(html, "undo_item") == judged[-1]
     for _ in range(2):  # a double click: both name the same verdict
         response = client.post(
             "/rate/undo", data={"csrf_token": csrf, "undo_item": judged[-1]}, follow_redirects=False
@@ -110,7 +91,7 @@ def test_undo_names_its_verdict_double_undo_withdraws_one(
     assert rows[0].withdrawn_at is None and rows[1].withdrawn_at is not None
     audit = db_session.scalars(select(AuditEntry).where(AuditEntry.action == "withdraw")).all()
     assert [(a.judgement_id, a.actor_id) for a in audit] == [(rows[1].id, lab.raters[0].id)]
-    assert _item(client.get("/rate").text) == judged[-1]  # back in the queue
+    assert item_id(client.get("/rate").text) == judged[-1]  # back in the queue
     nameless = client.post("/rate/undo", data={"csrf_token": csrf})
     assert nameless.status_code == 400 and "which verdict" in nameless.text
 
@@ -118,16 +99,17 @@ def test_undo_names_its_verdict_double_undo_withdraws_one(
 def test_withdrawn_verdicts_are_ignored_everywhere(
     client: Any, lab: Lab, db_session: Session
 ) -> None:
-    html, csrf = _login(client, lab.tokens["alice"])
-    item = _item(html)
+    html, csrf = start_rating(client, lab.tokens["alice"])
+    item = item_id(html)
     client.post(
-        f"/rate/{item}", data={"choice": "left", "csrf_token": csrf, "key": _form(html, "key")}
+        f"/rate/{item}", data={"choice": "left", "csrf_token": csrf, "key": form_value(html, "key")}
     )
     client.post("/rate/undo", data={"csrf_token": csrf, "undo_item": item})
     html = client.get("/rate").text
-    assert _item(html) == item
+    assert item_id(html) == item
     client.post(
-        f"/rate/{item}", data={"choice": "right", "csrf_token": csrf, "key": _form(html, "key")}
+        f"/rate/{item}",
+        data={"choice": "right", "csrf_token": csrf, "key": form_value(html, "key")},
     )
     study = db_session.scalars(select(Study)).one()
     assert db_session.scalar(select(func.count()).select_from(Judgement)) == 2
