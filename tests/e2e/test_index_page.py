@@ -9,7 +9,7 @@ from judging.data import registry
 from judging.studies.raters import invite_rater
 from tests.e2e.conftest import sign_in
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def test_index_lists_runs_and_checkpoints(

@@ -16,7 +16,7 @@ from judging.studies import service as studies
 from tests.e2e.conftest import sign_in
 from tests.judging_helpers import Lab, build_lab, judge_queue
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 SCREENSHOTS = PROJECT_ROOT / "screenshots"
 LONG = "\n\n".join(f"Paragraph {i}: a long and careful answer goes on." for i in range(200))

@@ -21,8 +21,6 @@ from judging.studies import service as studies
 from tests.conftest import truncate_all
 from tests.judging_helpers import build_lab
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def factory(pg_engine: Engine) -> Iterator[sessionmaker[Session]]:

@@ -13,8 +13,6 @@ from judging.data import registry
 from judging.studies.raters import invite_rater
 from tests.judging_helpers import login
 
-pytestmark = pytest.mark.integration
-
 
 def _sign_in(client: TestClient, session: Session, name: str, role: str) -> None:
     _rater, token = invite_rater(session, name=name, role=role)

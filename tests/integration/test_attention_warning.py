@@ -18,8 +18,6 @@ from judging.data.models import Comparison, Study
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab, switch_to
 
-pytestmark = pytest.mark.integration
-
 PROMPTS = 20
 # Three sentences, the first unique per prompt: a truncated copy differs from every other one.
 TEXTS = {

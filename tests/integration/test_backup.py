@@ -23,8 +23,6 @@ from judging.studies import service as studies
 from tests.conftest import ADMIN_URL
 from tests.judging_helpers import build_lab
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def scratch_pg() -> Iterator[str]:

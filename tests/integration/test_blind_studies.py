@@ -17,8 +17,6 @@ from judging.studies import qc, rating
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab, checkpoint_side, judge_queue
 
-pytestmark = pytest.mark.integration
-
 CHECKPOINTS = 10
 PROMPTS = 12
 

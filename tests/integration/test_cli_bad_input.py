@@ -10,10 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.integration
-
 _ENV_KEYS = ("DATABASE_URL", "RLHF_DATA_DIR", "RLHF_ENV", "ENVIRONMENT", "RLHF_SECRET_KEY")
 
 

@@ -16,8 +16,6 @@ from sqlalchemy.orm import Session
 
 from judging.data.models import Prompt, PromptSet
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 HELDOUT = ROOT / "data" / "prompts" / "heldout.jsonl"
 

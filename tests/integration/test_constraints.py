@@ -22,8 +22,6 @@ from judging.data.models import (
     Study,
 )
 
-pytestmark = pytest.mark.integration
-
 
 def _expect_refusal(session: Session, make: Callable[[], object]) -> None:
     savepoint = session.begin_nested()

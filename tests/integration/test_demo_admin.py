@@ -6,14 +6,11 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from cli.demo import admin_link
 from judging.settings import get_settings
-
-pytestmark = pytest.mark.integration
 
 
 def test_the_demo_admin_link_opens_the_dashboard_once(cli_db: Session, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from judging.data.models import Checkpoint, Evaluation, Generation
 from tests.evaluation_models import EVAL_PROMPTS, register_lab, small_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.training]
+pytestmark = pytest.mark.training
 
 
 class Killed(BaseException):

@@ -16,7 +16,7 @@ from judging.data import registry
 from judging.data.models import Checkpoint, Evaluation, Generation
 from tests.evaluation_models import register_lab, small_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.training]
+pytestmark = pytest.mark.training
 
 
 def _lab(

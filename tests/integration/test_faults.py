@@ -27,7 +27,7 @@ from tests.conftest import ADMIN_URL, truncate_all
 from tests.judging_helpers import Lab, build_lab
 from tests.live_app import LiveApp
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 ITEM = re.compile(r'class="judge-form" method="post" action="/rate/([A-Za-z0-9_-]+)"')
 KEY = re.compile(r'name="key" value="([^"]+)"')

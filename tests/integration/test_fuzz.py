@@ -22,8 +22,6 @@ from sqlalchemy.orm import Session
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab, login
 
-pytestmark = pytest.mark.integration
-
 TALLY: Counter[str] = Counter()
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),

@@ -19,8 +19,6 @@ from judging.studies.raters import invite_rater
 from tests.judging_helpers import login
 from tests.research_helpers import STEPS, JudgedStudy, judged_study
 
-pytestmark = pytest.mark.integration
-
 PROMPTS = 20
 GOLD_WINS = {10: 10, 20: 15, 30: 4, 40: 2}
 """Prompts (of 20) on which the gold scorer prefers the checkpoint: gold rates .5 .75 .2 .1."""

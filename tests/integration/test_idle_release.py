@@ -25,8 +25,6 @@ from judging.studies.raters import revoke_rater
 from tests.conftest import truncate_all
 from tests.judging_helpers import Lab, build_lab, judge_queue, switch_to, tie
 
-pytestmark = pytest.mark.integration
-
 IDLE = timedelta(hours=6)
 SAME = "Every checkpoint says this. It is one text. It repeats on purpose."
 

@@ -20,7 +20,6 @@ from judging.errors import ConflictError, InputFileError
 from judging.evaluation.config import parse_eval_config
 from judging.evaluation.imports import import_generations
 
-pytestmark = pytest.mark.integration
 PROMPTS = ["How do I boil an egg?", "What is 2 + 2?", "Name a colour."]
 
 

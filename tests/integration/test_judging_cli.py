@@ -6,7 +6,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -16,8 +15,6 @@ from judging.data.models import Rater, Study
 from judging.settings import get_settings
 from judging.studies.raters import hash_token
 from tests.judging_helpers import build_lab, judge_queue, tie
-
-pytestmark = pytest.mark.integration
 
 
 def test_invite_create_judge_and_export(cli_db: Session, tmp_path: Path) -> None:

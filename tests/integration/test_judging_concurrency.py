@@ -18,8 +18,6 @@ from judging.studies import service as studies
 from tests.conftest import truncate_all
 from tests.judging_helpers import build_lab, login
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def committed(pg_engine: Engine) -> Iterator[Session]:

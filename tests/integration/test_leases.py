@@ -18,8 +18,6 @@ from judging.studies import leases, qc, rating
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab, form_value, item_id, judge_queue, login, tie
 
-pytestmark = pytest.mark.integration
-
 LEASE = timedelta(minutes=30)
 
 

@@ -13,7 +13,7 @@ import pytest
 from judging.settings import PROJECT_ROOT
 from tests.conftest import ADMIN_URL
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def test_short_load_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
@@ -14,8 +13,6 @@ from sqlalchemy.engine import make_url
 from judging.data import migrate
 from judging.data.db import Base, make_engine
 from tests.conftest import ADMIN_URL
-
-pytestmark = pytest.mark.integration
 
 
 def _roundtrip(url: str) -> None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from judging.pipeline_status import PipelineStatus, StageState, write_status
 from judging.settings import Settings
 from judging.studies.raters import invite_rater
 from tests.judging_helpers import login
-
-pytestmark = pytest.mark.integration
 
 
 def test_index_shows_the_pipeline_status_line(client, db_session, test_settings: Settings) -> None:  # type: ignore[no-untyped-def]

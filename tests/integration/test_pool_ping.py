@@ -18,8 +18,6 @@ from judging.data import db
 from judging.data.db import make_engine
 from judging.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def engine(pg_url: str) -> Iterator[Engine]:

@@ -28,8 +28,6 @@ from judging.studies import service as studies
 from tests.conftest import truncate_all
 from tests.judging_helpers import build_lab
 
-pytestmark = pytest.mark.integration
-
 ITEM = re.compile(r'class="judge-form" method="post" action="/rate/([A-Za-z0-9_-]+)"')
 KEY = re.compile(r'name="key" value="([^"]+)"')
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -12,8 +12,6 @@ from judging.data import registry
 from judging.data.models import Checkpoint, TrainingMetric
 from judging.errors import ConflictError, NotFoundError
 
-pytestmark = pytest.mark.integration
-
 
 def _folder(tmp_path: Path, name: str, content: bytes) -> Path:
     folder = tmp_path / name

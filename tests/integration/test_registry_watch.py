@@ -10,7 +10,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
@@ -18,8 +17,6 @@ from judging.data import registry
 from judging.data.models import TrainingRun
 from judging.data.watch import complete_folders, register_new
 from judging.settings import PROJECT_ROOT
-
-pytestmark = pytest.mark.integration
 
 
 def _age(folder: Path, seconds: float) -> None:

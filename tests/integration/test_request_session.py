@@ -17,8 +17,6 @@ from app.deps import get_db
 from judging.data.db import make_session_factory
 from judging.data.models import Rater
 
-pytestmark = pytest.mark.integration
-
 
 def _request(engine: Engine) -> Any:
     return SimpleNamespace(

@@ -6,7 +6,6 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,8 +16,6 @@ from judging.data.models import Recommendation
 from judging.errors import NotFoundError
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
 from tests.judging_helpers import login
-
-pytestmark = pytest.mark.integration
 
 
 def _verdict(step: int, prompt: int, rater: int) -> str:

@@ -22,8 +22,6 @@ from judging.studies.qc import exclude_rater, restore_rater
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
 from tests.judging_helpers import login
 
-pytestmark = pytest.mark.integration
-
 HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(2)>"
 
 

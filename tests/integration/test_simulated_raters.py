@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,8 +16,6 @@ from judging.studies.service import create_study
 from judging.studies.simulated import parse_item, run_raters, sim_rater_name, text_key
 from tests.e2e.conftest import committed_session, live_server  # noqa: F401  (fixtures)
 from tests.judging_helpers import build_lab
-
-pytestmark = pytest.mark.integration
 
 
 def _tag(i: int) -> str:

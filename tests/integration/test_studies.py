@@ -19,8 +19,6 @@ from judging.studies import service as studies
 from judging.studies.assignment import back_to_back
 from tests.judging_helpers import build_lab, checkpoint_side, judge_queue
 
-pytestmark = pytest.mark.integration
-
 
 def _assignments(session: Session, study_id: int) -> list[tuple[Assignment, Comparison]]:
     rows = session.execute(

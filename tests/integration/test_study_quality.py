@@ -17,8 +17,6 @@ from judging.studies import qc
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab, form_value, judge_queue, switch_to
 
-pytestmark = pytest.mark.integration
-
 
 def _other(side: str) -> str:
     return "right" if side == "left" else "left"

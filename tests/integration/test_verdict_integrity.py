@@ -14,8 +14,6 @@ from judging.studies import qc
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab, form_value, item_id, start_rating
 
-pytestmark = pytest.mark.integration
-
 
 def _live(session: Session) -> list[Judgement]:
     return list(session.scalars(select(Judgement).where(Judgement.withdrawn_at.is_(None))))

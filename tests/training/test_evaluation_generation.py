@@ -9,8 +9,6 @@ import pytest
 
 from tests.evaluation_models import EVAL_PROMPTS
 
-pytestmark = pytest.mark.training
-
 
 def _kl_means(
     models: dict[str, Path], adapter: str, temperature: float = 1.0, reuse: bool = False

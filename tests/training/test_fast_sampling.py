@@ -6,8 +6,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-pytestmark = pytest.mark.training
-
 
 def _draw(probs: list[float], u: float) -> int:
     from training.generation.hf import inverse_cdf_sample

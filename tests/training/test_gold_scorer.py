@@ -6,8 +6,6 @@ import os
 
 import pytest
 
-pytestmark = pytest.mark.training
-
 PROMPT = "How do I keep basil alive on a windowsill?"
 RELEVANT = (
     "Put the basil in your sunniest window, water it when the top of the soil feels dry, "

@@ -11,8 +11,6 @@ import pytest
 from judging.errors import ConfigError, NotFoundError
 from training.model_fetch import GGUF_NAME, MARKER, MODEL_NAME, fetch_smollm2
 
-pytestmark = pytest.mark.training
-
 
 def _installed_gguf() -> Path | None:
     # find_spec, not import: the package's __init__ needs the `llm` CLI, which we do not install.

@@ -10,8 +10,6 @@ import pytest
 from judging.gold import GoldScore, LabellerSpec
 from tests.training.conftest import PROMPTS
 
-pytestmark = pytest.mark.training
-
 
 def _prompts(tmp_path: Path) -> Path:
     path = tmp_path / "train.jsonl"

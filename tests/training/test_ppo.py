@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from judging.data.models import Checkpoint, TrainingMetric, TrainingRun
 from training.config import TrainConfig, load_config
 
-pytestmark = [pytest.mark.training, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def _config(

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from judging.analysis.exports import preference_records, to_jsonl
 from tests.research_helpers import judged_study
 
-pytestmark = [pytest.mark.training, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("conversational", [False, True], ids=["standard", "conversational"])

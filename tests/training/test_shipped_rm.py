@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from tests.training.test_trainers import _config
 
-pytestmark = [pytest.mark.training, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def test_lora_rm_ships_small_and_materialises_to_the_same_scores(

@@ -15,7 +15,7 @@ from judging.data.models import TrainingMetric, TrainingRun
 from tests.training.conftest import PROMPTS
 from training.config import load_config
 
-pytestmark = [pytest.mark.training, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def _pairs(path: Path, n: int, seed: int) -> Path:
