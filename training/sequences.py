@@ -2,6 +2,7 @@
 
     chat-templated prompt with the assistant header opened   (`prompt_ids`)
     + response tokens up to and including the first EOS      (`scored_sequence`)
+      (or up to, not including, the first pad id: TRL reads the score before it)
 
 The score is read at the last token: `<|im_end|>` for a response that stopped, the last sampled
 token for one cut at the token limit (no EOS is appended: TRL's PPO does not append one either).
@@ -40,9 +41,27 @@ def cut_at_eos(response: Sequence[int], eos_id: int) -> list[int]:
     return out[: out.index(eos_id) + 1] if eos_id in out else out
 
 
-def scored_sequence(prompt: Sequence[int], response: Sequence[int], eos_id: int) -> list[int]:
+def cut_at_pad(response: Sequence[int], pad_id: int | None) -> list[int]:
+    """Response tokens before the first pad id, which is not kept.
+
+    TRL's PPO masks every pad id of a rollout (`<|endoftext|>`, id 0 here) and reads the reward at
+    the token before the first one, and its KL sum stops there: a sampled pad ends the response
+    PPO scored, so the evaluation ends it there too.
+    """
+    out = [int(t) for t in response]
+    return out[: out.index(pad_id)] if pad_id is not None and pad_id in out else out
+
+
+def cut_response(response: Sequence[int], eos_id: int, pad_id: int | None = None) -> list[int]:
+    """What of a sampled response is scored: up to the first EOS (kept) or pad id (dropped)."""
+    return cut_at_eos(cut_at_pad(response, pad_id), eos_id)
+
+
+def scored_sequence(
+    prompt: Sequence[int], response: Sequence[int], eos_id: int, pad_id: int | None = None
+) -> list[int]:
     """What the reward model reads; its score is taken at the last position of this list."""
-    return [int(t) for t in prompt] + cut_at_eos(response, eos_id)
+    return [int(t) for t in prompt] + cut_response(response, eos_id, pad_id)
 
 
 def tokenizer_mismatch(mine: Any, theirs: Any) -> str | None:

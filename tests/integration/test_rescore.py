@@ -104,3 +104,62 @@ def test_rescore_matches_scoring_at_generation_time(
         assert evaluation is not None and evaluation.config["eval_reward_model"] == rm
         summary = evaluation.summary or {}
     assert summary["eval_reward"]["mean"] == pytest.approx(sum(got) / len(got), abs=1e-6)
+
+
+def test_rescore_builds_the_prompt_with_the_policys_chat_template(
+    committed_factory: Any, eval_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 27 item 4: the worker and PPO template the prompt with the policy's tokenizer; a
+    reward model saved with another chat template must still read the policy's prompt ids."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from training.evaluation.rescore import rescore_evaluation
+    from training.evaluation.scoring import RewardScorer
+    from training.evaluation.worker import watch
+    from training.generation.base import ModelRef, chat_prompt_ids, load_tokenizer
+
+    rm = tmp_path / "rm-other-template"
+    shutil.copytree(eval_models["rm"], rm)
+    tok = AutoTokenizer.from_pretrained(rm)
+    tok.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\nJudge: {{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    tok.save_pretrained(rm)
+    with committed_factory() as session:
+        lab = register_lab(session, eval_models, eval_models["lora_small"])
+        session.commit()
+    config = small_config(auto_eval_reward_model=False)
+    watch(
+        committed_factory, config=config, worker="w", prompt_set_name=lab.prompt_set_name, once=True
+    )
+    scorer = RewardScorer(str(rm), batch_size=3)
+    policy = load_tokenizer(ModelRef(str(eval_models["base"])))
+    assert chat_prompt_ids(policy, "x") != chat_prompt_ids(scorer.tokenizer, "x")
+    expected: dict[int, float] = {}
+    with committed_factory() as session:
+        rows = session.execute(
+            select(Generation, Prompt.text)
+            .join(Prompt)
+            .where(Generation.checkpoint_id == lab.checkpoint.id)
+        ).all()
+        for n, (generation, prompt) in enumerate(rows):
+            ids = policy(f"Answer {n}: seven minutes.", add_special_tokens=False)["input_ids"]
+            generation.text = policy.decode(ids)
+            sampled = [*ids, policy.eos_token_id] if generation.finish_reason == "stop" else ids
+            (expected[generation.id],) = scorer.score([chat_prompt_ids(policy, prompt)], [sampled])
+        session.commit()
+        evaluation = session.scalar(
+            select(Evaluation).where(Evaluation.checkpoint_id == lab.checkpoint.id)
+        )
+        assert evaluation is not None
+        rescore_evaluation(session, evaluation, scorer, batch_size=3)
+        got = {
+            g.id: g.eval_reward_score
+            for g in session.scalars(
+                select(Generation).where(Generation.checkpoint_id == lab.checkpoint.id)
+            )
+        }
+    assert got == pytest.approx(expected, abs=1e-5)

@@ -131,3 +131,48 @@ def test_rows_that_finish_leave_the_batch_without_changing_the_others() -> None:
         # lost a position would be off by a whole log-prob.
         assert logps == pytest.approx(alone[1], abs=1e-4)
         assert logps == pytest.approx(forced[i], abs=1e-4)
+
+
+def test_sampling_ends_at_the_pad_id_without_keeping_it() -> None:
+    """Issue 27 item 2: a sampled pad id ends the response and is not part of it (TRL reads the
+    reward before the first pad and masks it and what follows out of the KL sum)."""
+    from training.generation.base import SamplingParams
+    from training.generation.hf import sample_batch
+
+    model = _tiny(0, noise=0.05)  # token 0 is as likely as any other in this vocabulary
+    params = SamplingParams(temperature=T, top_p=1.0, max_new_tokens=8)
+    n = 40
+    rows = sample_batch(
+        model, [PROMPT] * n, params, list(range(n)), pad_id=0, stops={EOS}, ends={0}
+    )
+    assert all(0 not in tokens for tokens, _, _ in rows)
+    ended = [tokens for tokens, _, reason in rows if reason == "pad"]
+    assert ended, "no draw sampled the pad id: the test says nothing"
+    assert all(len(lp) == len(t) for t, lp, _ in rows)
+    # Without `ends` the same draws carry the pad id and go on past it.
+    free = sample_batch(model, [PROMPT] * n, params, list(range(n)), pad_id=0, stops={EOS})
+    for (cut, logps, reason), (whole, whole_logps, _) in zip(rows, free, strict=True):
+        if reason == "pad":
+            assert whole[: len(cut) + 1] == [*cut, 0]
+            assert logps == pytest.approx(whole_logps[: len(cut)], abs=1e-6)
+
+
+def test_kl_sums_only_the_tokens_before_the_pad() -> None:
+    from training.evaluation.scoring import KLScorer
+
+    base, ckpt = _tiny(0), _tiny(0, noise=0.05)
+    scorer = KLScorer(ckpt, base=base, pad_id=0, batch_size=4, end_id=0)
+    whole = scorer.score([PROMPT] * 2, [[3, 0, 4, 5], [5, 4, 0]], temperature=T)
+    cut = scorer.score([PROMPT] * 2, [[3], [5, 4]], temperature=T)
+    assert [k for pair in whole for k in pair] == pytest.approx(
+        [k for p in cut for k in p], abs=1e-6
+    )
+    # With sampled log-probs given (the reuse path) the same positions are kept.
+    sampled = [[-1.0, -2.0, -3.0, -4.0], [-1.5, -2.5, -3.5]]
+    reused = scorer.score([PROMPT] * 2, [[3, 0, 4, 5], [5, 4, 0]], temperature=T, sampled=sampled)
+    reused_cut = scorer.score(
+        [PROMPT] * 2, [[3], [5, 4]], temperature=T, sampled=[[-1.0], [-1.5, -2.5]]
+    )
+    assert [k for p in reused for k in p] == pytest.approx(
+        [k for p in reused_cut for k in p], abs=1e-6
+    )

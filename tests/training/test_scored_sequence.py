@@ -83,3 +83,46 @@ def test_scored_sequence_stops_at_the_first_eos() -> None:
 
     assert scored_sequence([5, 6], [9, 2, 9, 2], eos_id=2) == [5, 6, 9, 2]
     assert scored_sequence([5, 6], [9, 9], eos_id=2) == [5, 6, 9, 9]
+
+
+def test_a_response_with_the_pad_id_is_scored_as_ppo_scores_it(
+    eval_models: dict[str, Path],
+) -> None:
+    """Issue 27 item 2: TRL masks every pad id (`<|endoftext|>`, id 0) and reads the score before
+    the first one, so a sampled pad ends the response PPO scored; the evaluation must read the
+    score at the same token."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from training.evaluation.scoring import RewardScorer
+    from training.ppo_trl import ppo_scores
+
+    prompts, responses, tokenizer = _rollouts(eval_models, 10)
+    pad, eos = int(tokenizer.pad_token_id), int(tokenizer.eos_token_id)
+    assert pad == 0 != eos
+    # A pad before an EOS, a pad in an answer without EOS, a pad as the first token.
+    responses = [
+        [*responses[0][:2], pad, 9, eos],
+        [*responses[1][:3], pad, 11, 12],
+        [pad, *responses[2][:3]],
+        *responses[3:],
+    ]
+    scorer = RewardScorer(str(eval_models["rm"]), batch_size=4)
+    ours = scorer.score(prompts, responses)
+    width_q = max(len(p) for p in prompts)
+    queries = torch.tensor([[pad] * (width_q - len(p)) + p for p in prompts])
+    rollouts = torch.tensor([r + [7] * (10 - len(r)) for r in responses])
+    model = AutoModelForSequenceClassification.from_pretrained(
+        eval_models["rm"], dtype=torch.float32
+    )
+    model.config.pad_token_id = pad
+    theirs = ppo_scores(model.eval(), queries, rollouts, pad_token_id=pad, stop_token_id=eos)
+    assert ours == pytest.approx(theirs.tolist(), abs=1e-4)
+
+
+def test_scored_sequence_ends_before_the_first_pad() -> None:
+    from training.sequences import scored_sequence
+
+    assert scored_sequence([5, 6], [9, 0, 9, 2], eos_id=2, pad_id=0) == [5, 6, 9]
+    assert scored_sequence([5, 6], [9, 2, 0], eos_id=2, pad_id=0) == [5, 6, 9, 2]
+    assert scored_sequence([5, 6], [0, 9], eos_id=2, pad_id=0) == [5, 6]

@@ -76,6 +76,7 @@ def load_job_models(checkpoint: Checkpoint, config: EvalConfig) -> JobModels:
             policy,
             base=base,
             pad_id=int(tokenizer.pad_token_id),
+            end_id=_end_id(tokenizer),
             device=config.device,
             # A teacher-forced pass, like the reward model's: `score_batch_size` (documented so,
             # and what bench/bench_evaluate.py measures), not the generation batch.
@@ -100,3 +101,9 @@ def _reward_scorer(path: str | None, config: EvalConfig, tokenizer: Any) -> Rewa
     )
     scorer.check_tokenizer(tokenizer)
     return scorer
+
+
+def _end_id(tokenizer: Any) -> int | None:
+    """The pad id, where it is not EOS: TRL ends a rollout's scored part before it (item 2)."""
+    pad, eos = int(tokenizer.pad_token_id), int(tokenizer.eos_token_id)
+    return None if pad == eos else pad

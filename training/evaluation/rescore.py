@@ -24,15 +24,26 @@ from judging.data.models import Evaluation, Generation, Prompt
 from judging.evaluation.config import EvalConfig
 from judging.evaluation.results import finalize, job_prompts
 from training.evaluation.scoring import RewardScorer
-from training.generation.base import chat_prompt_ids
+from training.generation.base import chat_prompt_ids, load_tokenizer, model_ref_for
 
 Progress = Callable[[int], None]
 
 
-def response_ids(tokenizer: Any, text: str, finish_reason: str) -> list[int]:
-    """The response's token ids as the policy would have sampled them (EOS when it stopped)."""
+def response_ids(
+    tokenizer: Any, text: str, finish_reason: str, ended_on_pad: bool = False
+) -> list[int]:
+    """The response's token ids as the policy would have sampled them (EOS when it stopped on
+    EOS; a response ended by a sampled pad id was scored without one)."""
     ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return [*ids, int(tokenizer.eos_token_id)] if finish_reason == "stop" else ids
+    stopped = finish_reason == "stop" and not ended_on_pad
+    return [*ids, int(tokenizer.eos_token_id)] if stopped else ids
+
+
+def policy_tokenizer(evaluation: Evaluation) -> Any:
+    """The tokenizer the evaluated checkpoint sampled with (the worker's `load_tokenizer`)."""
+    checkpoint = evaluation.checkpoint
+    ref = model_ref_for(checkpoint.path, checkpoint.run.base_model, checkpoint.kind)
+    return load_tokenizer(ref)
 
 
 def _rows(session: Session, evaluation: Evaluation, prompt_ids: Sequence[int], every: bool) -> Any:
@@ -64,10 +75,22 @@ def rescore_evaluation(
         config = config.model_copy(update={"eval_reward_model": scorer.path})
     prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
     rows = _rows(session, evaluation, [p.id for p in prompts], every)
+    # The policy's tokenizer, as the worker and PPO use: its chat template builds the prompt the
+    # response was sampled after (a reward model may carry another template, or none).
+    tokenizer = policy_tokenizer(evaluation)
+    scorer.check_tokenizer(tokenizer)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        prompt_ids = [chat_prompt_ids(scorer.tokenizer, text) for _, text in batch]
-        responses = [response_ids(scorer.tokenizer, g.text, g.finish_reason) for g, _ in batch]
+        prompt_ids = [chat_prompt_ids(tokenizer, text) for _, text in batch]
+        responses = [
+            response_ids(
+                tokenizer,
+                g.text,
+                g.finish_reason,
+                bool((g.diagnostics or {}).get("ended_on_pad")),
+            )
+            for g, _ in batch
+        ]
         for (generation, _), value in zip(batch, scorer.score(prompt_ids, responses), strict=True):
             generation.eval_reward_score = value
         session.commit()

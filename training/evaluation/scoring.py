@@ -34,7 +34,7 @@ import torch
 from judging.errors import ConfigError
 from training.generation.attention import register as register_attention
 from training.generation.base import PAD_TOKEN
-from training.sequences import scored_sequence, tokenizer_mismatch
+from training.sequences import cut_at_pad, scored_sequence, tokenizer_mismatch
 
 
 def kl_temperature(temperature: float) -> float:
@@ -136,10 +136,14 @@ class KLScorer:
         pad_id: int,
         device: str = "cpu",
         batch_size: int = 16,
+        end_id: int | None = None,
     ) -> None:
         self.policy = policy
         self.base = base
         self.pad_id = pad_id
+        self.end_id = end_id
+        """A sampled id that ends a response and is not part of it: the pad id for TRL-trained
+        policies (None: every token counts, e.g. a toy vocabulary whose pad can be drawn)."""
         self.device = device
         self.batch_size = batch_size
 
@@ -174,8 +178,10 @@ class KLScorer:
         sampled: Sequence[Sequence[float]] | None = None,
     ) -> list[tuple[float, float]]:
         t = kl_temperature(temperature)
+        # Only the tokens before a sampled pad id count, as in TRL's masked KL (item 2, issue 27).
+        responses = [cut_at_pad(r, self.end_id) for r in responses]
         mine = (
-            [list(s) for s in sampled]
+            [list(s)[: len(r)] for s, r in zip(sampled, responses, strict=True)]
             if sampled is not None
             else self._logprobs(self.policy, prompts, responses, t)
         )
@@ -232,7 +238,10 @@ class RewardScorer:
         self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]]
     ) -> list[float]:
         """Score of each scored_sequence(prompt, response), read at its last token."""
-        seqs = [scored_sequence(p, r, self.eos_id) for p, r in zip(prompts, responses, strict=True)]
+        seqs = [
+            scored_sequence(p, r, self.eos_id, None if self.pad_id == self.eos_id else self.pad_id)
+            for p, r in zip(prompts, responses, strict=True)
+        ]
         backbone = getattr(self.model, self.model.base_model_prefix)
         scores = [0.0] * len(seqs)
         for batch in _batches([len(s) for s in seqs], self.batch_size):

@@ -38,7 +38,7 @@ from judging.evaluation.results import (
 )
 from training.evaluation.models import JobModels, load_job_models
 from training.generation.attention import resolve_dtype
-from training.generation.base import SamplingParams, chat_prompt_ids
+from training.generation.base import SamplingParams, chat_prompt_ids, end_at_pad
 
 log = logging.getLogger(__name__)
 ModelLoader = Callable[[Checkpoint, EvalConfig], JobModels]
@@ -70,7 +70,10 @@ def _run_batch(
     texts = [p.text for p in batch]
     seeds = [prompt_seed(config, p, replicate) for p in batch]
     params = _params(config)
+    pad = int(models.tokenizer.pad_token_id)
     results = models.generator.generate(texts, params, seeds)
+    if pad != int(models.tokenizer.eos_token_id):
+        results = [end_at_pad(r, pad, models.tokenizer) for r in results]
     _advance(progress, "generate", len(batch))
     prompt_ids = [chat_prompt_ids(models.tokenizer, t) for t in texts]
     responses = [r.token_ids for r in results]
@@ -100,10 +103,13 @@ def _run_batch(
             seed,
             r.text,
             len(r.token_ids),
-            r.finish_reason,
+            # A response ended by a sampled pad id stopped (it was not cut by the limit); the
+            # flag tells `rlhf rescore` not to append the EOS it never had.
+            "stop" if r.finish_reason == "pad" else r.finish_reason,
             reward,
             k1,
             k3,
+            extra={"ended_on_pad": True} if r.finish_reason == "pad" else {},
             eval_reward=e,
             replicate=replicate,
         )

@@ -30,7 +30,8 @@ class GenerationResult:
     text: str
     token_ids: list[int]
     finish_reason: str
-    """"stop" when the model emitted EOS, "length" when max_new_tokens cut it."""
+    """"stop" when the model emitted EOS, "length" when max_new_tokens cut it, "pad" when it
+    sampled the pad id (not kept: see `end_at_pad`)."""
     logprobs: list[float] | None = None
     """Log-prob of each sampled token at the sampling temperature (before top-p), if returned."""
 
@@ -116,3 +117,17 @@ def stop_token_ids(tokenizer: Any, generation_config: Any = None) -> set[int]:
     elif isinstance(extra, list):
         ids.update(int(i) for i in extra)
     return ids
+
+
+def end_at_pad(result: GenerationResult, pad_id: int, tokenizer: Any) -> GenerationResult:
+    """The response as PPO scored it: ended before the first sampled pad id ("pad").
+
+    TRL masks every pad id of a rollout and reads the reward before the first one; the
+    transformers sampler already stops there, other backends (vLLM) sample on and are cut here.
+    """
+    if result.finish_reason == "pad" or pad_id not in result.token_ids:
+        return result
+    at = result.token_ids.index(pad_id)
+    ids = result.token_ids[:at]
+    logprobs = result.logprobs[:at] if result.logprobs is not None else None
+    return GenerationResult(tokenizer.decode(ids, skip_special_tokens=True), ids, "pad", logprobs)

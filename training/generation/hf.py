@@ -137,8 +137,12 @@ def sample_batch(
     pad_id: int,
     stops: set[int],
     device: str = "cpu",
+    ends: set[int] | frozenset[int] = frozenset(),
 ) -> list[tuple[list[int], list[float], str]]:
     """(token ids, tempered log-probs, finish reason) per prompt, with a KV cache.
+
+    A token in `stops` (EOS) ends its row and is kept ("stop"); one in `ends` (the pad id: TRL
+    reads the reward before it and masks it from KL) ends its row and is dropped ("pad").
 
     Finished rows leave the batch (their KV cache rows are dropped), and the prompt's forward pass
     computes logits at its last position only: the full-vocabulary projection of every prompt
@@ -150,6 +154,7 @@ def sample_batch(
     tokens: list[list[int]] = [[] for _ in prompts]
     logps: list[list[float]] = [[] for _ in prompts]
     done = [False] * len(prompts)
+    ended = [False] * len(prompts)
     active = list(range(len(prompts)))  # original row of each batch row
     past = None
     for _ in range(params.max_new_tokens):
@@ -169,6 +174,9 @@ def sample_batch(
         for pos, (row, token, logp) in enumerate(
             zip(active, chosen.tolist(), chosen_logps.tolist(), strict=True)
         ):
+            if token in ends:
+                done[row] = ended[row] = True
+                continue
             tokens[row].append(token)
             logps[row].append(logp)
             done[row] = token in stops
@@ -185,7 +193,8 @@ def sample_batch(
         mask = torch.cat([mask, torch.ones_like(ids)], dim=-1)
         positions = positions[:, -1:] + 1
     return [
-        (t, lp, "stop" if d else "length") for t, lp, d in zip(tokens, logps, done, strict=True)
+        (t, lp, "pad" if e else "stop" if d else "length")
+        for t, lp, d, e in zip(tokens, logps, done, ended, strict=True)
     ]
 
 
@@ -232,6 +241,7 @@ class TransformersGenerator:
                 pad_id=int(self.tokenizer.pad_token_id),
                 stops=self.stops,
                 device=self.device,
+                ends={int(self.tokenizer.pad_token_id)} - self.stops,
             )
             for i, (t, lp, reason) in zip(chunk, rows, strict=True):
                 text = self.tokenizer.decode(t, skip_special_tokens=True)
