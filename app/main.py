@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import threads
 from app.render import render, templates
@@ -58,6 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeoutError, _busy)  # type: ignore[arg-type]
     app.add_middleware(SecurityMiddleware)
+    # Outermost, so that everything inside sees the client a trusted proxy names. Servers must
+    # not apply proxy headers themselves (`rlhf serve` turns uvicorn's off: it trusts loopback
+    # by default, which let any local sender pick its address).
+    if settings.trusted_proxy_list:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     return app
 
 

@@ -4,12 +4,15 @@ A pure ASGI middleware (no per-request task or body copy, unlike BaseHTTPMiddlew
 - security headers on every response: a CSP without inline script, frame-ancestors 'none',
   nosniff, no Referer, and HSTS in production;
 - bodies above settings.max_body_bytes refused with 413 (by Content-Length, or while streaming);
-- a NUL byte or invalid UTF-8 in the path or query refused with 400 (the database would 500).
+- a NUL byte or invalid UTF-8 in the path or query refused with 400 (the database would 500);
+- `Cache-Control: no-store` on every response but the static assets: pages carry model outputs,
+  rater data and invite forms, which must not stay in a shared browser's cache.
 Also the in-memory limiter for invite-token guessing.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -29,6 +32,7 @@ CSP = (
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 HSTS = "max-age=31536000; includeSubDomains"
+CACHEABLE_PREFIXES = ("/static/", "/favicon.ico")
 
 
 class _TooLarge(Exception):
@@ -88,13 +92,17 @@ class SecurityMiddleware:
         ]
         if settings.environment == "production":
             extra.append((b"strict-transport-security", HSTS.encode()))
+        cacheable = scope.get("path", "").startswith(CACHEABLE_PREFIXES)
         started = False
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = [*message.get("headers", []), *extra]
+                if not cacheable and not any(name == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
             await send(message)
 
         problem = _bad_target(scope)
@@ -130,7 +138,10 @@ class SecurityMiddleware:
 
 
 class FailureLimiter:
-    """At most `limit` failures per client in a sliding `window_s`; per process (per worker)."""
+    """At most `limit` failures per client in a sliding `window_s`; per process (per worker).
+
+    The client is the connecting peer, or what a trusted proxy names (RLHF_TRUSTED_PROXIES).
+    """
 
     def __init__(self, limit: int = 10, window_s: float = 900.0) -> None:
         self.limit = limit
@@ -145,8 +156,18 @@ class FailureLimiter:
         return stamps
 
     def blocked(self, client: str) -> bool:
+        return self.retry_after(client) > 0
+
+    def retry_after(self, client: str) -> int:
+        """Whole seconds until the client may fail again (0: it may now)."""
         with self._lock:
-            return len(self._recent(client, time.monotonic())) >= self.limit
+            now = time.monotonic()
+            stamps = self._recent(client, now)
+            if len(stamps) < self.limit:
+                return 0
+            # Free again once all but limit - 1 of the recent failures have left the window.
+            frees_at = stamps[len(stamps) - self.limit] + self.window_s
+            return max(1, math.ceil(frees_at - now))
 
     def failed(self, client: str) -> None:
         with self._lock:

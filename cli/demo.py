@@ -684,7 +684,12 @@ def up() -> None:
         )
     try:
         uvicorn.run(
-            "app.main:create_app", factory=True, host=s.host, port=s.port, log_level="warning"
+            "app.main:create_app",
+            factory=True,
+            host=s.host,
+            port=s.port,
+            log_level="warning",
+            proxy_headers=False,  # the app applies RLHF_TRUSTED_PROXIES itself
         )
     finally:
         if child.poll() is None:

@@ -23,4 +23,13 @@ def serve(
     engine.dispose()
     bind_host, bind_port = host or cfg.host, port or cfg.port
     console.print(f"RLHF lab on [bold]http://{bind_host}:{bind_port}/[/bold]  (Ctrl-C to stop)")
-    uvicorn.run("app.main:create_app", factory=True, host=bind_host, port=bind_port, reload=reload)
+    # proxy_headers=False: uvicorn would take X-Forwarded-For from any loopback peer; the app
+    # applies it only from RLHF_TRUSTED_PROXIES.
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        reload=reload,
+        proxy_headers=False,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -72,6 +73,13 @@ class Settings(BaseSettings):
     SQLAlchemy's default, made the app open and close a connection on most requests under 100
     raters; mind PostgreSQL's `max_connections` (100 by default) times the worker count."""
 
+    trusted_proxies: str = Field(default="", validation_alias="RLHF_TRUSTED_PROXIES")
+    """Comma-separated addresses or networks (CIDR) of the reverse proxies in front of the app.
+    Only a request from one of them may name its client in X-Forwarded-For (and its scheme in
+    X-Forwarded-Proto); empty (the default) trusts nobody, loopback included, so the address the
+    invite throttle counts is the connecting peer's. Name only proxies that overwrite or append
+    to X-Forwarded-For: any other sender could pose as any client."""
+
     host: str = Field(default="127.0.0.1", validation_alias="RLHF_HOST")
     port: int = Field(default=8000, ge=1, le=65535, validation_alias="RLHF_PORT")
 
@@ -91,6 +99,26 @@ class Settings(BaseSettings):
             # Plain postgresql:// would pick psycopg2, which we do not ship.
             url = url.set(drivername="postgresql+psycopg")
         return url.render_as_string(hide_password=False)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        entries = []
+        for entry in (part.strip() for part in value.split(",")):
+            if not entry:
+                continue
+            try:
+                parsed = (
+                    ipaddress.ip_network(entry, strict=False)
+                    if "/" in entry
+                    else ipaddress.ip_address(entry)
+                )
+            except ValueError:
+                raise ValueError(
+                    f"RLHF_TRUSTED_PROXIES holds {entry!r}, which is no IP address or network"
+                ) from None
+            entries.append(str(parsed))
+        return ",".join(entries)
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:
@@ -117,6 +145,10 @@ class Settings(BaseSettings):
         if self.cookie_secure is not None:
             return self.cookie_secure
         return True if self.environment == "production" else None
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [entry for entry in self.trusted_proxies.split(",") if entry]
 
     @property
     def resolved_database_url(self) -> str:

@@ -71,7 +71,11 @@ def admin_index(request: Request, session: SessionDep, who: AdminRater) -> HTMLR
 @router.post("/raters", response_class=HTMLResponse)
 def invite(request: Request, session: SessionDep, who: AdminRater, form: AdminForm) -> HTMLResponse:
     role = "admin" if form.get("role") == "admin" else "rater"
-    _rater, token = invite_rater(session, name=str(form.get("name") or ""), role=role)
+    settings: Settings = request.app.state.settings
+    key = settings.secret_key.get_secret_value()
+    _rater, token = invite_rater(
+        session, name=str(form.get("name") or ""), role=role, signing_key=key
+    )
     # Shown once on this response; only the hash is stored.
     session.commit()
     return _index(request, session, who, invite_url(str(request.base_url), token))

@@ -6,6 +6,7 @@ Every action is a plain `<form method="post">` enhanced with hx-post: htmx reque
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from app.threads import offloaded
 from judging.settings import Settings
 from judging.studies import departures, leases, rating
 from judging.studies import guidelines as rater_guidelines
-from judging.studies.raters import end_sessions, redeem_invite
+from judging.studies.raters import end_sessions, invite_issued, redeem_invite
 
 router = APIRouter()
 templates.env.filters.setdefault("markdown", render_markdown)
@@ -58,24 +59,37 @@ def _field(form: Any, name: str) -> str | None:
 @offloaded
 def invite_page(request: Request) -> HTMLResponse:
     """The invite link lands here; static/invite.js posts the token from the URL fragment."""
-    response = render(request, "invite.html", {"message": None})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render(request, "invite.html", {"message": None})
 
 
 @router.post("/invite", response_model=None)
 @offloaded
 def accept_invite(request: Request, session: SessionDep, form: CleanForm) -> Response:
-    """Redeem a one-time invite token (from the fragment script or the paste form)."""
+    """Redeem a one-time invite token (from the fragment script or the paste form).
+
+    Failed guesses are throttled per client address. A link this server issued (its tag checks
+    out, `invite_issued`) is always looked up and never counts as a failure, so a guesser sharing
+    an address with invitees (NAT, a proxy) locks out only guesses, never a real link.
+    """
     limiter = request.app.state.invite_limiter
     client = request.client.host if request.client else "unknown"
-    if limiter.blocked(client):
-        context = {"message": "too many invalid invite tokens from here; wait 15 minutes"}
-        return render(request, "invite.html", context, status_code=429)
-    token = form.get("token")
-    outcome = redeem_invite(session, token if isinstance(token, str) else "")
+    token = _field(form, "token") or ""
+    issued = invite_issued(token, _settings(request).secret_key.get_secret_value())
+    wait = 0 if issued else limiter.retry_after(client)
+    if wait:
+        minutes = math.ceil(wait / 60)
+        context = {
+            "message": "too many invalid invite links from this address; try again in "
+            f"{minutes} minute{'s' if minutes != 1 else ''}. "
+            "A link your study admin sent you works now."
+        }
+        refused = render(request, "invite.html", context, status_code=429)
+        refused.headers["Retry-After"] = str(wait)
+        return refused
+    outcome = redeem_invite(session, token)
     if outcome.rater is None:
-        limiter.failed(client)
+        if not issued:
+            limiter.failed(client)
         return render(
             request, "invite.html", {"message": outcome.message}, status_code=outcome.status
         )

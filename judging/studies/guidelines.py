@@ -14,7 +14,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from judging.data.models import Assignment, Comparison, Study, StudyRater
-from judging.errors import ConflictError, NotFoundError, PermissionDeniedError
+from judging.errors import ConflictError, NotFoundError
 
 MAX_GUIDELINES_CHARS = 20_000
 
@@ -60,12 +60,11 @@ def _is_member(session: Session, rater_id: int, study_id: int) -> bool:
 
 
 def for_study(session: Session, rater_id: int, study_id: int) -> GuidelinesView:
-    """The guidelines page of a study, for its raters only (404 unknown, 403 not yours)."""
+    """The guidelines page of a study, for its raters only: 404 for a study that is not theirs,
+    exactly as for one that does not exist (no rater learns which study ids exist)."""
     study = session.get(Study, study_id)
-    if study is None:
+    if study is None or not _is_member(session, rater_id, study_id):
         raise NotFoundError("no such study")
-    if not _is_member(session, rater_id, study_id):
-        raise PermissionDeniedError("you are not a rater in this study")
     return GuidelinesView(study_id, study.guidelines or "", first_visit=False)
 
 

@@ -2,11 +2,17 @@
 
 Links are one-time and expire (DEFAULT_INVITE_TTL). Every session cookie carries the rater's
 session_version; re-inviting, revoking or signing out bumps it, which ends all old sessions.
+
+A token is `<random>.<tag>`, the tag an HMAC of the random part under the deployment's secret
+key: the app can tell a link it issued from a guess without the database, so throttling guesses
+from an address never refuses a real invitee there (`invite_issued`).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from judging.data.models import ROLES, Rater
 from judging.errors import ConflictError, NotFoundError
+from judging.settings import get_settings
 
 
 def hash_token(token: str) -> str:
@@ -34,19 +41,45 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+_TAG_CHARS = 22  # 132 bits of HMAC-SHA256, base64url
+
+
+def _tag(body: str, key: str) -> str:
+    mac = hmac.new(key.encode(), b"rlhf-invite\x00" + body.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode()[:_TAG_CHARS]
+
+
+def invite_issued(token: str, key: str) -> bool:
+    """Whether the token carries the tag `key` gives its random part: a link issued with this
+    key (perhaps used, expired or replaced since), not a guess. Constant-time comparison."""
+    body, dot, tag = token.strip().rpartition(".")
+    if not dot or not body or len(token) > 200:
+        return False
+    return hmac.compare_digest(tag.encode(), _tag(body, key).encode())
+
+
 def invite_rater(
-    session: Session, *, name: str, role: str = "rater", ttl: timedelta = DEFAULT_INVITE_TTL
+    session: Session,
+    *,
+    name: str,
+    role: str = "rater",
+    ttl: timedelta = DEFAULT_INVITE_TTL,
+    signing_key: str | None = None,
 ) -> tuple[Rater, str]:
     """Create the rater, or issue a fresh link for an existing one.
 
-    The old link stops working and every session the rater had is ended.
+    The old link stops working and every session the rater had is ended. The link is tagged
+    with `signing_key`, by default the secret key of this process's settings (the app passes
+    its own); a link tagged with another key still works, but counts as a guess when it fails.
     """
     name = name.strip()
     if not name or len(name) > 200:
         raise ConflictError("a rater name must be 1 to 200 characters")
     if role not in ROLES:
         raise ConflictError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    token = secrets.token_urlsafe(32)
+    key = signing_key if signing_key is not None else get_settings().secret_key.get_secret_value()
+    body = secrets.token_urlsafe(32)
+    token = f"{body}.{_tag(body, key)}"
     rater = session.scalar(select(Rater).where(Rater.name == name))
     if rater is None:
         rater = Rater(name=name, role=role, token_hash=hash_token(token), session_version=0)

@@ -28,7 +28,7 @@ from judging.data.models import (
     Study,
     StudyRater,
 )
-from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
+from judging.errors import ConflictError, LabError, NotFoundError
 from judging.settings import new_token
 from judging.studies import audit
 from judging.studies.guidelines import GuidelinesView
@@ -338,9 +338,10 @@ _OWN_LOCKED = _OWN.with_for_update(of=Assignment).execution_options(populate_exi
 
 
 def _check_own(owner: int, study_status: str, rater_id: int) -> None:
-    """403 if the item is someone else's, 409 if its study closed."""
+    """404 if the item is someone else's, exactly as for an unknown id (so no rater learns which
+    ids exist, or the state of a study they are not in); 409 if the rater's own study closed."""
     if owner != rater_id:
-        raise PermissionDeniedError("this item is not in your queue")
+        raise _no_such_item()
     if study_status != "running":
         raise ConflictError("this study is closed")
 
@@ -360,7 +361,7 @@ def _could_exist(public_id: str) -> bool:
 def own_assignment(
     session: Session, rater_id: int, public_id: str, *, lock: bool = False
 ) -> Assignment:
-    """The rater's assignment by public id: 404 if unknown, 403 if someone else's."""
+    """The rater's assignment by public id: 404 if unknown or someone else's."""
     query = _OWN_LOCKED if lock else _OWN
     row = (
         session.execute(query, {"public_id": public_id}).first()

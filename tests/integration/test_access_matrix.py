@@ -176,11 +176,14 @@ def test_access(client: Any, lab: Lab, db_session: Session, method: str, path: s
         elif policy == "admin" and who != "admin":
             assert code == 403, shown
         elif policy == "rater" and (method, path) in OWNED and who != "rater":
-            assert code == 403, shown  # bob, and the admin, may not touch alice's item
+            # bob, and the admin, may not touch alice's item, nor learn that it exists
+            assert code == 404 and "no such item" in response.text, shown
         elif policy == "rater" and (method, path) in MEMBERS and who == "admin":
-            assert code == 403, shown  # the admin is no rater in this study
+            assert code == 404, shown  # the admin is no rater in this study
         else:
             assert code != 403, shown
+        # Nothing a signed-in caller gets back may stay in a shared browser's cache.
+        assert response.headers.get("cache-control") == "no-store", shown
         if who != "admin":
             assert RUN_NAME not in response.text, f"{shown}: leaks the run name"
             assert "4321" not in response.text, f"{shown}: leaks the checkpoint step"

@@ -139,23 +139,53 @@ def test_same_key_twice_makes_one_judgement(client: Any, lab: Lab, db_session: S
     assert db_session.scalar(select(Judgement.choice)) == "left"
 
 
-def test_other_raters_item_is_forbidden(client: Any, lab: Lab, db_session: Session) -> None:
+def test_another_raters_item_answers_like_an_unknown_one(
+    client: Any, lab: Lab, db_session: Session
+) -> None:
+    """Status and text must not tell a rater which item ids exist (403 for someone else's item
+    and 404 for an unknown one did): both are the same 404."""
     login(client, lab.tokens["alice"])
     bobs = db_session.scalar(select(Assignment).where(Assignment.rater_id == lab.raters[1].id))
     assert bobs is not None
     _, _, csrf, key = _page(client)
-    response = client.post(
-        f"/rate/{bobs.public_id}", data={"choice": "left", "csrf_token": csrf, "key": key}
-    )
-    assert response.status_code == 403
-    assert client.post(f"/rate/{bobs.public_id}/skip", data={"csrf_token": csrf}).status_code == 403
-    assert (
-        client.post(
-            "/rate/no-such-item", data={"choice": "left", "csrf_token": csrf, "key": key}
-        ).status_code
-        == 404
-    )
+    verdict = {"choice": "left", "csrf_token": csrf, "key": key}
+    flag = {"csrf_token": csrf, "kind": "broken", "flag_reason": "probe"}
+    for suffix, data in (("", verdict), ("/skip", {"csrf_token": csrf}), ("/flag", flag)):
+        theirs = client.post(f"/rate/{bobs.public_id}{suffix}", data=data)
+        unknown = client.post(f"/rate/no-such-item{suffix}", data=data)
+        assert theirs.status_code == unknown.status_code == 404, suffix
+        assert theirs.text == unknown.text, suffix
+    undo = client.post("/rate/undo", data={"csrf_token": csrf, "undo_item": bobs.public_id})
+    assert undo.status_code == 404
     assert _count(db_session) == 0
+    db_session.refresh(bobs)
+    assert bobs.status == "pending" and bobs.skip_count == 0
+
+
+def test_guidelines_of_another_study_answer_like_an_unknown_one(
+    client: Any, lab: Lab, db_session: Session
+) -> None:
+    other = studies.create_study(
+        db_session,
+        name="not alice's",
+        checkpoint_ids=[lab.trained[0].id],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=[lab.raters[1].id],
+        raters_per_comparison=1,
+        attention_check_rate=0,
+    )
+    login(client, lab.tokens["alice"])
+    csrf = _page(client)[2]
+    missing = other.id + 1000
+    theirs, unknown = (client.get(f"/rate/guidelines/{i}") for i in (other.id, missing))
+    assert theirs.status_code == unknown.status_code == 404
+    assert theirs.text.replace(str(other.id), "N") == unknown.text.replace(str(missing), "N")
+    seen = [
+        client.post(f"/rate/guidelines/{i}/seen", data={"csrf_token": csrf})
+        for i in (other.id, missing)
+    ]
+    assert [r.status_code for r in seen] == [404, 404]
+    assert seen[0].text.replace(str(other.id), "N") == seen[1].text.replace(str(missing), "N")
 
 
 def test_csrf_is_required(client: Any, lab: Lab, db_session: Session) -> None:

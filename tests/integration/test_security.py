@@ -17,7 +17,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from judging.data.models import Assignment, Judgement, Rater
+from judging.data.models import Assignment, Judgement, Rater, Study
 from judging.settings import PROJECT_ROOT, Settings
 from judging.studies import service as studies
 from judging.studies.raters import invite_rater, invite_url
@@ -142,9 +142,6 @@ def test_invite_guessing_is_rate_limited(client: Any, lab: Lab) -> None:
         for i in range(12)
     ]
     assert codes[0] == 404 and codes[-1] == 429
-    # Even the right token is refused while the limit holds.
-    right = client.post("/invite", data={"token": lab.tokens["alice"]}, follow_redirects=False)
-    assert right.status_code == 429
 
 
 # --- cookies and headers --------------------------------------------------------------------
@@ -331,3 +328,152 @@ def test_healthz_never_echoes_the_database_error(tmp_path: Path) -> None:
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json() == {"status": "error", "database": "unavailable"}
+
+
+def _multipart(fields: dict[str, str | bytes]) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body written byte for byte (values may be any bytes)."""
+    boundary = "lab-boundary-7f3a"
+    body = b""
+    for name, value in fields.items():
+        raw = value.encode() if isinstance(value, str) else value
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        body += raw + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+BAD_UTF8 = b"\xff\xfe\x80bad"
+
+
+@pytest.mark.parametrize("encoding", ["multipart", "urlencoded"])
+def test_invalid_utf8_is_refused_in_every_form_encoding(
+    client: Any, lab: Lab, db_session: Session, encoding: str
+) -> None:
+    """Starlette's multipart parser decodes invalid UTF-8 as Latin-1 ('ÿþ\\x80bad'), so a check
+    for U+FFFD in the parsed values never fires: the raw bytes are what must be checked."""
+    from urllib.parse import quote_from_bytes
+
+    def post(url: str, fields: dict[str, str | bytes]) -> Any:
+        if encoding == "multipart":
+            body, headers = _multipart(fields)
+        else:
+            body = "&".join(
+                f"{k}={quote_from_bytes(v if isinstance(v, bytes) else v.encode())}"
+                for k, v in fields.items()
+            ).encode()
+            headers = {"content-type": "application/x-www-form-urlencoded"}
+        return client.post(url, content=body, headers=headers, follow_redirects=False)
+
+    login(client, lab.tokens["alice"])
+    html = client.get("/rate").text
+    csrf, key, item = _field(html, "csrf_token"), _field(html, "key"), _item(html)
+    verdict = post(
+        f"/rate/{item}", {"csrf_token": csrf, "key": key, "choice": "left", "rationale": BAD_UTF8}
+    )
+    assert verdict.status_code == 400 and "UTF-8" in verdict.text, verdict.text[:200]
+    skip = post(f"/rate/{item}/skip", {"csrf_token": csrf, "reason": BAD_UTF8})
+    assert skip.status_code == 400 and "UTF-8" in skip.text, skip.text[:200]
+    assert _judged(db_session) == 0
+    assert db_session.scalar(select(Assignment.id).where(Assignment.skip_count > 0)) is None
+
+    login(client, lab.tokens["admin"])
+    csrf = _field(client.get("/admin").text, "csrf_token")
+    created = post("/admin/raters", {"csrf_token": csrf, "name": b"mb-caf\xe9\xff"})
+    assert created.status_code == 400 and "UTF-8" in created.text, created.text[:200]
+    assert db_session.scalar(select(Rater.id).where(Rater.name.like("mb-caf%"))) is None
+    # Valid UTF-8 in a multipart form still goes through (U+FFFD included: it is a character).
+    fine = post(f"/rate/{item}", {"csrf_token": "x", "choice": "left", "rationale": "café \ufffd"})
+    assert fine.status_code == 403  # refused for the (wrong) CSRF token, not for its text
+
+
+# --- issue 28: invite lockout, proxies, caching -----------------------------------------------
+
+
+def _guess_until_blocked(client: Any) -> Any:
+    for i in range(12):
+        response = client.post("/invite", data={"token": f"guess-{i}"}, follow_redirects=False)
+    return response
+
+
+def test_guessing_blocks_guesses_but_never_a_real_invite(
+    client: Any, lab: Lab, db_session: Session
+) -> None:
+    """One guesser behind a shared address (NAT, a proxy) must not lock out the invitees there:
+    a link the server issued carries a tag only the server can make, and is always checked."""
+    login(client, lab.tokens["admin"])
+    csrf = _field(client.get("/admin").text, "csrf_token")
+    page = client.post("/admin/raters", data={"csrf_token": csrf, "name": "dora"}).text
+    link = re.search(r'value="(http[^"]+/invite#[^"]+)"', page)
+    assert link is not None
+    dora_token = link.group(1).split("#", 1)[1]
+
+    guesser = TestClient(client.app)
+    blocked = _guess_until_blocked(guesser)
+    assert blocked.status_code == 429
+    retry_after = int(blocked.headers["retry-after"])
+    assert 0 < retry_after <= 15 * 60
+    # Still blocked for guesses, including ones shaped like a real link with a forged tag.
+    forged = dora_token[: -len(dora_token.rsplit(".", 1)[1])] + "A" * 22
+    for token in ("another-guess", forged):
+        again = guesser.post("/invite", data={"token": token}, follow_redirects=False)
+        assert again.status_code == 429 and "retry-after" in again.headers
+    # The invitee on the same address gets in with their real link.
+    dora = TestClient(client.app)
+    signed_in = dora.post("/invite", data={"token": dora_token}, follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/rate"
+    # A real link used twice says so (410), blocked or not; it is no guess.
+    used = guesser.post("/invite", data={"token": dora_token}, follow_redirects=False)
+    assert used.status_code == 410
+
+
+def test_cli_invites_carry_the_servers_tag(
+    client: Any, lab: Lab, db_session: Session, test_settings: Settings
+) -> None:
+    """`rlhf raters invite` signs with the settings' key, as the app checks it."""
+    key = test_settings.secret_key.get_secret_value()
+    _rater, token = invite_rater(db_session, name="erin", signing_key=key)
+    assert _guess_until_blocked(client).status_code == 429
+    assert client.post("/invite", data={"token": token}, follow_redirects=False).status_code == 303
+
+
+CACHED_OK = ("/static/",)
+
+
+def test_rater_and_admin_pages_are_not_stored_by_browsers(
+    client: Any, lab: Lab, db_session: Session
+) -> None:
+    """Model outputs and rater data must not stay in a shared browser's cache: every response
+    but the static assets says no-store, errors and htmx fragments included."""
+    study = db_session.scalar(select(Study))
+    assert study is not None
+    login(client, lab.tokens["alice"])
+    html = client.get("/rate").text
+    item = _item(html)
+    checked = {
+        "/rate": client.get("/rate"),
+        "/rate (htmx)": client.get("/rate", headers={"HX-Request": "true"}),
+        "/rate/guidelines": client.get(f"/rate/guidelines/{study.id}"),
+        "/admin (refused)": client.get("/admin"),
+        "verdict (htmx)": client.post(
+            f"/rate/{item}",
+            data={
+                "csrf_token": _field(html, "csrf_token"),
+                "key": _field(html, "key"),
+                "choice": "left",
+            },
+            headers={"HX-Request": "true"},
+        ),
+    }
+    login(client, lab.tokens["admin"])
+    for path in (
+        "/admin",
+        f"/admin/studies/{study.id}",
+        f"/admin/studies/{study.id}/qc",
+        f"/admin/studies/{study.id}/export.csv",
+        "/",
+        "/no-such-page",
+    ):
+        checked[path] = client.get(path)
+    for what, response in checked.items():
+        assert response.headers.get("cache-control") == "no-store", (what, response.status_code)
+    assert "no-store" not in client.get("/static/app.css").headers.get("cache-control", "")

@@ -78,9 +78,9 @@ def test_guidelines_first_visit_then_a_link_on_every_item(
     # Bob has his own first visit.
     switch_to(client, lab.tokens["bob"])
     assert 'id="guidelines"' in client.get("/rate").text
-    # Someone outside the study cannot read them.
+    # Someone outside the study cannot read them, nor tell the study exists.
     switch_to(client, lab.tokens["eve"])
-    assert client.get(f"/rate/guidelines/{study_id}").status_code == 403
+    assert client.get(f"/rate/guidelines/{study_id}").status_code == 404
     assert client.get("/rate/guidelines/999999").status_code == 404
 
 

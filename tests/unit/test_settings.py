@@ -56,3 +56,19 @@ def test_production_accepts_safe_values() -> None:
         RLHF_ENV="production", RLHF_SECRET_KEY="k" * 40, DATABASE_URL="postgresql://u@h/db"
     )
     assert settings.environment == "production"
+
+
+def test_no_proxy_is_trusted_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RLHF_TRUSTED_PROXIES", raising=False)
+    assert load_settings(RLHF_SECRET_KEY="x" * 40).trusted_proxy_list == []
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    settings = load_settings(
+        RLHF_SECRET_KEY="x" * 40, RLHF_TRUSTED_PROXIES=" 10.0.0.5, 172.18.0.1/16,"
+    )
+    assert settings.trusted_proxy_list == ["10.0.0.5", "172.18.0.0/16"]
+    with pytest.raises(ConfigError, match=r"RLHF_TRUSTED_PROXIES holds 'proxy\.local'"):
+        load_settings(RLHF_SECRET_KEY="x" * 40, RLHF_TRUSTED_PROXIES="proxy.local")
+    with pytest.raises(ConfigError, match=r"holds '\*'"):
+        load_settings(RLHF_SECRET_KEY="x" * 40, RLHF_TRUSTED_PROXIES="*")
