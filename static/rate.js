@@ -2,18 +2,62 @@
 (function () {
   "use strict";
   var shownAt = performance.now();
-  // True from the moment htmx sends a request until the new item is swapped in and processed.
-  // A key pressed meanwhile is ignored: clicking a button of a form that htmx has not processed
-  // yet would submit it natively (a full page load), and a verdict typed before the next item is
-  // on screen is not a judgement of that item.
-  var busy = false;
-  document.addEventListener("htmx:beforeRequest", function () { busy = true; });
+  // Where the page stands with htmx, for the shortcut keys:
+  // - "sent": a request is on its way. The item on screen was just acted on and the next one is
+  //   not shown yet, so a key has no item to judge: it is not taken, and the rater is told.
+  // - "arriving": the next item is in the page but htmx has not wired up its forms (that happens
+  //   when the swap settles). A key is kept and pressed once they are, if that item is still the
+  //   one on screen: clicking a button htmx has not processed would submit natively (a full page
+  //   load), and a kept key must never judge another item.
+  // - "idle": a key acts at once.
+  var phase = "idle";
+  var kept = null;  // {key, item} pressed while "arriving"
+  var refused = false;  // a key was not taken while "sent": say so once the next item is shown
+  function itemOnScreen() {
+    var form = document.querySelector("form.judge-form");
+    return form ? form.getAttribute("action") : null;
+  }
+  function say(text) {
+    var flash = document.getElementById("flash");
+    if (flash) { flash.textContent = text; flash.classList.add("bad"); }
+  }
+  function readyForHtmx(button) {
+    var form = button.closest("form");
+    if (!window.htmx || !form || !form.hasAttribute("hx-post")) { return true; }
+    return !!form["htmx-internal-data"];  // set when htmx has processed (wired up) the form
+  }
+  function press(key, item) {
+    var button = document.querySelector('[data-key="' + key + '"]');
+    if (!button || button.disabled) { return; }
+    if (itemOnScreen() !== item) { return; }  // another item: never judge it with this key
+    if (!readyForHtmx(button)) { kept = { key: key, item: item }; return; }
+    button.click();
+  }
+  function settled() {
+    phase = "idle";
+    shownAt = performance.now();
+    if (refused) {
+      refused = false;
+      say("A key pressed before this item appeared was not taken: judge this one as usual.");
+    }
+    var held = kept;
+    kept = null;
+    if (held) { press(held.key, held.item); }
+  }
+  function failed() { phase = "idle"; kept = null; }  // nothing will be swapped in
+  document.addEventListener("htmx:beforeRequest", function () { phase = "sent"; kept = null; });
+  document.addEventListener("htmx:afterSwap", function () { phase = "arriving"; });
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (!event.detail.successful) { busy = false; }  // nothing will be swapped in
+    if (!event.detail.successful) { failed(); }
   });
-  document.addEventListener("htmx:sendError", function () { busy = false; });
-  document.addEventListener("htmx:timeout", function () { busy = false; });
-  document.addEventListener("htmx:afterSettle", function () { busy = false; shownAt = performance.now(); });
+  document.addEventListener("htmx:sendError", failed);
+  document.addEventListener("htmx:timeout", failed);
+  document.addEventListener("htmx:afterSettle", settled);
+  // htmx wires up the page it loaded with (htmx:load on the body) after this script may run.
+  document.addEventListener("htmx:load", function () {
+    var held = kept;
+    if (held && phase === "idle") { kept = null; press(held.key, held.item); }
+  });
   // A plain-form round trip leaves ?flash=... in the address; drop it so a reload does not
   // repeat a stale message.
   if (window.location.search.indexOf("flash=") !== -1 && window.history.replaceState) {
@@ -24,11 +68,6 @@
     var field = event.target.querySelector('input[name="client_ms"]');
     if (field) { field.value = String(Math.round(performance.now() - shownAt)); }
   }, true);
-  function readyForHtmx(button) {
-    var form = button.closest("form");
-    if (!window.htmx || !form || !form.hasAttribute("hx-post")) { return true; }
-    return !!form["htmx-internal-data"];  // set when htmx has processed (wired up) the form
-  }
   var keys = { "1": "1", "ArrowLeft": "1", "2": "2", "ArrowRight": "2", "3": "3", "4": "4", "s": "s", "u": "u" };
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) { return; }
@@ -37,9 +76,13 @@
     var key = keys[event.key];
     if (!key) { return; }
     event.preventDefault();
-    if (busy) { return; }
-    var button = document.querySelector('[data-key="' + key + '"]');
-    if (button && !button.disabled && readyForHtmx(button)) { button.click(); }
+    if (phase === "sent") {
+      refused = true;
+      say("Not taken: wait for the next item to appear.");
+      return;
+    }
+    if (phase === "arriving") { kept = { key: key, item: itemOnScreen() }; return; }
+    press(key, itemOnScreen());
   });
   document.addEventListener("htmx:responseError", function (event) {
     var flash = document.getElementById("flash");

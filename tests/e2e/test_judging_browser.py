@@ -252,3 +252,82 @@ def test_narrow_screen_stacks_responses(
         page.screenshot(path=str(SCREENSHOTS / "rater-page-narrow.png"), full_page=True)
     finally:
         context.close()
+
+
+# Presses "1" the moment a new item is in the page (a MutationObserver runs right after htmx
+# swaps it in, before htmx has wired up its forms): the fastest a rater could react.
+PRESS_ON_ARRIVAL = """
+() => {
+  window.pressedOn = [];
+  let last = document.querySelector("form.judge-form").getAttribute("action");
+  new MutationObserver(() => {
+    const form = document.querySelector("form.judge-form");
+    const now = form ? form.getAttribute("action") : null;
+    if (now && now !== last) {
+      last = now;
+      window.pressedOn.push(now);
+      document.dispatchEvent(new KeyboardEvent("keydown", {key: "1", bubbles: true}));
+    }
+  }).observe(document.getElementById("queue"), {childList: true, subtree: true});
+}
+"""
+
+
+def _verdicts(session: Session) -> list[tuple[str, str]]:
+    from judging.data.models import Assignment
+
+    session.expire_all()
+    rows = session.execute(
+        select(Assignment.public_id, Judgement.choice)
+        .join(Judgement, Judgement.assignment_id == Assignment.id)
+        .where(Judgement.withdrawn_at.is_(None))
+        .order_by(Judgement.id)
+    ).all()
+    return [(f"/rate/{public_id}", choice) for public_id, choice in rows]
+
+
+def test_a_key_pressed_as_the_next_item_arrives_judges_that_item(
+    live_server: str, committed_session: Session, pg_engine: Engine, page: Page, tmp_path: Path
+) -> None:
+    lab = _lab(committed_session, pg_engine, tmp_path, prompts=8)
+    _study(committed_session, lab, [lab.raters[0].id, lab.raters[1].id])
+    page.goto(f"{live_server}/invite#{lab.tokens['alice']}")
+    expect(page.locator("#total-count")).to_have_text("8")
+    _settled(page)
+    first = _current(page)
+    page.evaluate(PRESS_ON_ARRIVAL)
+    page.keyboard.press("1")
+    expect(page.locator(".done-card")).to_contain_text("All done", timeout=15_000)
+    expect(page.locator("#done-count")).to_have_text("8")
+    pressed = page.evaluate("window.pressedOn")
+    assert len(pressed) == 7
+    # Each key judged the item on screen when it was pressed, and only that one.
+    assert _verdicts(committed_session) == [(item, "left") for item in [first, *pressed]]
+
+
+def test_a_key_pressed_before_the_next_item_is_shown_is_not_taken_and_says_so(
+    live_server: str, committed_session: Session, pg_engine: Engine, page: Page, tmp_path: Path
+) -> None:
+    lab = _lab(committed_session, pg_engine, tmp_path, prompts=3)
+    _study(committed_session, lab, [lab.raters[0].id, lab.raters[1].id])
+    page.goto(f"{live_server}/invite#{lab.tokens['alice']}")
+    _settled(page)
+    first = _current(page)
+    # "2" while the verdict on the first item is on its way: the next item is not on screen.
+    page.evaluate(
+        """() => document.addEventListener("htmx:beforeRequest", () => {
+            document.dispatchEvent(new KeyboardEvent("keydown", {key: "2", bubbles: true}));
+        }, {once: true})"""
+    )
+    page.keyboard.press("1")
+    expect(page.locator("#done-count")).to_have_text("1")
+    expect(page.locator("#flash")).to_contain_text("not taken")
+    _settled(page)
+    page.wait_for_timeout(300)
+    assert _verdicts(committed_session) == [(first, "left")]
+    expect(page.locator("#done-count")).to_have_text("1")
+    # The next key works as usual, and the notice goes with the next verdict.
+    page.keyboard.press("3")
+    expect(page.locator("#done-count")).to_have_text("2")
+    expect(page.locator("#flash")).not_to_contain_text("not taken")
+    assert [choice for _, choice in _verdicts(committed_session)] == ["left", "tie"]
