@@ -9,24 +9,43 @@ The anchor (the base) is fixed at 0, which removes the model's one free constant
 log-odds against it. `virtual_ties` adds that many tied games between every other item and the
 anchor (a weak prior towards "as good as the base"): it keeps a checkpoint that won every vote at a
 finite strength. With the star design of one study the maximum-likelihood strength is then exactly
-logit((wins + ties/2 + v/2) / (votes + v)), the hand-checkable case the tests use.
+logit((wins + ties/2 + v/2) / (votes + v)), the hand-checkable case the tests use: one checkpoint
+with 3 wins and 1 loss against the base has strength log 3 without the prior and
+logit(3.5 / 5) = log(7 / 3) with one virtual tie.
 
-Fit by Newton-Raphson on the log-likelihood (concave), a small dense solve per step; the bootstrap
-resamples whole prompts and refits from the full-sample estimate. Pure Python, no numpy.
+The votes only enter through sufficient statistics: per unordered pair of items, the score of the
+lower-indexed item and the number of games. The log-likelihood is concave in the free strengths;
+Newton's method with a backtracking line search (never accepting a step that lowers it) finds the
+maximum. A finite maximum exists exactly when the graph "i took points from j" is strongly
+connected (Zermelo 1929; Ford 1957): however the items are split in two, each side took points
+from the other. Virtual ties with the anchor guarantee this; without them a disconnected item or a
+clean sweep has no finite strength, which `fit_bradley_terry` reports as an error and the
+bootstrap drops (the whole resample).
+
+The bootstrap resamples whole prompts (the verdicts on one prompt are correlated): per
+resample, multinomial prompt counts (B x P) times the per-prompt score and game tables (P x pairs)
+give every resample's pair totals at once, and one batched Newton over all resamples (B x items,
+B solves of items x items per step) refits them from the full-sample estimate.
 """
 
 from __future__ import annotations
 
-import math
-import random
-from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-from judging.stats.lc_winrate import sigmoid
-from judging.stats.winrate import percentile_interval
+import numpy as np
+import numpy.typing as npt
+
+from judging.stats.winrate import cluster_resample_totals, percentile_interval
 
 DEFAULT_VIRTUAL_TIES = 1.0
+
+Array = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
+
+_TOL = 1e-9  # Newton stops when no strength moves by more than this (log-odds)
+_MAX_ITER = 100
+_MIN_STEP = 1e-6  # line search gives up below this fraction of the Newton step
 
 
 @dataclass(frozen=True)
@@ -52,109 +71,173 @@ class Strength:
     @property
     def win_probability(self) -> float:
         """Predicted probability of beating the anchor."""
-        return sigmoid(self.estimate)
+        return float(_sigmoid(np.asarray(self.estimate)))
 
 
-# (i, j) with i < j as indices -> [score of i, games]
-Counts = dict[tuple[int, int], list[float]]
+def _sigmoid(z: Array) -> Array:
+    """Logistic function without overflow for any finite z."""
+    return np.exp(-np.logaddexp(0.0, -z))
 
 
-def _index(votes: Iterable[PairVote], anchor: Hashable) -> list[Hashable]:
-    items = [anchor]
-    seen = {anchor}
+def solve(matrix: npt.ArrayLike, vector: npt.ArrayLike) -> Array:
+    """Solve a dense linear system, or a stack of them (matrix ... x n x n, vector ... x n).
+
+    The systems here are the information matrices of Newton steps with the anchor removed: they
+    are singular exactly when some item is not connected to the anchor by games.
+    """
+    a = np.asarray(matrix, dtype=np.float64)
+    b = np.asarray(vector, dtype=np.float64)
+    try:
+        out = np.asarray(np.linalg.solve(a, b[..., None])[..., 0], dtype=np.float64)
+    except np.linalg.LinAlgError:
+        out = np.full(b.shape, np.nan)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("singular system: some items are not connected to the anchor")
+    return out
+
+
+@dataclass(frozen=True)
+class _Design:
+    """Items (anchor first), the unordered pairs that met, and per-prompt pair tables."""
+
+    items: list[Hashable]
+    first: npt.NDArray[np.intp]  # pair k is (first[k], second[k]) with first < second
+    second: npt.NDArray[np.intp]
+    scores: Array  # prompts x pairs: score of `first` against `second`
+    games: Array  # prompts x pairs
+    prior_scores: Array  # pairs: virtual ties' score of `first`
+    prior_games: Array  # pairs
+
+    @property
+    def incidence(self) -> Array:
+        """pairs x items: +1 at `first`, -1 at `second` (z = incidence @ theta)."""
+        d = np.zeros((len(self.first), len(self.items)))
+        rows = np.arange(len(self.first))
+        d[rows, self.first] = 1.0
+        d[rows, self.second] = -1.0
+        return d
+
+
+def _design(votes: Sequence[PairVote], anchor: Hashable, virtual_ties: float) -> _Design:
+    where: dict[Hashable, int] = {anchor: 0}
     for v in votes:
-        for item in (v.a, v.b):
-            if item not in seen:
-                seen.add(item)
-                items.append(item)
-    return items
-
-
-def _counts(votes: Iterable[PairVote], where: Mapping[Hashable, int]) -> Counts:
-    counts: Counts = defaultdict(lambda: [0.0, 0.0])
+        where.setdefault(v.a, len(where))
+        where.setdefault(v.b, len(where))
+    n_items = len(where)
+    prompts: dict[Hashable, int] = {}
+    pair_of: dict[tuple[int, int], int] = {}
+    if virtual_ties > 0:
+        for j in range(1, n_items):
+            pair_of[(0, j)] = j - 1
+    rows: list[int] = []
+    cols: list[int] = []
+    points: list[float] = []
     for v in votes:
         i, j, s = where[v.a], where[v.b], v.score
         if i == j:
             continue  # an item against itself says nothing about strengths
         if i > j:
             i, j, s = j, i, 1.0 - s
-        acc = counts[(i, j)]
-        acc[0] += s
-        acc[1] += 1.0
-    return counts
-
-
-def _with_prior(counts: Counts, n_items: int, virtual_ties: float) -> Counts:
-    out: Counts = {k: list(v) for k, v in counts.items()}
+        rows.append(prompts.setdefault(v.prompt_id, len(prompts)))
+        cols.append(pair_of.setdefault((i, j), len(pair_of)))
+        points.append(s)
+    shape = (len(prompts), len(pair_of))
+    scores = np.zeros(shape)
+    games = np.zeros(shape)
+    np.add.at(scores, (rows, cols), points)
+    np.add.at(games, (rows, cols), 1.0)
+    pairs = np.array(list(pair_of), dtype=np.intp).reshape(-1, 2)
+    prior_scores = np.zeros(len(pair_of))
+    prior_games = np.zeros(len(pair_of))
     if virtual_ties > 0:
-        for j in range(1, n_items):
-            acc = out.setdefault((0, j), [0.0, 0.0])
-            acc[0] += virtual_ties / 2
-            acc[1] += virtual_ties
+        prior_scores[: n_items - 1] = virtual_ties / 2
+        prior_games[: n_items - 1] = virtual_ties
+    return _Design(
+        items=list(where),
+        first=pairs[:, 0],
+        second=pairs[:, 1],
+        scores=scores,
+        games=games,
+        prior_scores=prior_scores,
+        prior_games=prior_games,
+    )
+
+
+def _finite_mle(design: _Design, scores: Array, games: Array) -> tuple[Mask, Mask]:
+    """Two masks over the rows of pair totals (B x pairs): every item is connected to the anchor
+    by games; the maximum-likelihood strengths are finite (the graph "i took points from j" is
+    strongly connected, so no group of items won or lost every game against the rest)."""
+    if design.prior_games.any():  # virtual ties link every item both ways with the anchor
+        every = np.ones(len(scores), dtype=bool)
+        return every, every
+    n_items = len(design.items)
+    eye = np.eye(n_items, dtype=bool)
+    took = np.zeros((len(scores), n_items, n_items))  # took[b, i, j]: i took points from j
+    took[:, design.first, design.second] = scores > 0
+    took[:, design.second, design.first] = (games - scores) > 0
+    met = (took + took.transpose(0, 2, 1)) > 0
+
+    def closure(adjacent: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        reach = adjacent | eye
+        for _ in range(max(1, int(np.ceil(np.log2(n_items))))):
+            reach = (reach.astype(np.float64) @ reach.astype(np.float64)) > 0
+        return reach
+
+    linked = closure(met)[:, 0, :].all(axis=1)
+    reach = closure(took > 0)
+    finite = reach[:, 0, :].all(axis=1) & reach[:, :, 0].all(axis=1)
+    return np.asarray(linked, dtype=bool), np.asarray(finite, dtype=bool)
+
+
+def _loglik(incidence: Array, scores: Array, games: Array, theta: Array) -> Array:
+    z = theta @ incidence.T
+    log_p = -np.logaddexp(0.0, -z)
+    log_q = -np.logaddexp(0.0, z)
+    out: Array = (scores * log_p + (games - scores) * log_q).sum(axis=1)
     return out
 
 
-def _loglik(counts: Counts, theta: Sequence[float]) -> float:
-    total = 0.0
-    for (i, j), (s, n) in counts.items():
-        z = theta[i] - theta[j]
-        log_p = -math.log1p(math.exp(-z)) if z >= 0 else z - math.log1p(math.exp(z))
-        total += s * log_p + (n - s) * (log_p - z)
-    return total
+def _newton(design: _Design, scores: Array, games: Array, start: Array) -> Array:
+    """Maximise every row's log-likelihood (rows: pair totals B x pairs, start B x items).
 
-
-def solve(matrix: list[list[float]], vector: list[float]) -> list[float]:
-    """Solve a small dense linear system by Gaussian elimination with partial pivoting."""
-    n = len(vector)
-    m = [[*row, vector[k]] for k, row in enumerate(matrix)]
-    for col in range(n):
-        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
-        if abs(m[pivot][col]) < 1e-12:
-            raise ValueError("singular system: some items are not connected to the anchor")
-        m[col], m[pivot] = m[pivot], m[col]
-        for r in range(col + 1, n):
-            factor = m[r][col] / m[col][col]
-            if factor:
-                for c in range(col, n + 1):
-                    m[r][c] -= factor * m[col][c]
-    out = [0.0] * n
-    for r in range(n - 1, -1, -1):
-        out[r] = (m[r][n] - sum(m[r][c] * out[c] for c in range(r + 1, n))) / m[r][r]
-    return out
-
-
-def _newton(
-    counts: Counts, n_items: int, start: Sequence[float], tol: float = 1e-9, max_iter: int = 100
-) -> list[float]:
-    theta = list(start)
-    current = _loglik(counts, theta)
-    free = n_items - 1  # theta[0], the anchor, stays 0
-    for _ in range(max_iter):
-        grad = [0.0] * n_items
-        info = [[0.0] * n_items for _ in range(n_items)]
-        for (i, j), (s, n) in counts.items():
-            p = sigmoid(theta[i] - theta[j])
-            g = s - n * p
-            grad[i] += g
-            grad[j] -= g
-            v = n * p * (1 - p)
-            info[i][i] += v
-            info[j][j] += v
-            info[i][j] -= v
-            info[j][i] -= v
-        step = solve([row[1:] for row in info[1:]], grad[1:])
-        t = 1.0
-        while t > 1e-6:
-            cand = [0.0] + [theta[k + 1] + t * step[k] for k in range(free)]
-            value = _loglik(counts, cand)
-            if value >= current - 1e-12:
+    Rows converge independently: a row stops when its step is below the tolerance or its line
+    search cannot improve the likelihood. Rows must have finite maxima (see `_finite_mle`).
+    """
+    incidence = design.incidence
+    theta = np.array(start, dtype=np.float64)
+    theta[:, 0] = 0.0  # the anchor
+    current = _loglik(incidence, scores, games, theta)
+    active = np.arange(len(theta))
+    for _ in range(_MAX_ITER):
+        if not len(active):
+            break
+        th, s, n = theta[active], scores[active], games[active]
+        z = th @ incidence.T
+        p = _sigmoid(z)
+        grad = (s - n * p) @ incidence
+        weight = n * np.exp(-np.logaddexp(0.0, z) - np.logaddexp(0.0, -z))  # n p (1 - p)
+        info = np.einsum("bk,ki,kj->bij", weight, incidence, incidence)
+        step = np.zeros_like(th)
+        step[:, 1:] = solve(info[:, 1:, 1:], grad[:, 1:])
+        t = np.ones(len(active))
+        accepted = np.zeros(len(active), dtype=bool)
+        value = current[active].copy()
+        while True:
+            todo = ~accepted & (t > _MIN_STEP)
+            if not todo.any():
                 break
-            t /= 2
-        else:
-            break
-        theta, current = cand, value
-        if max(abs(t * d) for d in step) < tol:
-            break
+            cand = th[todo] + t[todo, None] * step[todo]
+            cand_value = _loglik(incidence, s[todo], n[todo], cand)
+            ok = cand_value >= current[active][todo] - 1e-12
+            idx = np.flatnonzero(todo)
+            accepted[idx[ok]] = True
+            value[idx[ok]] = cand_value[ok]
+            t[idx[~ok]] /= 2
+        moved = active[accepted]
+        theta[moved] += t[accepted, None] * step[accepted]
+        current[moved] = value[accepted]
+        converged = np.abs(t[accepted, None] * step[accepted]).max(axis=1) < _TOL
+        active = moved[~converged]
     return theta
 
 
@@ -163,15 +246,44 @@ def fit_bradley_terry(
 ) -> dict[Hashable, float]:
     """Maximum-likelihood strengths (anchor = 0) of every item in the votes.
 
-    Raises ValueError when an item is not connected to the anchor by votes (and no prior links it).
+    Raises ValueError when an item is not connected to the anchor by votes (and no prior links it),
+    or when the maximum is at infinity (an item won, or lost, every vote against the rest).
     """
-    items = _index(votes, anchor)
-    where = {item: k for k, item in enumerate(items)}
-    counts = _with_prior(_counts(votes, where), len(items), virtual_ties)
-    if len(items) == 1:
-        return {anchor: 0.0}
-    theta = _newton(counts, len(items), [0.0] * len(items))
-    return dict(zip(items, theta, strict=True))
+    design = _design(votes, anchor, virtual_ties)
+    return dict(zip(design.items, _point(design).tolist(), strict=True))
+
+
+def _point(design: _Design) -> Array:
+    if len(design.items) == 1:
+        return np.zeros(1)
+    scores = (design.scores.sum(axis=0) + design.prior_scores)[None, :]
+    games = (design.games.sum(axis=0) + design.prior_games)[None, :]
+    linked, finite = _finite_mle(design, scores, games)
+    if not linked[0]:
+        raise ValueError("some items are not connected to the anchor by votes")
+    if not finite[0]:
+        raise ValueError(
+            "no finite strengths: some items won (or lost) every vote against the rest; "
+            "use virtual_ties > 0"
+        )
+    theta: Array = _newton(design, scores, games, np.zeros((1, len(design.items))))[0]
+    return theta
+
+
+def _bootstrap(design: _Design, point: Array, n_boot: int, rng: np.random.Generator) -> Array:
+    """Refitted strengths of the resamples that have finite ones (kept x items)."""
+    if not len(design.scores) or n_boot <= 0 or len(design.items) == 1:
+        return np.zeros((0, len(design.items)))
+    tables = np.concatenate([design.scores, design.games], axis=1)
+    totals = cluster_resample_totals(tables, n_boot, rng)
+    n_pairs = len(design.first)
+    scores = totals[:, :n_pairs] + design.prior_scores
+    games = totals[:, n_pairs:] + design.prior_games
+    # A resample that lost every vote of some item (or left one unbeaten) has no strengths.
+    _, finite = _finite_mle(design, scores, games)
+    scores, games = scores[finite], games[finite]
+    start = np.broadcast_to(point, (len(scores), len(point)))
+    return _newton(design, scores, games, start)
 
 
 def bradley_terry_intervals(
@@ -183,32 +295,17 @@ def bradley_terry_intervals(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[Hashable, Strength]:
-    """Strengths with percentile intervals from resampling whole prompts (every item refitted)."""
-    items = _index(votes, anchor)
-    where = {item: k for k, item in enumerate(items)}
-    point = fit_bradley_terry(votes, anchor=anchor, virtual_ties=virtual_ties)
-    start = [point[item] for item in items]
-    by_prompt: dict[Hashable, list[PairVote]] = defaultdict(list)
-    for v in votes:
-        by_prompt[v.prompt_id].append(v)
-    per_prompt = {p: _counts(vs, where) for p, vs in by_prompt.items()}
-    keys = list(per_prompt)
-    rng = random.Random(seed)
-    samples: list[list[float]] = [[] for _ in items]
-    for _ in range(n_boot if keys else 0):
-        drawn: Counts = defaultdict(lambda: [0.0, 0.0])
-        for key, m in Counter(rng.choices(keys, k=len(keys))).items():
-            for pair, (s, n) in per_prompt[key].items():
-                drawn[pair][0] += s * m
-                drawn[pair][1] += n * m
-        try:
-            theta = _newton(_with_prior(drawn, len(items), virtual_ties), len(items), start)
-        except ValueError:
-            continue  # a resample that lost every vote of some item: that item has no strength
-        for k, value in enumerate(theta):
-            samples[k].append(value)
+    """Strengths with percentile intervals from resampling whole prompts (every item refitted).
+
+    Resamples without finite strengths are dropped whole; if none is left every interval is the
+    point estimate. The anchor's interval is [0, 0]. Reproducible by `seed`.
+    """
+    design = _design(votes, anchor, virtual_ties)
+    point = _point(design)
+    samples = _bootstrap(design, point, n_boot, np.random.default_rng(seed))
     out = {}
-    for k, item in enumerate(items):
-        low, high = percentile_interval(samples[k], level) if samples[k] else (point[item],) * 2
-        out[item] = Strength(item, point[item], low, high)
+    for k, item in enumerate(design.items):
+        estimate = float(point[k])
+        low, high = percentile_interval(samples[:, k], level) if len(samples) else (estimate,) * 2
+        out[item] = Strength(item, estimate, float(low), float(high))
     return out

@@ -6,8 +6,11 @@ interval too narrow. Every interval here resamples whole prompts (clusters) with
 recomputes the statistic on all the verdicts of the drawn prompts (Field & Welsh 2007; the cluster
 bootstrap Chatbot Arena and AlpacaEval use for their leaderboards).
 
-Pure functions over plain data: no database, no numpy; `random.Random(seed)` makes every interval
-reproducible.
+Pure functions over plain data, no database. The win rate's interval is array code: a resample is
+a vector of multinomial prompt counts, its win rate (counts @ per-prompt score sums) /
+(counts @ per-prompt verdict counts), every resample in one matrix product
+(`cluster_resample_totals`); `np.random.default_rng(seed)` makes it reproducible.
+`cluster_bootstrap` takes any statistic of the drawn items, so it resamples in a loop.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 T = TypeVar("T")
 H = TypeVar("H", bound=Hashable)
@@ -104,10 +110,46 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def percentile_interval(samples: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    ordered = sorted(samples)
+def percentile_interval(
+    samples: Sequence[float] | npt.NDArray[np.float64], level: float = 0.95
+) -> tuple[float, float]:
+    """Central `level` interval of the samples, linear interpolation as `percentile`."""
+    values = np.asarray(samples, dtype=np.float64)
+    if not values.size:
+        raise ValueError("percentile of an empty sequence")
     tail = (1 - level) / 2
-    return percentile(ordered, tail), percentile(ordered, 1 - tail)
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+_BLOCK = 2_000_000  # resamples x clusters per block of drawn counts (bounds the memory)
+
+
+def cluster_resample_totals(
+    per_cluster: npt.NDArray[np.float64], n_boot: int, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """Column totals (n_boot x columns) of `n_boot` resamples of whole clusters with replacement.
+
+    `per_cluster` holds one row of additive statistics per cluster (a verdict count, a score sum).
+    A resample is a vector of multinomial counts over the clusters (uniform, summing to the
+    number of clusters), and its totals are counts @ per_cluster: any statistic that is a
+    function of such sums is then array code over the rows of the result.
+    """
+    table = np.asarray(per_cluster, dtype=np.float64)
+    n_clusters = len(table)
+    if not n_clusters or n_boot <= 0:
+        return np.zeros((0, *table.shape[1:]))
+    block = max(1, _BLOCK // n_clusters)
+    out = []
+    for start in range(0, n_boot, block):
+        rows = min(block, n_boot - start)
+        # Counts of uniform draws are multinomial; drawing indices and counting them with one
+        # bincount is several times cheaper than Generator.multinomial's per-cluster binomials.
+        drawn = rng.integers(0, n_clusters, size=(rows, n_clusters))
+        drawn += np.arange(rows)[:, None] * n_clusters
+        counts = np.bincount(drawn.ravel(), minlength=rows * n_clusters)
+        out.append(counts.reshape(rows, n_clusters).astype(np.float64) @ table)
+    return np.concatenate(out)
 
 
 def win_rate_interval(
@@ -117,7 +159,17 @@ def win_rate_interval(
     estimate = win_rate(votes)
     if estimate is None:
         return None
-    clusters = group_by(votes, lambda v: v.prompt_id)
-    samples = cluster_bootstrap(clusters, win_rate, n_boot, random.Random(seed))
+    clusters: dict[Hashable, int] = {}
+    where = np.array([clusters.setdefault(v.prompt_id, len(clusters)) for v in votes])
+    scores = np.array([v.score for v in votes], dtype=np.float64)
+    per_prompt = np.stack(
+        [
+            np.bincount(where, weights=scores, minlength=len(clusters)),
+            np.bincount(where, minlength=len(clusters)).astype(np.float64),
+        ],
+        axis=1,
+    )
+    totals = cluster_resample_totals(per_prompt, n_boot, np.random.default_rng(seed))
+    samples = totals[:, 0] / totals[:, 1]  # every prompt has a verdict: no resample is empty
     low, high = percentile_interval(samples, level)
     return Interval(estimate, low, high, n_clusters=len(clusters), n_votes=len(votes))

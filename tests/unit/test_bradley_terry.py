@@ -13,7 +13,10 @@ from judging.stats.bradley_terry import (
     fit_bradley_terry,
     solve,
 )
-from judging.stats.lc_winrate import sigmoid
+
+
+def sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
 
 
 def _logit(p: float) -> float:
@@ -101,3 +104,92 @@ def test_intervals_cover_the_estimate_and_shrink_with_more_prompts() -> None:
         assert (large[item].high - large[item].low) < 0.5 * (small[item].high - small[item].low)
     assert small["base"].low == small["base"].high == 0.0
     assert large["A"].low > large["B"].high  # 640 prompts separate 0.8 from 0
+
+
+def test_solve_takes_a_stack_of_systems() -> None:
+    matrices = [[[2.0, 1.0], [1.0, 3.0]], [[4.0, 0.0], [0.0, 0.5]]]
+    out = solve(matrices, [[3.0, 5.0], [2.0, 1.0]])
+    assert out.shape == (2, 2)
+    assert out[0] == pytest.approx([0.8, 1.4]) and out[1] == pytest.approx([0.5, 2.0])
+
+
+def test_win_probability_is_the_sigmoid_of_the_strength() -> None:
+    votes = [PairVote(i, "A", "base", s) for i, s in enumerate([1, 1, 1, 0])]
+    strength = bradley_terry_intervals(votes, anchor="base", virtual_ties=0.0, n_boot=50)["A"]
+    assert strength.estimate == pytest.approx(math.log(3))
+    assert strength.win_probability == pytest.approx(0.75)
+
+
+def test_strengths_chain_through_a_shared_checkpoint() -> None:
+    # Study 1: A against the base, 3 of 4. Study 2: B against A, 1 of 3 (no vote of B vs base).
+    votes = [PairVote(i, "A", "base", s) for i, s in enumerate([1, 1, 1, 0])]
+    votes += [PairVote(10 + i, "A", "B", s) for i, s in enumerate([0, 1, 1])]  # A's side
+    fit = fit_bradley_terry(votes, anchor="base", virtual_ties=0.0)
+    assert fit["A"] == pytest.approx(math.log(3), abs=1e-9)
+    assert fit["B"] - fit["A"] == pytest.approx(_logit(1 / 3), abs=1e-9)
+
+
+def test_a_clean_sweep_without_the_prior_has_no_finite_strength() -> None:
+    sweep = [PairVote(i, "A", "base", 1.0) for i in range(5)]
+    with pytest.raises(ValueError, match="every vote"):
+        fit_bradley_terry(sweep, anchor="base", virtual_ties=0.0)
+    # B's wins and losses are finite, but A beat B and the base on every vote.
+    group = [
+        PairVote(0, "B", "base", 1.0),
+        PairVote(1, "B", "base", 0.0),
+        PairVote(2, "A", "B", 1.0),
+    ]
+    with pytest.raises(ValueError, match="every vote"):
+        fit_bradley_terry([*group, PairVote(3, "base", "A", 0.0)], anchor="base", virtual_ties=0.0)
+    assert fit_bradley_terry([*group, PairVote(3, "base", "A", 0.5)], anchor="base", virtual_ties=0)
+
+
+def test_bootstrap_values_are_the_star_designs_closed_form_per_resample() -> None:
+    # Two prompts; A wins on 0 and loses on 1, B ties on 0 and wins on 1; one virtual tie.
+    # Resamples {0,0}, {0,1}, {1,1} (probabilities 1/4, 1/2, 1/4) give
+    # A: logit(2.5/3) = log 5, logit(1.5/3) = 0, logit(0.5/3) = -log 5;
+    # B: logit(1.5/3) = 0, logit(2/3) = log 2, logit(2.5/3) = log 5.
+    votes = [PairVote(0, "A", "base", 1.0), PairVote(1, "A", "base", 0.0)]
+    votes += [PairVote(0, "B", "base", 0.5), PairVote(1, "base", "B", 0.0)]
+    out = bradley_terry_intervals(votes, anchor="base", n_boot=1000, seed=4)
+    assert out["A"].estimate == pytest.approx(0.0, abs=1e-12)
+    assert (out["A"].low, out["A"].high) == pytest.approx((-math.log(5), math.log(5)), abs=1e-9)
+    assert out["B"].estimate == pytest.approx(math.log(2), abs=1e-12)
+    assert (out["B"].low, out["B"].high) == pytest.approx((0.0, math.log(5)), abs=1e-9)
+    assert (out["base"].low, out["base"].high) == (0.0, 0.0)
+
+
+def test_resamples_without_finite_strengths_are_dropped() -> None:
+    # No prior; A wins on prompt 0 and loses on 1: {0,0} and {1,1} are sweeps with no finite
+    # strength, so only {0,1} survives and the interval is its strength, 0.
+    votes = [PairVote(0, "A", "base", 1.0), PairVote(1, "A", "base", 0.0)]
+    out = bradley_terry_intervals(votes, anchor="base", virtual_ties=0.0, n_boot=300)
+    assert (out["A"].low, out["A"].estimate, out["A"].high) == pytest.approx((0, 0, 0), abs=1e-9)
+
+
+def test_one_cluster_resamples_to_itself_in_a_general_design() -> None:
+    # Every vote on one prompt: each resample is the full sample, so every interval is the fit.
+    rng = random.Random(3)
+    names = ["base", "A", "B", "C", "D"]
+    votes = [PairVote("p", *rng.sample(names, 2), rng.choice([0.0, 0.5, 1.0])) for _ in range(80)]
+    fit = fit_bradley_terry(votes, anchor="base")
+    out = bradley_terry_intervals(votes, anchor="base", n_boot=20)
+    for name in names:
+        assert out[name].estimate == fit[name]
+        assert out[name].low == pytest.approx(fit[name], abs=1e-8)
+        assert out[name].high == pytest.approx(fit[name], abs=1e-8)
+
+
+def test_intervals_are_reproducible_by_seed_and_plain_floats() -> None:
+    votes = [
+        PairVote(p, c, "base", float((p * 7 + len(c)) % 3 > 0)) for p in range(30) for c in "AB"
+    ]
+    first = bradley_terry_intervals(votes, anchor="base", n_boot=200, seed=7)
+    assert first == bradley_terry_intervals(votes, anchor="base", n_boot=200, seed=7)
+    assert first != bradley_terry_intervals(votes, anchor="base", n_boot=200, seed=8)
+    assert all(type(v) is float for s in first.values() for v in (s.estimate, s.low, s.high))
+
+
+def test_no_votes_leave_only_the_anchor() -> None:
+    out = bradley_terry_intervals([], anchor="base", n_boot=10)
+    assert list(out) == ["base"] and out["base"].estimate == 0.0

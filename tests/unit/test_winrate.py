@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from judging.stats.winrate import (
     Vote,
     cluster_bootstrap,
+    cluster_resample_totals,
     percentile,
+    percentile_interval,
     vote_score,
     win_rate,
     win_rate_interval,
@@ -78,3 +81,49 @@ def test_clustered_interval_is_wider_than_treating_agreeing_votes_as_independent
 def test_interval_is_reproducible_by_seed() -> None:
     votes = _votes(50, 2, random.Random(2))
     assert win_rate_interval(votes, seed=11) == win_rate_interval(votes, seed=11)
+
+
+def test_percentile_interval_interpolates_like_percentile() -> None:
+    samples = [3.0, 0.0, 2.0, 1.0, 4.0]
+    low, high = percentile_interval(samples, level=0.5)
+    assert (low, high) == pytest.approx(
+        (percentile([0, 1, 2, 3, 4], 0.25), percentile([0, 1, 2, 3, 4], 0.75))
+    )
+    assert percentile_interval(np.array(samples), level=0.5) == (low, high)
+    with pytest.raises(ValueError, match="empty"):
+        percentile_interval([])
+
+
+def test_cluster_resample_totals_draw_whole_clusters() -> None:
+    # Rows: (score sum, verdicts) of clusters a = two wins, b = one loss.
+    per_cluster = np.array([[2.0, 2.0], [0.0, 1.0]])
+    totals = cluster_resample_totals(per_cluster, 500, np.random.default_rng(1))
+    assert totals.shape == (500, 2)
+    # Every resample draws two clusters: {a,a} = (4, 4), {a,b} = (2, 3), {b,b} = (0, 2).
+    assert {tuple(row) for row in totals} == {(4.0, 4.0), (2.0, 3.0), (0.0, 2.0)}
+    share = np.mean(totals[:, 1] == 3.0)
+    assert 0.4 < share < 0.6  # {a,b} has probability 1/2
+    again = cluster_resample_totals(per_cluster, 500, np.random.default_rng(1))
+    assert np.array_equal(totals, again)
+    assert cluster_resample_totals(np.zeros((0, 2)), 10, np.random.default_rng(0)).shape == (0, 2)
+
+
+def test_interval_of_two_clusters_is_their_resample_range() -> None:
+    # As above: resample win rates 1, 2/3, 0 with probabilities 1/4, 1/2, 1/4; a vote-level
+    # bootstrap would also produce 1/3.
+    votes = [Vote("a", 1.0), Vote("a", 1.0), Vote("b", 0.0)]
+    interval = win_rate_interval(votes, n_boot=1000, seed=2)
+    assert interval is not None
+    assert interval.estimate == pytest.approx(2 / 3)
+    assert (interval.low, interval.high) == (0.0, 1.0)
+    assert interval.n_clusters == 2 and interval.n_votes == 3
+
+
+def test_array_interval_agrees_with_the_generic_cluster_bootstrap() -> None:
+    votes = _votes(100, 2, random.Random(4))
+    fast = win_rate_interval(votes, n_boot=4000, seed=1)
+    clusters = {p: [v for v in votes if v.prompt_id == p] for p in range(100)}
+    slow = percentile_interval(cluster_bootstrap(clusters, win_rate, 4000, random.Random(1)))
+    assert fast is not None
+    assert (fast.low, fast.high) == pytest.approx(slow, abs=0.02)  # Monte Carlo error ~0.005
+    assert all(type(x) is float for x in (fast.estimate, fast.low, fast.high))
