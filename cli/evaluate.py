@@ -154,60 +154,93 @@ def _one(
 
 
 def rescore(
-    eval_reward_model: Path = typer.Option(
-        ...,
+    eval_reward_model: Path | None = typer.Option(
+        None,
         "--eval-reward-model",
-        help="A reward-model folder, or a shipped adapter (merged into the data dir once).",
+        help="A reward-model folder, or a shipped adapter (merged into the data dir once), to "
+        "score with as the evaluation RM.",
+    ),
+    reward_model: Path | None = typer.Option(
+        None,
+        "--reward-model",
+        help="Rescore the training reward (the one PPO optimised) with this folder instead.",
+    ),
+    reward_dtype: str = typer.Option(
+        "auto", "--reward-dtype", help="auto, float32 or bfloat16 (auto: as `rlhf evaluate`)."
     ),
     prompt_set: str | None = typer.Option(
         None, "--prompt-set", help="Prompt set name (default: first held-out set)."
     ),
     checkpoint: list[int] | None = typer.Option(
-        None, "--checkpoint", help="Only these checkpoint ids (repeatable)."
+        None,
+        "--checkpoint",
+        help="Only these checkpoint ids (repeatable); their unfinished jobs are rescored too, "
+        "so a resume refused for other reward models can go on.",
     ),
     base_model: str = typer.Option(
         "data/models/SmolLM2-135M-Instruct", help="Base of a shipped adapter."
     ),
     batch_size: int = typer.Option(16, min=1, help="Reward-model batch."),
 ) -> None:
-    """Score finished evaluations' responses with an evaluation reward model (one PPO never
-    optimised) without generating them again; resumable, and the summaries are refreshed."""
+    """Score evaluations' stored responses with other reward models (an evaluation RM PPO never
+    optimised, or another training RM or dtype) without generating them again; every row records
+    what scored it, the run is resumable, and finished summaries are refreshed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
     from judging.data.db import check_connection, make_engine, make_session_factory
     from judging.evaluation.queue import default_prompt_set
     from training.evaluation.rescore import done_evaluations, rescore_evaluation
     from training.evaluation.scoring import RewardScorer
+    from training.generation.attention import resolve_dtype
     from training.shipped_rm import materialise
 
+    if reward_dtype not in ("auto", "float32", "bfloat16"):
+        raise ConfigError(f"--reward-dtype must be auto, float32 or bfloat16, not {reward_dtype!r}")
+    roles = [(r, p) for r, p in (("reward", reward_model), ("eval_reward", eval_reward_model)) if p]
+    if not roles:
+        raise ConfigError("give --eval-reward-model and/or --reward-model")
     stop_on_signals()
-    path = eval_reward_model
-    if (path / "adapter_config.json").is_file():
-        path = materialise(
-            path, base_model, settings().data_dir / "reward_models" / (path.name + "-merged")
-        )
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"{eval_reward_model} is neither a reward-model folder nor an adapter")
-    scorer = RewardScorer(str(path), batch_size=batch_size)
+    import torch
+
+    dtype = torch.bfloat16 if resolve_dtype(reward_dtype, "cpu") == "bfloat16" else torch.float32
+    scorers = []
+    for role, given in roles:
+        path = given
+        if (path / "adapter_config.json").is_file():
+            path = materialise(
+                path, base_model, settings().data_dir / "reward_models" / (path.name + "-merged")
+            )
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{given} is neither a reward-model folder nor an adapter")
+        scorers.append((role, RewardScorer(str(path), batch_size=batch_size, dtype=dtype)))
     engine = make_engine(settings().resolved_database_url)
     check_connection(engine)
     try:
         with make_session_factory(engine)() as session:
             set_id = default_prompt_set(session, prompt_set).id
-            jobs = done_evaluations(session, set_id, checkpoint)
+            jobs = done_evaluations(session, set_id, checkpoint, unfinished=bool(checkpoint))
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()
             ) as bar:
                 for evaluation in jobs:
-                    task = bar.add_task(f"checkpoint {evaluation.checkpoint_id}", total=None)
+                    for role, scorer in scorers:
+                        task = bar.add_task(
+                            f"checkpoint {evaluation.checkpoint_id} ({role})", total=None
+                        )
 
-                    def advance(k: int, task: TaskID = task) -> None:
-                        bar.advance(task, k)
+                        def advance(k: int, task: TaskID = task) -> None:
+                            bar.advance(task, k)
 
-                    n = rescore_evaluation(
-                        session, evaluation, scorer, batch_size=batch_size, on_batch=advance
-                    )
-                    bar.update(task, total=n, completed=n)
-        console.print(f"{len(jobs)} evaluations scored by the evaluation RM {path}")
+                        n = rescore_evaluation(
+                            session,
+                            evaluation,
+                            scorer,
+                            role=role,
+                            batch_size=batch_size,
+                            on_batch=advance,
+                        )
+                        bar.update(task, total=n, completed=n)
+        names = ", ".join(f"{role} {scorer.path} ({scorer.dtype_name})" for role, scorer in scorers)
+        console.print(f"{len(jobs)} evaluations scored by {names}")
     finally:
         engine.dispose()

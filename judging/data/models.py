@@ -212,6 +212,15 @@ class Generation(Base):
     """Score by the reward model PPO optimised (the run's reward model)."""
     eval_reward_score: Mapped[float | None] = mapped_column(Float)
     """Score by an evaluation reward model PPO never saw (None when none is configured)."""
+    scored_by: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    """What produced the scores: reward_model, reward_dtype, eval_reward_model,
+    eval_reward_dtype (`judging.evaluation.results.Scorers`). Rows of two scorers are never
+    averaged, and a resume with other scorers is refused. NULL on rows from before 0113."""
+    reward_at_train_length: Mapped[float | None] = mapped_column(Float)
+    """reward_score of the response's first `ppo.response_length` tokens: the reward PPO
+    optimised (None when the run has no PPO response length)."""
+    eval_reward_at_train_length: Mapped[float | None] = mapped_column(Float)
+    """The same for the evaluation reward model."""
     kl_k1: Mapped[float | None] = mapped_column(Float)
     """Sum over response tokens of log p_ckpt - log p_base (k1 estimator)."""
     kl_k3: Mapped[float | None] = mapped_column(Float)

@@ -200,6 +200,9 @@ class ResponseRecord:
     kl_k3: float | None = None
     eval_reward: float | None = None
     """Score by the evaluation reward model (one PPO did not optimise), if any."""
+    reward_at_train_length: float | None = None
+    """`reward` of the response's first `ppo.response_length` tokens (what PPO optimised)."""
+    eval_reward_at_train_length: float | None = None
 
 
 def _ci(values: Sequence[float | None]) -> dict[str, float | int] | None:
@@ -232,6 +235,8 @@ def summarize(
         "n": n,
         "reward": _ci([r.reward for r in records]),
         "eval_reward": _ci([r.eval_reward for r in records]),
+        "reward_at_train_length": _ci([r.reward_at_train_length for r in records]),
+        "eval_reward_at_train_length": _ci([r.eval_reward_at_train_length for r in records]),
         "kl_k1": _ci([r.kl_k1 for r in records]),
         "kl_k3": _ci([r.kl_k3 for r in records]),
         "length_tokens": statistics.fmean(r.token_count for r in records) if n else 0.0,

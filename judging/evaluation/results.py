@@ -16,7 +16,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from judging.data.models import Checkpoint, Evaluation, Generation, Prompt, TrainingRun
+from judging.data.models import (
+    Checkpoint,
+    Evaluation,
+    Generation,
+    Prompt,
+    PromptSet,
+    TrainingRun,
+)
 from judging.errors import ConfigError
 from judging.evaluation.config import EvalConfig
 from judging.evaluation.diagnostics import (
@@ -44,10 +51,168 @@ class NewGeneration:
     extra: dict[str, Any] = field(default_factory=dict)
     replicate: int = 0
     eval_reward: float | None = None
+    reward_at_train_length: float | None = None
+    eval_reward_at_train_length: float | None = None
 
 
 class SettingsMismatchError(ConfigError):
     """Rows generated under other sampling settings would be mixed into one aggregate."""
+
+
+class ScorersMismatchError(SettingsMismatchError):
+    """Rows scored by other reward models (or dtypes) than the job's would be mixed."""
+
+
+@dataclass(frozen=True)
+class Scorers:
+    """What produced a row's scores besides the response itself (stored as `scored_by`)."""
+
+    reward_model: str | None
+    reward_dtype: str | None
+    eval_reward_model: str | None
+    eval_reward_dtype: str | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "reward_model": self.reward_model,
+            "reward_dtype": self.reward_dtype,
+            "eval_reward_model": self.eval_reward_model,
+            "eval_reward_dtype": self.eval_reward_dtype,
+        }
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Scorers:
+        return cls(*(data.get(k) for k in cls.__dataclass_fields__))
+
+
+def job_scorers(config: EvalConfig, run: TrainingRun) -> Scorers:
+    """The scorers a job uses; `config.reward_dtype` must already be resolved (not `auto`)."""
+    reward = config.reward_model or run.reward_model or None
+    judge = config.eval_reward_model or None
+    return Scorers(
+        reward,
+        config.reward_dtype if reward else None,
+        judge,
+        config.reward_dtype if judge else None,
+    )
+
+
+def stored_config_scorers(evaluation: Evaluation) -> Scorers:
+    """What scored rows written before `scored_by` existed: the job's config as it was stored."""
+    config = evaluation.config or {}
+    reward = config.get("reward_model") or evaluation.checkpoint.run.reward_model or None
+    judge = config.get("eval_reward_model") or None
+    dtype = config.get("reward_dtype")
+    return Scorers(reward, dtype if reward else None, judge, dtype if judge else None)
+
+
+def row_scorers(row_scored_by: dict[str, Any] | None, legacy: Scorers) -> Scorers:
+    return Scorers.of(row_scored_by) if row_scored_by else legacy
+
+
+def stored_scorers(
+    session: Session, evaluation: Evaluation, prompts: Sequence[Prompt]
+) -> dict[Scorers, int]:
+    """How many of the job's stored replicate-0 rows each set of scorers produced.
+
+    Call it before the job's config is overwritten: rows from before `scored_by` existed are
+    taken to be scored as the stored config says.
+    """
+    legacy = stored_config_scorers(evaluation)
+    rows = session.scalars(
+        select(Generation.scored_by).where(
+            Generation.checkpoint_id == evaluation.checkpoint_id,
+            Generation.prompt_id.in_([p.id for p in prompts]),
+            # The shared-seed rows summaries average; extra base samples (for studies) keep the
+            # scorers they were generated with, recorded on each.
+            Generation.replicate == 0,
+        )
+    ).all()
+    counts: dict[Scorers, int] = {}
+    for scored_by in rows:
+        key = row_scorers(scored_by, legacy)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _rescore_command(
+    session: Session, evaluation: Evaluation, wanted: Scorers, stored: Scorers
+) -> str | None:
+    """The `rlhf rescore` call that brings rows scored by `stored` to `wanted` (None: none can)."""
+    options: list[str] = []
+    roles = (
+        ("reward_model", "reward_dtype", "--reward-model"),
+        ("eval_reward_model", "eval_reward_dtype", "--eval-reward-model"),
+    )
+    dtype = None
+    for model, dtype_field, flag in roles:
+        new, old = getattr(wanted, model), getattr(stored, model)
+        new_dtype, old_dtype = getattr(wanted, dtype_field), getattr(stored, dtype_field)
+        if (new, new_dtype) == (old, old_dtype):
+            continue
+        if new is None:
+            return None  # rows cannot be un-scored: evaluate with the stored model instead
+        options.append(f"{flag} {new}")
+        dtype = new_dtype
+    if not options:
+        return None
+    options.append(f"--reward-dtype {dtype}")
+    prompt_set = session.get(PromptSet, evaluation.prompt_set_id)
+    where = f" --prompt-set {prompt_set.name}" if prompt_set else ""
+    return f"rlhf rescore --checkpoint {evaluation.checkpoint_id}{where} " + " ".join(options)
+
+
+def check_scorers(
+    session: Session, evaluation: Evaluation, prompts: Sequence[Prompt], wanted: Scorers
+) -> None:
+    """Refuse a (resumed) job whose stored rows were scored by other models or dtypes.
+
+    Nothing is generated or scored then: the message names each difference and the
+    `rlhf rescore` command that rescores the stored rows with the job's models.
+    """
+    counts = stored_scorers(session, evaluation, prompts)
+    others = {s: n for s, n in counts.items() if s != wanted}
+    if not others:
+        return
+    stored = max(others, key=others.__getitem__)
+    diffs = [
+        f"{field} {getattr(stored, field)!r} -> {getattr(wanted, field)!r}"
+        for field in Scorers.__dataclass_fields__
+        if getattr(stored, field) != getattr(wanted, field)
+    ]
+    command = _rescore_command(session, evaluation, wanted, stored)
+    fix = (
+        f"rescore them with `{command}` and evaluate again"
+        if command
+        else "evaluate with the stored models and dtype"
+    )
+    raise ScorersMismatchError(
+        f"checkpoint {evaluation.checkpoint_id} has {sum(others.values())} responses scored by "
+        f"other models than this job's ({'; '.join(diffs)}); nothing was generated or mixed: "
+        f"{fix}"
+    )
+
+
+def pin_scorers(
+    session: Session, evaluation: Evaluation, prompts: Sequence[Prompt], config: EvalConfig
+) -> EvalConfig:
+    """A resumed job goes on with what its stored rows were scored by where the config leaves
+    the choice open: the auto-discovered evaluation RM (the newest registered one may have
+    changed since) and an `auto` reward dtype. Explicit choices are kept (and checked later)."""
+    counts = stored_scorers(session, evaluation, prompts)
+    if len(counts) != 1:
+        return config
+    (stored,) = counts
+    update: dict[str, Any] = {}
+    if config.eval_reward_model is None and config.auto_eval_reward_model:
+        # Also when the rows had none: one found now would score only the rest of them.
+        update["eval_reward_model"] = stored.eval_reward_model
+        update["auto_eval_reward_model"] = False
+    if config.reward_dtype == "auto":
+        dtype = stored.reward_dtype or stored.eval_reward_dtype
+        if dtype:
+            update["reward_dtype"] = dtype
+    return config.model_copy(update=update) if update else config
 
 
 def generation_settings(config: EvalConfig) -> dict[str, Any]:
@@ -120,13 +285,6 @@ def done_prompt_ids(
     return {pid for pid, seed, _ in rows if seeds.get(pid) == seed}
 
 
-def _scored_by(evaluation: Evaluation) -> tuple[Any, ...]:
-    """What a job's scores depend on besides the weights and the sampling settings."""
-    config = evaluation.config or {}
-    reward = config.get("reward_model") or evaluation.checkpoint.run.reward_model
-    return (reward, config.get("eval_reward_model"), config.get("reward_dtype"))
-
-
 def copy_twin_base_rows(
     session: Session,
     evaluation: Evaluation,
@@ -164,10 +322,10 @@ def copy_twin_base_rows(
         )
         .order_by(Evaluation.id)
     )
+    wanted_scorers = job_scorers(config, checkpoint.run)
     copied = 0
     for twin in twins:
-        if _scored_by(twin) != _scored_by(evaluation):
-            continue
+        legacy = stored_config_scorers(twin)
         rows = session.scalars(
             select(Generation).where(
                 Generation.checkpoint_id == twin.checkpoint_id,
@@ -179,8 +337,12 @@ def copy_twin_base_rows(
         for row in rows:
             if wanted.get(row.prompt_id) != row.seed:
                 continue
+            if row_scorers(row.scored_by, legacy) != wanted_scorers:
+                continue  # scored by other models: copying would mix them into this job
             del wanted[row.prompt_id]
-            session.add(_copy(row, checkpoint.id))
+            copy = _copy(row, checkpoint.id)
+            copy.scored_by = row.scored_by or legacy.as_dict()
+            session.add(copy)
             copied += 1
     session.flush()
     return copied
@@ -201,6 +363,7 @@ def store_generations(
     model_ref: str | None,
     sampling_params: dict[str, Any],
     config: EvalConfig,
+    scorers: Scorers | None = None,
 ) -> list[Generation]:
     """Add one batch of generations with their per-response diagnostics."""
     options = config.diagnostics
@@ -219,6 +382,9 @@ def store_generations(
             settings_key=settings_key(sampling_params),
             reward_score=item.reward,
             eval_reward_score=item.eval_reward,
+            scored_by=scorers.as_dict() if scorers else None,
+            reward_at_train_length=item.reward_at_train_length,
+            eval_reward_at_train_length=item.eval_reward_at_train_length,
             kl_k1=item.kl_k1,
             kl_k3=item.kl_k3,
             diagnostics={
@@ -239,9 +405,11 @@ def store_generations(
 
 
 def _records(
-    session: Session, checkpoint_id: int, prompt_ids: Sequence[int]
-) -> tuple[list[ResponseRecord], str | None]:
-    """The rows to summarise and their one settings key; mixed keys are refused."""
+    session: Session, evaluation: Evaluation, prompt_ids: Sequence[int]
+) -> tuple[list[ResponseRecord], str | None, Scorers | None]:
+    """The rows to summarise, their one settings key and their one set of scorers; rows of mixed
+    keys or scorers are refused (never averaged)."""
+    checkpoint_id = evaluation.checkpoint_id
     rows = list(
         session.scalars(
             select(Generation)
@@ -260,6 +428,14 @@ def _records(
             f"checkpoint {checkpoint_id} has responses from {len(keys)} different sampling "
             f"settings ({', '.join(keys)}); they are not averaged together"
         )
+    legacy = stored_config_scorers(evaluation)
+    scorers = sorted({row_scorers(g.scored_by, legacy) for g in rows}, key=repr)
+    if len(scorers) > 1:
+        raise ScorersMismatchError(
+            f"checkpoint {checkpoint_id} has responses scored by {len(scorers)} different sets "
+            f"of reward models ({'; '.join(repr(s.as_dict()) for s in scorers)}); they are not "
+            "averaged together: `rlhf rescore` them with one"
+        )
     records = [
         ResponseRecord(
             g.text,
@@ -269,10 +445,12 @@ def _records(
             g.kl_k1,
             g.kl_k3,
             g.eval_reward_score,
+            g.reward_at_train_length,
+            g.eval_reward_at_train_length,
         )
         for g in rows
     ]
-    return records, rows[0].settings_key if rows else None
+    return records, rows[0].settings_key if rows else None, scorers[0] if scorers else None
 
 
 def base_evaluation(session: Session, evaluation: Evaluation) -> Evaluation | None:
@@ -311,7 +489,7 @@ def finalize(
 ) -> dict[str, object]:
     """Summarise every row of the job, add growth vs the base and flags, and mark it done."""
     options = config.diagnostics
-    records, key = _records(session, evaluation.checkpoint_id, [p.id for p in prompts])
+    records, key, scorers = _records(session, evaluation, [p.id for p in prompts])
     summary = summarize(
         records,
         seq_rep=options.seq_rep_n,
@@ -322,6 +500,11 @@ def finalize(
     )
     summary["coverage"] = {"rows": len(records), "prompts": len(prompts)}
     summary["settings_key"] = key
+    summary["scored_by"] = scorers.as_dict() if scorers else None
+    # `reward` reads answers of up to max_new_tokens; PPO optimised (and the reward model saw in
+    # training) far shorter ones: `reward_at_train_length` is the reward PPO optimised.
+    summary["train_response_length"] = train_response_length(evaluation.checkpoint.run)
+    summary["max_new_tokens"] = config.sampling.max_new_tokens
     sampling = config.sampling
     summary["kl_settings"] = {
         "temperature": sampling.temperature if sampling.temperature > 0 else 1.0,
@@ -391,3 +574,11 @@ def default_eval_reward_model(session: Session, run: TrainingRun) -> str | None:
         if other not in ("all", half) and candidate.base_model == run.base_model:
             return paths[candidate.id][-1]
     return None
+
+
+def train_response_length(run: TrainingRun) -> int | None:
+    """The response length PPO optimised (`ppo.response_length`), None for other runs."""
+    if run.algorithm != "ppo":
+        return None
+    value = ((run.config or {}).get("ppo") or {}).get("response_length")
+    return int(value) if isinstance(value, int) and value > 0 else None

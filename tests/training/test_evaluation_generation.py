@@ -177,3 +177,44 @@ def test_kl_and_reward_passes_use_score_batch_size_and_build_no_cache(
     assert max(rows for rows, _ in kl_calls) == 2
     assert max(rows for rows, _ in rm_calls) == 2
     assert not any(cached for _, cached in kl_calls + rm_calls)
+
+
+def test_reward_at_a_shorter_length_is_the_score_of_the_truncated_sequence(
+    eval_models: dict[str, Path],
+) -> None:
+    """Issue 27 item 6: the score of each response's first N tokens, read in the same forward
+    pass (causal attention), equals scoring the truncated response on its own."""
+    from training.evaluation.scoring import RewardScorer
+
+    scorer = RewardScorer(str(eval_models["rm"]), batch_size=3)
+    prompts = [[1, 5, 6, 7], [1, 8], [1, 9, 10, 11, 12], [1, 5]]
+    responses = [[20, 21, 22, 23, 24, 25], [30, 2, 40, 41], [50, 51], [0, 60, 61, 62]]
+    full, short = scorer.score_at(prompts, responses, 3)
+    assert full == pytest.approx(scorer.score(prompts, responses), abs=1e-5)
+    truncated = [r[:3] for r in responses]
+    assert short == pytest.approx(scorer.score(prompts, truncated), abs=1e-4)
+    assert full[1] == pytest.approx(short[1], abs=1e-5)  # stopped (EOS) within 3 tokens
+
+
+def test_what_is_true_of_kl_between_identical_weights(eval_models: dict[str, Path]) -> None:
+    """Issue 27 item 7 (docs/evaluation-notes.md): with weights equal to the base (a zero-init
+    LoRA), two fp32 teacher-forced passes give KL exactly 0 per response; the fp32 reuse path
+    compares KV-cached decoding with teacher forcing and is off by float rounding, well under
+    1e-3 nats per response, but not 0. (A base checkpoint's own rows store 0: not computed.)"""
+    from training.evaluation.scoring import KLScorer
+    from training.generation.base import ModelRef, chat_prompt_ids
+    from training.generation.hf import TransformersGenerator
+
+    ref = ModelRef(str(eval_models["base"]), str(eval_models["lora_zero"]))
+    generator = TransformersGenerator(ref, batch_size=4)
+    params = _params(max_new_tokens=12, temperature=0.7)
+    results = generator.generate(EVAL_PROMPTS, params, list(range(len(EVAL_PROMPTS))))
+    prompt_ids = [chat_prompt_ids(generator.tokenizer, p) for p in EVAL_PROMPTS]
+    responses = [r.token_ids for r in results]
+    scorer = KLScorer(generator.model, pad_id=0, batch_size=3)
+    forced = scorer.score(prompt_ids, responses, temperature=0.7)
+    assert all(k1 == 0.0 and k3 == 0.0 for k1, k3 in forced)
+    reused = scorer.score(
+        prompt_ids, responses, temperature=0.7, sampled=[r.logprobs or [] for r in results]
+    )
+    assert max(abs(k1) for k1, _ in reused) < 1e-3

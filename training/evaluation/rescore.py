@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 
 from judging.data.models import Evaluation, Generation, Prompt
 from judging.evaluation.config import EvalConfig
-from judging.evaluation.results import finalize, job_prompts
+from judging.evaluation.results import (
+    Scorers,
+    finalize,
+    job_prompts,
+    row_scorers,
+    stored_config_scorers,
+    train_response_length,
+)
 from training.evaluation.scoring import RewardScorer
 from training.generation.base import chat_prompt_ids, load_tokenizer, model_ref_for
 
@@ -46,16 +53,43 @@ def policy_tokenizer(evaluation: Evaluation) -> Any:
     return load_tokenizer(ref)
 
 
-def _rows(session: Session, evaluation: Evaluation, prompt_ids: Sequence[int], every: bool) -> Any:
+ROLES = {
+    "reward": ("reward_score", "reward_at_train_length", "reward_model", "reward_dtype"),
+    "eval_reward": (
+        "eval_reward_score",
+        "eval_reward_at_train_length",
+        "eval_reward_model",
+        "eval_reward_dtype",
+    ),
+}
+"""Which columns a reward model of each role fills, and its fields in `scored_by`."""
+
+
+def _rows(
+    session: Session, evaluation: Evaluation, prompt_ids: Sequence[int], role: str, want: Scorers
+) -> list[Any]:
+    """Replicate-0 rows (the ones summaries and the resume check read) not yet scored by `want`
+    in `role`: no score, or one from another model or dtype."""
+    score_col, _, model_field, dtype_field = ROLES[role]
     query = select(Generation, Prompt.text).join(Prompt, Prompt.id == Generation.prompt_id)
     query = query.where(
         Generation.checkpoint_id == evaluation.checkpoint_id,
         Generation.prompt_id.in_(list(prompt_ids)),
         Generation.replicate == 0,
     )
-    if not every:
-        query = query.where(Generation.eval_reward_score.is_(None))
-    return session.execute(query.order_by(Generation.id)).all()
+    legacy = stored_config_scorers(evaluation)
+    rows = session.execute(query.order_by(Generation.id)).all()
+    target = (getattr(want, model_field), getattr(want, dtype_field))
+    return [
+        (g, text)
+        for g, text in rows
+        if getattr(g, score_col) is None
+        or (
+            getattr(row_scorers(g.scored_by, legacy), model_field),
+            getattr(row_scorers(g.scored_by, legacy), dtype_field),
+        )
+        != target
+    ]
 
 
 def rescore_evaluation(
@@ -63,18 +97,32 @@ def rescore_evaluation(
     evaluation: Evaluation,
     scorer: RewardScorer,
     *,
+    role: str = "eval_reward",
     batch_size: int = 32,
     on_batch: Progress | None = None,
 ) -> int:
-    """Score the rows of one finished evaluation with `scorer` (committed batch by batch, so a
-    stopped rescore resumes), then re-summarise it; returns how many rows were scored."""
+    """Score the rows of one evaluation with `scorer` in `role` ("eval_reward" or "reward"),
+    committed batch by batch (a stopped rescore resumes), each row's `scored_by` updated; then
+    re-summarise it if it was finished. Returns how many rows were scored.
+
+    An unfinished job (a resume refused because its rows were scored by other models) is
+    rescored too: its config then names `scorer`, and `rlhf evaluate` goes on with it.
+    """
+    score_col, short_col, model_field, dtype_field = ROLES[role]
     config = EvalConfig.model_validate(evaluation.config or {})
-    every = config.eval_reward_model != scorer.path
-    if every:
-        evaluation.config = {**(evaluation.config or {}), "eval_reward_model": scorer.path}
-        config = config.model_copy(update={"eval_reward_model": scorer.path})
+    legacy = stored_config_scorers(evaluation)
+    current = {model_field: scorer.path, dtype_field: scorer.dtype_name}
+    want = Scorers.of({**legacy.as_dict(), **current})
+    config_field = "reward_model" if role == "reward" else "eval_reward_model"
+    evaluation.config = {
+        **(evaluation.config or {}),
+        config_field: scorer.path,
+        "reward_dtype": scorer.dtype_name,
+    }
+    config = config.model_copy(update={config_field: scorer.path})
     prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
-    rows = _rows(session, evaluation, [p.id for p in prompts], every)
+    rows = _rows(session, evaluation, [p.id for p in prompts], role, want)
+    length = train_response_length(evaluation.checkpoint.run)
     # The policy's tokenizer, as the worker and PPO use: its chat template builds the prompt the
     # response was sampled after (a reward model may carry another template, or none).
     tokenizer = policy_tokenizer(evaluation)
@@ -91,21 +139,33 @@ def rescore_evaluation(
             )
             for g, _ in batch
         ]
-        for (generation, _), value in zip(batch, scorer.score(prompt_ids, responses), strict=True):
-            generation.eval_reward_score = value
+        full, short = scorer.score_at(prompt_ids, responses, length)
+        for (generation, _), value, value_short in zip(batch, full, short, strict=True):
+            setattr(generation, score_col, value)
+            setattr(generation, short_col, value_short)
+            base = row_scorers(generation.scored_by, legacy).as_dict()
+            generation.scored_by = {**base, **current}
         session.commit()
         if on_batch is not None:
             on_batch(len(batch))
-    finalize(session, evaluation, prompts, config)
+    if evaluation.status == "done":
+        finalize(session, evaluation, prompts, config)
     session.commit()
     return len(rows)
 
 
 def done_evaluations(
-    session: Session, prompt_set_id: int, checkpoint_ids: Sequence[int] | None = None
+    session: Session,
+    prompt_set_id: int,
+    checkpoint_ids: Sequence[int] | None = None,
+    *,
+    unfinished: bool = False,
 ) -> list[Evaluation]:
+    """Finished evaluations of the set; with `unfinished`, also pending or failed ones (a
+    refused resume's rows are reconciled before it goes on). Running jobs are never touched."""
+    statuses = ("done", "pending", "failed") if unfinished else ("done",)
     query = select(Evaluation).where(
-        Evaluation.prompt_set_id == prompt_set_id, Evaluation.status == "done"
+        Evaluation.prompt_set_id == prompt_set_id, Evaluation.status.in_(statuses)
     )
     if checkpoint_ids:
         query = query.where(Evaluation.checkpoint_id.in_(list(checkpoint_ids)))

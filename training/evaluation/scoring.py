@@ -233,24 +233,49 @@ class RewardScorer:
                 f"reward model {self.path} has another tokenizer than the policy: {why}"
             )
 
-    @torch.no_grad()
+    @property
+    def dtype_name(self) -> str:
+        """The weights' dtype as the config names it (what `scored_by` records)."""
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
     def score(
         self, prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]]
     ) -> list[float]:
         """Score of each scored_sequence(prompt, response), read at its last token."""
-        seqs = [
-            scored_sequence(p, r, self.eos_id, None if self.pad_id == self.eos_id else self.pad_id)
-            for p, r in zip(prompts, responses, strict=True)
-        ]
+        return self.score_at(prompts, responses, None)[0]
+
+    @torch.no_grad()
+    def score_at(
+        self,
+        prompts: Sequence[Sequence[int]],
+        responses: Sequence[Sequence[int]],
+        length: int | None,
+    ) -> tuple[list[float], list[float | None]]:
+        """(score of each whole response, score of its first `length` tokens) in one pass.
+
+        Attention is causal and the batch right-padded, so the hidden state at the last token of
+        the first `length` response tokens is the one that truncated sequence would give alone:
+        the reward at PPO's response length costs one more row of the score head, not a pass.
+        """
+        pad = None if self.pad_id == self.eos_id else self.pad_id
+        cut = [scored_sequence([], r, self.eos_id, pad) for r in responses]
+        seqs = [[*map(int, p), *c] for p, c in zip(prompts, cut, strict=True)]
         backbone = getattr(self.model, self.model.base_model_prefix)
         scores = [0.0] * len(seqs)
+        short: list[float | None] = [None] * len(seqs)
         for batch in _batches([len(s) for s in seqs], self.batch_size):
             ids, mask = _right_pad([seqs[i] for i in batch], self.pad_id, self.device)
             hidden = backbone(
                 input_ids=ids, attention_mask=mask, use_cache=False
             ).last_hidden_state  # (B, T, H); no KV cache: nothing reads it
+            rows = torch.arange(len(batch))
             last = torch.tensor([len(seqs[i]) - 1 for i in batch])
-            values = self.model.score(hidden[torch.arange(len(batch)), last]).float()[:, 0]  # (B,)
+            values = self.model.score(hidden[rows, last]).float()[:, 0]  # (B,)
             for i, value in zip(batch, values.tolist(), strict=True):
                 scores[i] = value
-        return scores
+            if length is not None:
+                at = torch.tensor([len(prompts[i]) + min(len(cut[i]), length) - 1 for i in batch])
+                values = self.model.score(hidden[rows, at]).float()[:, 0]  # (B,)
+                for i, value in zip(batch, values.tolist(), strict=True):
+                    short[i] = value
+        return scores, short

@@ -27,14 +27,18 @@ from judging.evaluation.queue import (
 )
 from judging.evaluation.results import (
     NewGeneration,
+    check_scorers,
     copy_twin_base_rows,
     default_eval_reward_model,
     done_prompt_ids,
     finalize,
     generation_settings,
     job_prompts,
+    job_scorers,
+    pin_scorers,
     prompt_seed,
     store_generations,
+    train_response_length,
 )
 from training.evaluation.models import JobModels, load_job_models
 from training.generation.attention import resolve_dtype
@@ -77,13 +81,15 @@ def _run_batch(
     _advance(progress, "generate", len(batch))
     prompt_ids = [chat_prompt_ids(models.tokenizer, t) for t in texts]
     responses = [r.token_ids for r in results]
-    rewards: list[float | None] = (
-        list(models.reward.score(prompt_ids, responses)) if models.reward else [None] * len(batch)
+    length = train_response_length(evaluation.checkpoint.run)
+    none: list[float | None] = [None] * len(batch)
+    rewards, rewards_short = (
+        models.reward.score_at(prompt_ids, responses, length) if models.reward else (none, none)
     )
-    eval_rewards: list[float | None] = (
-        list(models.eval_reward.score(prompt_ids, responses))
+    eval_rewards, eval_short = (
+        models.eval_reward.score_at(prompt_ids, responses, length)
         if models.eval_reward
-        else [None] * len(batch)
+        else (none, none)
     )
     _advance(progress, "score", len(batch))
     if models.kl is None:
@@ -112,9 +118,19 @@ def _run_batch(
             extra={"ended_on_pad": True} if r.finish_reason == "pad" else {},
             eval_reward=e,
             replicate=replicate,
+            reward_at_train_length=short,
+            eval_reward_at_train_length=e_short,
         )
-        for p, seed, r, reward, e, (k1, k3) in zip(
-            batch, seeds, results, rewards, eval_rewards, kls, strict=True
+        for p, seed, r, reward, e, (k1, k3), short, e_short in zip(
+            batch,
+            seeds,
+            results,
+            rewards,
+            eval_rewards,
+            kls,
+            rewards_short,
+            eval_short,
+            strict=True,
         )
     ]
     store_generations(
@@ -125,6 +141,7 @@ def _run_batch(
         model_ref=models.model_ref.label,
         sampling_params=generation_settings(config),
         config=config,
+        scorers=job_scorers(config, evaluation.checkpoint.run),
     )
 
 
@@ -141,9 +158,18 @@ def run_job(
     load_models: ModelLoader = load_job_models,
     progress: Progress | None = None,
 ) -> dict[str, object]:
-    """Fill the missing rows of one claimed job, committing per batch, then write the summary."""
+    """Fill the missing rows of one claimed job, committing per batch, then write the summary.
+
+    Every row's scores are pinned to what produced them (`Generation.scored_by`): a resume goes
+    on with the stored rows' evaluation RM and dtype where the config leaves them open, and is
+    refused (nothing generated, nothing mixed) where it asks for others.
+    """
+    run = evaluation.checkpoint.run
+    prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
+    # Before the stored config is overwritten: rows from before `scored_by` are read through it.
+    config = pin_scorers(session, evaluation, prompts, config)
     if config.eval_reward_model is None and config.auto_eval_reward_model:
-        found = default_eval_reward_model(session, evaluation.checkpoint.run)
+        found = default_eval_reward_model(session, run)
         if found:
             config = config.model_copy(update={"eval_reward_model": found})
     config = config.model_copy(
@@ -152,8 +178,10 @@ def run_job(
             "reward_dtype": resolve_dtype(config.reward_dtype, config.device),
         }
     )
+    scorers = job_scorers(config, run)
+    check_scorers(session, evaluation, prompts, scorers)
+    config = config.model_copy(update={"reward_model": scorers.reward_model})
     evaluation.config = config.model_dump(mode="json")
-    prompts = job_prompts(session, evaluation.prompt_set_id, config.limit)
     # Replicate 0 first: the summary needs it; extra replicates are base samples for studies.
     # Within one, similar prompt lengths share a batch: less left padding in generation.
     todo: list[tuple[int, list[Prompt]]] = []
