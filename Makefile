@@ -88,3 +88,26 @@ typecheck: venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The GPU check (bench/gpu_check.sh) runs on a lent GPU machine with no network and its own
+# python3 (CUDA torch): the Python packages it lacks travel as wheels, and SmolLM2's config and
+# tokenizer (its 517 MB of weights cannot: a call carries 64 MiB) in .gpu/, which git ignores.
+# Then: run(command="bash bench/gpu_check.sh", carry=[".gpu"], timeout_s=560).
+GPU_WHEELS := trl==1.12.0 transformers==5.18.0 peft==0.21.2 datasets==5.2.0 dill==0.4.1 \
+	multiprocess==0.70.19 sqlalchemy==2.1.9 greenlet==3.5.6 alembic==1.20.1 mako==1.4.3 \
+	pydantic==2.14.3 pydantic-core==2.50.4 annotated-types==0.7.0 typing-extensions==4.16.0 \
+	typing-inspection==0.4.5 pydantic-settings==2.16.3 python-dotenv==1.2.4
+.PHONY: gpu-wheels gpu-check-smoke
+gpu-wheels: model
+	@grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+	mkdir -p .gpu/wheels .gpu/smollm2
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .gpu/wheels $(GPU_WHEELS)
+	find data/models/SmolLM2-135M-Instruct -maxdepth 1 -type f ! -name '*.safetensors' \
+	  -exec cp {} .gpu/smollm2/ \;
+	du -sh .gpu
+
+# The GPU check's plumbing on this CPU (tiny sizes, fp32): a dry run, not a measurement.
+gpu-check-smoke: venv model
+	GPU_CHECK_SMOKE=1 OUT=/tmp/gpu_check_smoke bash bench/gpu_check.sh
