@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from markupsafe import Markup
 from sqlalchemy import select
@@ -66,6 +67,18 @@ def _run_ids(session: Session, study: dash.StudyInfo) -> list[int]:
         )
     )
     return sorted(runs | set(references))
+
+
+def _sureness_lines(evidence: dict[str, Any]) -> list[str]:
+    """P(within delta of the best) and expected regret, when the stored rule states them."""
+    p, regret, delta = (evidence.get(k) for k in ("p_within_delta", "expected_regret", "delta"))
+    if p is None or regret is None or delta is None:
+        return []
+    return [
+        f"P(within {delta:.2f} of the best) = {p:.2f}; expected regret {regret:.3f} "
+        "win-rate points (joint prompt resamples).",
+        "",
+    ]
 
 
 def build_report(session: Session, study_id: int, *, refresh: bool = False) -> StudyReport:
@@ -237,6 +250,7 @@ def render_markdown(report: StudyReport) -> str:
         lines.append("No recommendation has been computed for this study yet.")
     else:
         lines += [f"**{_md_cell(rec.checkpoint_label)}** ({_md_cell(rec.method)})", ""]
+        lines += _sureness_lines(rec.evidence)
         lines += [_md_cell(line) if line.strip() else "" for line in rec.rationale.splitlines()]
     lines += ["", "## Divergence alarms", ""]
     lines += [f"- {_md_cell(a.text)}" for a in report.alarms] or [

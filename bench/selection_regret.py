@@ -25,13 +25,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from judging.gold import RaterSpec
-from judging.stats.regret import (
+from judging.analysis.regret import (
     argmax,
     gold_win_rate,
     simulate_votes,
     summarise,
 )
+from judging.gold import RaterSpec
 from judging.stats.winrate import Vote, win_rate
 
 

@@ -478,7 +478,7 @@ def recommend_hook(study_id: int) -> dict[str, Any]:
         refreshed = refresh_recommendation(session, study_id)
         stored = refreshed.stored
         if stored is None:
-            reasons = refreshed.decision.explanation if refreshed.decision else ()
+            reasons = refreshed.explanation
             return {"study_id": study_id, "checkpoint_id": None, "explanation": list(reasons)}
         return {
             "study_id": study_id,

@@ -12,7 +12,7 @@ import typer
 from cli.common import console, db_session, settings
 
 if TYPE_CHECKING:
-    from judging.stats.recommend import RecommendationRule
+    from judging.stats.rule import RecommendationRule
 
 app = typer.Typer(help="Export a study's results.", no_args_is_help=True)
 
@@ -20,23 +20,32 @@ STUDY = typer.Argument(..., help="Study id.")
 OUTPUT = typer.Option(None, "--output", "-o", help="File to write (default: stdout).")
 
 
-def _rule(min_verdicts: int, max_kl: float | None, metric: str, n_boot: int) -> RecommendationRule:
-    from judging.stats.recommend import RecommendationRule
+def _rule(
+    min_prompts: int, delta: float, max_kl_per_token: float | None, metric: str, n_boot: int
+) -> RecommendationRule:
+    from judging.stats.rule import RecommendationRule
 
-    if metric not in ("lc", "raw"):
-        raise typer.BadParameter("must be lc or raw", param_hint="--metric")
-    return RecommendationRule(
-        min_verdicts=min_verdicts,
-        max_kl=max_kl,
-        metric=metric,  # type: ignore[arg-type]
-        n_boot=n_boot,
-    )
+    if metric not in ("lc", "adjusted"):
+        raise typer.BadParameter("must be lc or adjusted", param_hint="--metric")
+    try:
+        return RecommendationRule(
+            min_prompts=min_prompts,
+            delta=delta,
+            max_kl_per_token=max_kl_per_token,
+            metric=metric,  # type: ignore[arg-type]
+            n_boot=n_boot,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
-MIN_VERDICTS = typer.Option(20, min=1, help="Verdicts a checkpoint needs to be a candidate.")
-MAX_KL = typer.Option(None, min=0.0, help="KL budget in nats (default: none).")
-METRIC = typer.Option("lc", help="Rank by length-controlled (lc) or raw win rate.")
-N_BOOT = typer.Option(1000, min=50, help="Bootstrap resamples.")
+MIN_PROMPTS = typer.Option(20, min=0, help="Distinct judged prompts a candidate needs.")
+DELTA = typer.Option(0.03, min=0.0, help="Practical margin in win-rate points.")
+MAX_KL_PER_TOKEN = typer.Option(
+    0.25, min=0.0, help="KL guard in nats per response token (0 turns every KL away)."
+)
+METRIC = typer.Option("lc", help="Rank by length-controlled (lc) or prompt-adjusted win rate.")
+N_BOOT = typer.Option(1000, min=50, help="Joint prompt resamples.")
 
 
 def _write(body: str, output: Path | None, what: str) -> None:
@@ -51,15 +60,16 @@ def _write(body: str, output: Path | None, what: str) -> None:
 def recommendation(
     study_id: int = STUDY,
     output: Path | None = OUTPUT,
-    min_verdicts: int = MIN_VERDICTS,
-    max_kl: float | None = MAX_KL,
+    min_prompts: int = MIN_PROMPTS,
+    delta: float = DELTA,
+    max_kl_per_token: float = MAX_KL_PER_TOKEN,
     metric: str = METRIC,
     n_boot: int = N_BOOT,
 ) -> None:
     """The best-checkpoint recommendation as JSON (recomputed first if verdicts changed)."""
     from judging.analysis.exports import export_recommendation
 
-    rule = _rule(min_verdicts, max_kl, metric, n_boot)
+    rule = _rule(min_prompts, delta, max_kl_per_token, metric, n_boot)
     with db_session() as session:
         document = export_recommendation(session, study_id, rule)
     _write(json.dumps(document, indent=2, ensure_ascii=False) + "\n", output, "the recommendation")
@@ -106,15 +116,16 @@ def model_card(
         None, help="Write here instead of the recommended checkpoint's folder."
     ),
     overwrite: bool = typer.Option(False, help="Replace a README.md rlhf-lab did not write."),
-    min_verdicts: int = MIN_VERDICTS,
-    max_kl: float | None = MAX_KL,
+    min_prompts: int = MIN_PROMPTS,
+    delta: float = DELTA,
+    max_kl_per_token: float = MAX_KL_PER_TOKEN,
     metric: str = METRIC,
     n_boot: int = N_BOOT,
 ) -> None:
     """Write README.md (YAML metadata + evaluation results) into the recommended checkpoint."""
     from judging.analysis.exports import write_model_card
 
-    rule = _rule(min_verdicts, max_kl, metric, n_boot)
+    rule = _rule(min_prompts, delta, max_kl_per_token, metric, n_boot)
     with db_session() as session:
         path = write_model_card(
             session,

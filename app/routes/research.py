@@ -121,7 +121,7 @@ def recompute(study_id: int, session: SessionDep, _form: AdminForm) -> Response:
     result = refresh_recommendation(session, study_id)
     session.commit()  # before the redirect: get_db would commit only after the response is sent
     if result.stored is None:
-        why = result.decision.explanation[-1] if result.decision else "no verdicts yet"
+        why = result.explanation[-1] if result.explanation else "no verdicts yet"
         note = f"no recommendation yet: {why}"
     else:
         note = "recomputed" if result.computed else "unchanged: no new verdicts since"

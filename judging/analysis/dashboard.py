@@ -42,8 +42,8 @@ from judging.errors import NotFoundError
 from judging.stats.agreement import winner as resolve_winner
 from judging.stats.divergence import CurvePoint, Divergence, divergence_alarms
 from judging.stats.divergence import Estimate as DivergenceEstimate
-from judging.stats.lc_winrate import LengthVote, Solution, joint_bootstrap, lc_intervals
-from judging.stats.recommend import RecommendationRule
+from judging.stats.lc_winrate import LengthVote, lc_win_rate_intervals
+from judging.stats.rule import RecommendationRule
 from judging.stats.winrate import Interval, Vote, vote_score, win_rate_interval
 from judging.studies.counting import AUTO_SIDE, AutoTie, auto_ties, counted_verdict
 
@@ -585,8 +585,6 @@ class WinRates:
 
 _RAW_CACHE: OrderedDict[tuple[Any, ...], tuple[Interval | None, dict[str, int]]] = OrderedDict()
 _LC_CACHE: OrderedDict[tuple[Any, ...], dict[int, Interval]] = OrderedDict()
-_LC_WARM: dict[tuple[int | None, int, int], list[Solution]] = {}
-"""Per (study, resamples, seed): the last LC bootstrap's per-resample fits, a warm start."""
 _CACHE_SIZE = 512
 N_BOOT = 1000
 LC_BOOT = RecommendationRule().n_boot
@@ -614,9 +612,7 @@ def _raw(rows: Sequence[VoteRow], n_boot: int, seed: int) -> tuple[Interval | No
     return win_rate_interval(votes, n_boot=n_boot, seed=seed), dict(outcomes)
 
 
-def study_lc(
-    rows: Sequence[VoteRow], n_boot: int = LC_BOOT, seed: int = 0, study_id: int | None = None
-) -> dict[int, Interval]:
+def study_lc(rows: Sequence[VoteRow], n_boot: int = LC_BOOT, seed: int = 0) -> dict[int, Interval]:
     """LC win rates of one study's checkpoints with the length slope shared across them, fed the
     same votes in the same order as `evidence.study_votes` (so the same numbers as the
     recommendation); comparisons without a reference response are left out."""
@@ -626,16 +622,7 @@ def study_lc(
             groups[r.checkpoint_id].append(
                 LengthVote(r.prompt_id, vote_score(r.winner), float(r.length_diff))
             )
-    if not groups:
-        return {}
-    # Warm start: the study's previous verdict set, resampled with the same seed, drew the same
-    # prompts and landed very close; the result differs by less than the refit tolerance.
-    scope = (study_id, n_boot, seed)
-    voted: dict[Hashable, Sequence[LengthVote]] = dict(groups.items())
-    draws = joint_bootstrap(voted, n_boot, seed, warm=_LC_WARM.get(scope))
-    assert draws is not None
-    _LC_WARM[scope] = draws.solutions
-    return lc_intervals(draws, groups)
+    return lc_win_rate_intervals(groups, n_boot, seed, model=RecommendationRule().model)
 
 
 def win_rates(
@@ -655,7 +642,7 @@ def win_rates(
             seed,
             tuple((r.checkpoint_id, r.prompt_id, r.winner, r.length_diff) for r in mine),
         )
-        intervals = _remember(_LC_CACHE, key, partial(study_lc, mine, lc_boot, seed, study_id))
+        intervals = _remember(_LC_CACHE, key, partial(study_lc, mine, lc_boot, seed))
         for checkpoint_id, interval in intervals.items():
             if checkpoint_id not in lc or interval.n_votes > lc[checkpoint_id][0]:
                 lc[checkpoint_id] = (interval.n_votes, interval)

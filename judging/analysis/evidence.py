@@ -36,7 +36,7 @@ from judging.errors import NotFoundError
 from judging.stats.bradley_terry import PairVote, Strength, bradley_terry_intervals
 from judging.stats.divergence import Estimate
 from judging.stats.lc_winrate import LengthVote, lc_win_rate_intervals
-from judging.stats.recommend import CheckpointEvidence
+from judging.stats.rule import CheckpointEvidence
 from judging.stats.winrate import Interval
 from judging.studies.counting import auto_ties, counted_verdict
 
@@ -218,6 +218,7 @@ def _evidence(
         reward=_estimate(summary.get("reward")),
         eval_reward=_first(summary, EVAL_REWARD_KEYS),
         kl=_first(summary, KL_KEYS),
+        length_tokens=_scalar(summary, "length_tokens"),
         length_growth=_scalar(summary, "length_growth"),
         repetition=_repetition(summary),
         flags=tuple(flags),

@@ -1,23 +1,23 @@
 """The recommendation's explanation, written from the numbers (no canned verdicts).
 
-Always three parts: what was chosen and how sure we are; why not the highest-reward checkpoint;
+Always the same parts: the rule; what was chosen and how sure (P(within delta of the best) and
+expected regret from the joint resamples); the runner-up; why not the highest-reward checkpoint;
 why not the last checkpoint of the run. Each contrast names the evidence that separates them:
-exclusion reasons, length-controlled vs raw human win rate, KL, length growth, repetition, flags,
-the share of resamples in which the choice is ahead, and divergence alarms.
+exclusion reasons, length-controlled vs raw human win rate, KL per token, length growth,
+repetition, flags, and divergence alarms. The rule itself (`stats.recommend`) returns no text.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from judging.stats.rule import CheckpointEvidence, CheckpointScore, Decision
 from judging.stats.winrate import Interval
 
-if TYPE_CHECKING:
-    from judging.stats.recommend import CheckpointEvidence, CheckpointScore, Decision
-
-# A raw-to-LC drop larger than this is called out as "won on length".
 LENGTH_EFFECT = 0.03
+"""A raw-to-LC drop larger than this is called out as "won on length"."""
+
+Pair = tuple[CheckpointEvidence, CheckpointScore]
 
 
 def _iv(interval: Interval | None) -> str:
@@ -31,7 +31,11 @@ def _num(value: float | None, fmt: str = ".3f") -> str:
 
 
 def _kl(e: CheckpointEvidence) -> str:
-    return "n/a" if e.kl is None else f"{e.kl.estimate:.2f}"
+    if e.kl is None:
+        return "n/a"
+    per_token = e.kl_per_token
+    tail = f" ({per_token:.3f} per token)" if per_token is not None else ""
+    return f"{e.kl.estimate:.2f} nats{tail}"
 
 
 def _reward(e: CheckpointEvidence) -> str:
@@ -43,57 +47,81 @@ def profile(e: CheckpointEvidence, s: CheckpointScore) -> str:
     flags = ", ".join(e.flags) if e.flags else "none"
     growth = "n/a" if e.length_growth is None else f"x{e.length_growth:.2f}"
     eval_rm = f", evaluation reward {e.eval_reward.estimate:.3f}" if e.eval_reward else ""
+    coverage = " (too few prompts: interval unreliable)" if s.low_coverage and s.n_prompts else ""
     return (
         f"LC win rate {_iv(s.lc_win_rate)}, raw win rate {_iv(s.win_rate)} "
-        f"({s.n_verdicts} verdicts on {s.n_prompts} prompts); held-out reward {_reward(e)}"
-        f"{eval_rm}; KL {_kl(e)} nats; length {growth} the base; "
+        f"({s.n_verdicts} verdicts on {s.n_prompts} prompts{coverage}); held-out reward "
+        f"{_reward(e)}{eval_rm}; KL {_kl(e)}; length {growth} the base; "
         f"repetition {_num(e.repetition)}; flags: {flags}"
     )
 
 
 def _rule_line(d: Decision) -> str:
     r = d.rule
-    budget = f"KL at most {r.max_kl:g} nats" if r.max_kl is not None else "no KL budget"
-    metric = "length-controlled" if r.metric == "lc" else "raw"
+    guard = (
+        f"KL at most {r.max_kl_per_token:g} nats per token"
+        if r.max_kl_per_token is not None
+        else "no KL guard"
+    )
+    budget = f", at most {r.max_kl:g} nats per response" if r.max_kl is not None else ""
+    metric = "length-controlled" if r.metric == "lc" else "prompt-adjusted"
+    width = (
+        f", an interval at most {r.max_interval_width:g} wide"
+        if r.max_interval_width is not None
+        else ""
+    )
+    prefer = (
+        f"; the lowest KL per token among those within {r.delta:.2f} of the best"
+        if r.prefer_lower_kl_within_delta
+        else ""
+    )
     return (
-        f"Rule: among checkpoints with at least {r.min_verdicts} verdicts, no hard flag "
-        f"({', '.join(r.hard_flags)}) and {budget}, the best {metric} human win rate against "
-        f"the reference; the lower-KL one when the top two intervals overlap."
+        f"Rule: among checkpoints judged on at least {r.min_prompts} prompts{width}, no hard "
+        f"flag ({', '.join(r.hard_flags)}) and {guard}{budget}, the best {metric} human win "
+        f"rate against the reference (shrunk towards 1/2 by {r.model.virtual_ties:g} virtual "
+        f"ties){prefer}; practical margin delta = {r.delta:.2f}."
     )
 
 
-def _runner_line(d: Decision, by_id: dict[int, tuple[CheckpointEvidence, CheckpointScore]]) -> str:
-    chosen_e, _ = by_id[d.choice]  # type: ignore[index]
+def _sureness(d: Decision) -> str:
+    n = d.rule.n_boot
+    p, regret = d.p_within_delta or 0.0, d.expected_regret or 0.0
+    return (
+        f"In {p:.0%} of {n} joint prompt resamples it is within {d.rule.delta:.2f} of the best "
+        f"candidate; its expected shortfall from the best is {regret:.3f} win-rate points."
+    )
+
+
+def _runner_line(d: Decision, by_id: dict[int, Pair]) -> str:
     if d.runner_up is None:
         return "It is the only checkpoint that qualifies."
     e, s = by_id[d.runner_up]
     metric = s.metric(d.rule)
     if d.lower_kl_preferred:
+        chosen_e, _ = by_id[d.choice]  # type: ignore[index]
         text = (
-            f"The runner-up {e.label} has the higher point estimate ({_iv(metric)}) but the "
-            f"intervals overlap and the choice is closer to the base (KL {_kl(chosen_e)} vs "
-            f"{_kl(e)} nats), so the lower-KL checkpoint is preferred."
-        )
-    elif d.overlap:
-        text = (
-            f"The runner-up {e.label} ({_iv(metric)}) overlaps it; the runner-up is not closer "
-            f"to the base (KL {_kl(e)} vs {_kl(chosen_e)} nats)."
+            f"The top estimate, {e.label} ({_iv(metric)}), is within {d.rule.delta:.2f}; the "
+            f"choice is closer to the base (KL {_kl(chosen_e)} vs {_kl(e)}), so it is "
+            f"preferred."
         )
     else:
-        text = f"Its interval lies above the runner-up {e.label}'s ({_iv(metric)})."
-    if d.paired is not None:
-        p = d.paired
+        text = f"The runner-up is {e.label} ({_iv(metric)})."
+    diff = d.runner_up_difference
+    if diff is not None:
         text += (
-            f" Paired on {p.n_prompts} shared prompts, the raw win-rate difference is "
-            f"{p.difference:+.3f} [{p.low:+.3f}, {p.high:+.3f}], sign-flip p = {p.p_value:.3f}."
+            f" Choice minus runner-up: {diff.difference:+.3f} "
+            f"[{diff.low:+.3f}, {diff.high:+.3f}], an interval that holds jointly for the "
+            f"{diff.n_compared} comparisons with the other candidates "
+            f"({diff.n_shared_prompts} prompts shared with the runner-up)."
         )
+        if diff.low <= 0 <= diff.high:
+            text += " The data cannot yet order the two."
     return text
 
 
-def _style_reasons(
-    ce: CheckpointEvidence, oe: CheckpointEvidence, os_: CheckpointScore
-) -> list[str]:
+def _style_reasons(ce: CheckpointEvidence, other: Pair) -> list[str]:
     """Length and repetition: what a reward model can be gamed with."""
+    oe, os_ = other
     why = []
     if os_.win_rate and os_.lc_win_rate:
         drop = os_.win_rate.estimate - os_.lc_win_rate.estimate
@@ -112,22 +140,20 @@ def _style_reasons(
     return why
 
 
-def _differences(
-    d: Decision, chosen: tuple[CheckpointEvidence, CheckpointScore],
-    other: tuple[CheckpointEvidence, CheckpointScore],
-) -> list[str]:  # fmt: skip
+def _differences(d: Decision, chosen: Pair, other: Pair) -> list[str]:
     (ce, cs), (oe, os_) = chosen, other
     why = list(os_.reasons)
     mine, theirs = cs.metric(d.rule), os_.metric(d.rule)
     if mine is not None and theirs is not None:
-        name = "length-controlled" if d.rule.metric == "lc" else "raw"
+        name = "length-controlled" if d.rule.metric == "lc" else "prompt-adjusted"
+        ahead = d.beats.get(oe.checkpoint_id)
+        share = f" (the choice is ahead in {ahead:.0%} of resamples)" if ahead is not None else ""
         why.append(
-            f"its {name} win rate is {_iv(theirs)} against the choice's {mine.estimate:.3f} "
-            f"(the choice is ahead in {d.beats.get(oe.checkpoint_id, 0.0):.0%} of resamples)"
+            f"its {name} win rate is {_iv(theirs)} against the choice's {mine.estimate:.3f}{share}"
         )
-    why += _style_reasons(ce, oe, os_)
+    why += _style_reasons(ce, other)
     if oe.kl is not None and ce.kl is not None and oe.kl.estimate > ce.kl.estimate:
-        why.append(f"it is further from the base (KL {_kl(oe)} vs {_kl(ce)} nats)")
+        why.append(f"it is further from the base (KL {_kl(oe)} vs {_kl(ce)})")
     why += [
         f"between steps {a.before_step} and {a.after_step} the reward model's score rose while "
         f"the human win rate fell, both beyond their intervals"
@@ -137,9 +163,7 @@ def _differences(
     return why
 
 
-def _contrast(
-    d: Decision, by_id: dict[int, tuple[CheckpointEvidence, CheckpointScore]], which: str
-) -> str:
+def _contrast(d: Decision, by_id: dict[int, Pair], which: str) -> str:
     other_id = d.highest_reward if which == "highest" else d.last
     chosen = by_id[d.choice]  # type: ignore[index]
     title = "highest-reward checkpoint" if which == "highest" else "last checkpoint of the run"
@@ -160,29 +184,27 @@ def _contrast(
 
 
 def explain(d: Decision, evidence: Sequence[CheckpointEvidence]) -> list[str]:
-    """The explanation as sentences, first the choice, then the two contrasts."""
+    """The explanation as sentences, first the choice, then the comparisons."""
     by_id = {e.checkpoint_id: (e, d.score(e.checkpoint_id)) for e in evidence}
-    by_id_ok = {k: (e, s) for k, (e, s) in by_id.items() if s is not None}
+    pairs = {k: (e, s) for k, (e, s) in by_id.items() if s is not None}
     lines = [_rule_line(d)]
     if d.choice is None:
         excluded = [
-            f"{e.label}: {'; '.join(s.reasons) or 'no verdicts'}" for e, s in by_id_ok.values()
+            f"{e.label}: {'; '.join(s.reasons) or 'no verdicts'}" for e, s in pairs.values()
         ]
-        return [*lines, "No checkpoint qualifies. " + " | ".join(excluded)]
-    e, s = by_id_ok[d.choice]
-    confidence = d.confidence or 0.0
+        detail = (" " + " | ".join(excluded)) if excluded else ""
+        problem = d.problem or "none is a candidate"
+        return [*lines, f"No checkpoint qualifies: {problem}.{detail}"]
+    e, s = pairs[d.choice]
     lines.append(f"Recommended: {e.label} (step {e.step}). {profile(e, s)}.")
-    lines.append(
-        f"It is the best candidate in {confidence:.0%} of {d.rule.n_boot} prompt-clustered "
-        f"bootstrap resamples."
-    )
+    lines.append(_sureness(d))
     metric = s.metric(d.rule)
     if metric is not None and metric.low <= 0.5:
         lines.append(
             f"Caution: its interval reaches {metric.low:.3f}, so humans cannot yet tell it "
             f"apart from the reference; more verdicts would settle it."
         )
-    lines.append(_runner_line(d, by_id_ok))
-    lines.append(_contrast(d, by_id_ok, "highest"))
-    lines.append(_contrast(d, by_id_ok, "last"))
+    lines.append(_runner_line(d, pairs))
+    lines.append(_contrast(d, pairs, "highest"))
+    lines.append(_contrast(d, pairs, "last"))
     return lines

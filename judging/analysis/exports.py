@@ -37,7 +37,7 @@ from judging.data.models import (
 )
 from judging.errors import ConflictError, NotFoundError
 from judging.stats.agreement import winner
-from judging.stats.recommend import RecommendationRule
+from judging.stats.rule import RecommendationRule
 from judging.studies.counting import counted_verdict
 from judging.studies.qc import csv_cell, pseudonym, to_jsonl
 
@@ -63,7 +63,9 @@ def recommendation_document(session: Session, rec: Recommendation) -> dict[str, 
         "created_at": rec.created_at.isoformat(),
         "method": rec.method,
         "checkpoint": _checkpoint_dict(info),
-        "confidence": rec.evidence.get("confidence"),
+        "p_within_delta": rec.evidence.get("p_within_delta"),
+        "expected_regret": rec.evidence.get("expected_regret"),
+        "delta": rec.evidence.get("delta"),
         "explanation": rec.rationale.splitlines(),
         "evidence": rec.evidence,
     }
@@ -90,7 +92,7 @@ def current_recommendation(
     _study(session, study_id)
     result = refresh_recommendation(session, study_id, rule)
     if result.stored is None:
-        why = result.decision.explanation[-1] if result.decision else "no verdicts"
+        why = result.explanation[-1] if result.explanation else "no verdicts"
         raise ConflictError(f"no recommendation for study {study_id}: {why}")
     return result.stored
 
@@ -347,9 +349,9 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 
 def _results_table(rec: Recommendation, labels: dict[int, str]) -> list[str]:
     lines = [
-        "| checkpoint | role | LC win rate [95% CI] | raw win rate | held-out reward | KL | "
-        "length growth | repetition | flags |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| checkpoint | role | LC win rate [95% CI] | raw win rate | P(within delta of best) | "
+        "held-out reward | KL | length growth | repetition | flags |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     decision = rec.evidence.get("decision", {})
     roles = {rec.checkpoint_id: "recommended"}
@@ -362,7 +364,8 @@ def _results_table(rec: Recommendation, labels: dict[int, str]) -> list[str]:
         interval = f"{_fmt(lc)} [{_fmt(lc.get('low'))}, {_fmt(lc.get('high'))}]" if lc else "n/a"
         lines.append(
             f"| {_cell(lab)} | {roles.get(cid, '')} | {interval} | {_fmt(s.get('win_rate'))} | "
-            f"{_fmt(i.get('reward'))} | {_fmt(i.get('kl'), '.2f')} | "
+            f"{_fmt(s.get('p_within_delta'), '.2f')} | {_fmt(i.get('reward'))} | "
+            f"{_fmt(i.get('kl'), '.2f')} | "
             f"{_fmt(i.get('length_growth'), '.2f')} | {_fmt(i.get('repetition'))} | "
             f"{_cell(', '.join(i.get('flags') or []) or 'none')} |"
         )

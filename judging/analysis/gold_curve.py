@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from judging.analysis.dashboard import N_BOOT
+from judging.analysis.regret import gold_preference_votes
 from judging.data.models import Comparison, Generation, GoldScore, Prompt
 from judging.gold import GoldScore as GoldParts
-from judging.stats.regret import gold_preference_votes
 from judging.stats.winrate import Interval, win_rate_interval
 
 

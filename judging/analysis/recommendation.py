@@ -24,15 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from judging.analysis.evidence import StudyEvidence, load_study_evidence
+from judging.analysis.explain import explain
 from judging.data.models import Recommendation
 from judging.stats.bradley_terry import PairVote, bradley_terry_intervals
-from judging.stats.recommend import (
-    METHOD,
-    CheckpointEvidence,
-    Decision,
-    RecommendationRule,
-    recommend,
-)
+from judging.stats.recommend import recommend
+from judging.stats.rule import METHOD, CheckpointEvidence, Decision, RecommendationRule
 
 
 @dataclass(frozen=True)
@@ -44,6 +40,8 @@ class Refreshed:
     decision: Decision | None
     """The fresh decision; None when the stored one was still current."""
     computed: bool
+    explanation: tuple[str, ...] = ()
+    """The fresh decision's explanation (why nothing qualifies, when nothing does)."""
 
 
 def _inputs(e: CheckpointEvidence) -> dict[str, Any]:
@@ -61,6 +59,8 @@ def _inputs(e: CheckpointEvidence) -> dict[str, Any]:
         "reward": _est(e.reward),
         "eval_reward": _est(e.eval_reward),
         "kl": _est(e.kl),
+        "length_tokens": e.length_tokens,
+        "kl_per_token": e.kl_per_token,
         "length_growth": e.length_growth,
         "repetition": e.repetition,
         "flags": list(e.flags),
@@ -126,7 +126,9 @@ def evidence_document(
         "n_judgements": study.n_judgements,
         "last_judgement_id": study.last_judgement_id,
         "rule": rule.as_dict(),
-        "confidence": decision.confidence,
+        "p_within_delta": decision.p_within_delta,
+        "expected_regret": decision.expected_regret,
+        "delta": rule.delta,
         "inputs": [_inputs(e) for e in study.evidence],
         "decision": _jsonable(decision.as_dict()),
         "bradley_terry": study_strengths(study, rule),
@@ -188,15 +190,16 @@ def refresh_recommendation(
     if latest is not None and not force and latest.evidence.get("fingerprint") == digest:
         return Refreshed(latest, None, computed=False)
     decision = recommend(study.evidence, rule)
+    text = tuple(explain(decision, study.evidence))
     if decision.choice is None:
-        return Refreshed(None, decision, computed=True)
+        return Refreshed(None, decision, computed=True, explanation=text)
     row = Recommendation(
         study_id=study_id,
         checkpoint_id=decision.choice,
         method=METHOD,
-        rationale="\n".join(decision.explanation),
+        rationale="\n".join(text),
         evidence=evidence_document(study, decision, rule, digest),
     )
     session.add(row)
     session.flush()
-    return Refreshed(row, decision, computed=True)
+    return Refreshed(row, decision, computed=True, explanation=text)

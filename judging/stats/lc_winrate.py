@@ -1,48 +1,60 @@
-"""Length-controlled win rate from human votes (AlpacaEval-style, Dubois et al. 2024).
+"""Win rates against the reference, fitted jointly over one study's checkpoints, and the joint
+prompt bootstrap that every interval and every decision probability comes from.
 
-Raters prefer the longer answer about two times in three (AlpacaEval's human table), so a policy
-that only learned to write more wins more. The length-controlled (LC) win rate asks what the win
-rate would be if the two responses were equally long: a logistic regression of the vote on the
-length difference,
+A *cell* is one judged pair: a checkpoint's response and the reference's to one prompt; its
+verdicts are scored for the checkpoint (1 won, 0 lost, 1/2 tie or both bad). Each (prompt,
+checkpoint) weighs one in total, however many raters judged it: the prompt is the unit of
+sampling (two raters of one pair see the same two texts).
 
-    P(checkpoint wins) = sigmoid(a + b * tanh(delta / s)),
+The model of a cell's mean score y (a linear probability model):
 
-with delta = checkpoint length - reference length (characters, as AlpacaEval) and s the standard
-deviation of delta, predicted at delta = 0: LC = sigmoid(a). The tanh bounds the influence of one
-very long answer. Ties and "both bad" are soft labels of one half (binary cross-entropy with
-fractional targets), exactly as AlpacaEval fits its GLM on preference probabilities.
+    y - 1/2 = d_p + a_k + (b + b_k) * x,   x = tanh(delta / s)
 
-Unlike AlpacaEval there is no instruction-difficulty term (it needs many models judged on the same
-instructions) and the length slope gets a small ridge penalty instead of cross-validated L1.
-Symmetric data (a model against itself) has its maximum at a = 0, so LC = 0.5 exactly.
+- `delta` = checkpoint length - reference length (characters), `s` the standard deviation of
+  delta over the study (AlpacaEval's standardiser); the tanh bounds one very long answer's pull.
+- `a_k` is checkpoint k's advantage over the reference. Its prior is `virtual_ties`
+  pseudo-verdicts, half won and half lost: the estimate is pulled towards 1/2 as if c prompts had
+  been tied, so a sweep of a few prompts cannot outrank hundreds of verdicts, and in the bootstrap
+  the pseudo-verdicts are resampled too, so a clean sweep keeps an interval of honest width
+  (Agresti-Coull's "add two wins and two losses").
+- `b + b_k` is the raters' taste for length as seen in checkpoint k's votes: a shared slope `b`
+  and a per-checkpoint deviation `b_k` shrunk towards it (ridge `slope_ridge`). A length hacker is
+  longer than the reference on nearly every prompt, so its own slope is barely identified and it
+  borrows the study's; a checkpoint whose lengths vary around the reference's informs its own.
+- `d_p` is the prompt's difficulty (ridge `prompt_ridge`): on a prompt where the reference is
+  strong every checkpoint loses more. With checkpoints judged on different prompts (uneven
+  coverage, adaptive allocation), it adjusts each one for the prompts it happened to get.
 
-Pure functions over plain data, no numpy: a two-parameter Newton-Raphson with step halving.
+The *length-controlled* (LC) win rate is the model's prediction at equal lengths averaged over the
+study's prompts, 1/2 + a_k + mean_p d_p; the *adjusted* win rate is the same model without length
+terms (prompt difficulty and the prior only). Raw win rates are plain means of the votes.
+
+Why linear and not AlpacaEval's logistic GLM: the quantity reported is an average win
+probability, which the linear model estimates directly; its solution is linear in the votes, so a
+bootstrap resample is one batched linear solve (no Newton iterations, no warm starts), and with
+equal lengths and no prior it is exactly the raw win rate. The bounded feature keeps predictions
+within [0, 1] in practice; they are not clipped, so that the estimator stays unbiased.
+
+Joint bootstrap: every resample draws prompts with replacement (the same draw for every
+checkpoint: they were judged on the same prompt set) and refits the model; the draws of all
+checkpoints therefore move together, which is what paired comparisons and "P(the choice is within
+delta of the best)" need. Pure numpy over plain data.
 """
 
 from __future__ import annotations
 
-import math
-import random
-import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from itertools import chain, repeat
-from operator import itemgetter, mul
+from dataclasses import dataclass
 from typing import TypeVar
 
-from judging.stats.winrate import Interval, percentile_interval
+import numpy as np
+from numpy.typing import NDArray
+
+from judging.stats.winrate import Interval
 
 K = TypeVar("K", bound=Hashable)
-
-LENGTH_L2 = 1.0
-"""Ridge penalty on the length slope: one pseudo-observation's worth, negligible beyond ~20 votes,
-but it keeps the slope finite when the longer answer always wins (perfect separation)."""
-BOOT_TOL = 1e-4
-"""Newton stops inside the bootstrap once a step is below this: convergence is quadratic, so the
-error left is about the square of the last step, far below a percentile's resolution."""
-INTERCEPT_L2 = 1e-4
-"""A vanishing penalty on the intercept, only so that a clean sweep (all votes won) stays finite."""
+Array = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -57,451 +69,295 @@ class LengthVote:
 
 
 @dataclass(frozen=True)
-class LengthFit:
-    """The fitted length model; `lc_win_rate` is its prediction at zero length difference."""
+class LCModel:
+    """The model's priors; every field is stored with each recommendation."""
 
-    intercept: float
-    slope: float
-    """Log-odds per unit of tanh(delta / scale): positive when the longer response wins more."""
+    virtual_ties: float = 8.0
+    """Pseudo-verdicts per checkpoint, half won and half lost, in prompts' worth: an estimate on
+    n prompts moves n / (n + c) of the way from 1/2 to what its votes say."""
+    prompt_ridge: float = 2.0
+    """Ridge on prompt difficulty, in cells: a prompt judged for m checkpoints keeps m / (m + r)
+    of its apparent difficulty."""
+    slope_ridge: float = 20.0
+    """Ridge on each checkpoint's deviation from the shared length slope (in units of x^2)."""
+    shared_slope_ridge: float = 1.0
+    """Ridge on the shared length slope: keeps it finite when every longer answer won."""
+
+    def __post_init__(self) -> None:
+        for name in ("virtual_ties", "prompt_ridge", "slope_ridge", "shared_slope_ridge"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0")
+
+
+@dataclass(frozen=True)
+class VoteTable:
+    """One study's votes as arrays of cells (C cells, P prompts, K checkpoints)."""
+
+    keys: tuple[Hashable, ...]
+    prompts: tuple[Hashable, ...]
+    prompt: NDArray[np.intp]
+    """(C,) prompt index of each cell."""
+    column: NDArray[np.intp]
+    """(C,) checkpoint index of each cell."""
+    x: Array
+    """(C,) tanh(length difference / scale)."""
+    score: Array
+    """(C,) summed scores of the cell's verdicts."""
+    votes: Array
+    """(C,) number of verdicts in the cell."""
+    weight: Array
+    """(C,) the cell's share of its (prompt, checkpoint): every judged pair weighs one."""
     scale: float
-    n_votes: int
 
     @property
-    def lc_win_rate(self) -> float:
-        return sigmoid(self.intercept)
+    def shape(self) -> tuple[int, int]:
+        return len(self.prompts), len(self.keys)
 
-    def predict(self, length_diff: float) -> float:
-        """Predicted checkpoint win probability at a given length difference."""
-        return sigmoid(self.intercept + self.slope * math.tanh(length_diff / self.scale))
-
-
-# A row of sufficient statistics: (x = tanh(delta / s), total score, total weight).
-Row = tuple[float, float, float]
-Solution = tuple[dict[Hashable, float], float]
-"""Fitted intercepts per group and the shared slope."""
+    def per_prompt(self, values: Array) -> Array:
+        """(P, K) sums of a per-cell quantity."""
+        out = np.zeros(self.shape)
+        np.add.at(out, (self.prompt, self.column), values)
+        return out
 
 
-def sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-def length_scale(votes: Sequence[LengthVote]) -> float:
+def length_scale(diffs: Sequence[float]) -> float:
     """Standard deviation of the length differences (AlpacaEval's standardiser); 1 if degenerate."""
-    diffs = [v.length_diff for v in votes]
     if len(diffs) < 2:
         return 1.0
-    sd = statistics.stdev(diffs)
+    sd = float(np.std(np.asarray(diffs, dtype=float), ddof=1))
     return sd if sd > 0 else 1.0
 
 
-def _rows_by_prompt(votes: Iterable[LengthVote], scale: float) -> dict[Hashable, list[Row]]:
-    """Votes summed per (prompt, length difference): two raters of one pair share one row."""
-    sums: dict[tuple[Hashable, float], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for v in votes:
-        acc = sums[(v.prompt_id, v.length_diff)]
-        acc[0] += v.score
-        acc[1] += 1.0
-    out: dict[Hashable, list[Row]] = defaultdict(list)
-    for (prompt, diff), (score, weight) in sums.items():
-        out[prompt].append((math.tanh(diff / scale), score, weight))
-    return dict(out)
-
-
-def _loglik(rows: Sequence[Row], a: float, b: float, l2_a: float, l2_b: float) -> float:
-    total = -0.5 * (l2_a * a * a + l2_b * b * b)
-    for x, s, w in rows:
-        z = a + b * x
-        # log sigmoid(z) = -log1p(exp(-z)), computed stably for both signs.
-        log_p = -math.log1p(math.exp(-z)) if z >= 0 else z - math.log1p(math.exp(z))
-        log_q = log_p - z
-        total += s * log_p + (w - s) * log_q
-    return total
-
-
-def fit_rows(
-    rows: Sequence[Row], *, start: tuple[float, float] = (0.0, 0.0), tol: float = 1e-9
-) -> tuple[float, float]:
-    """Penalised maximum likelihood (a, b) of one checkpoint's rows."""
-    a, b = fit_shared_rows({0: rows}, ({0: start[0]}, start[1]), tol=tol)
-    return a[0], b
-
-
-def fit_length_model(
-    votes: Sequence[LengthVote], *, scale: float | None = None
-) -> LengthFit | None:
-    """The logistic length model over these votes; None without votes."""
-    if not votes:
+def vote_table(groups: Mapping[Hashable, Sequence[LengthVote]]) -> VoteTable | None:
+    """Cells of the checkpoints that have votes; None when none has. Prompts are ordered by
+    repr so that the same votes always give the same arrays (and the same resamples)."""
+    voted = {k: vs for k, vs in groups.items() if vs}
+    if not voted:
         return None
-    s = scale if scale is not None else length_scale(votes)
-    rows = [row for group in _rows_by_prompt(votes, s).values() for row in group]
-    a, b = fit_rows(rows)
-    return LengthFit(a, b, s, len(votes))
+    keys = tuple(voted)
+    scale = length_scale([v.length_diff for vs in voted.values() for v in vs])
+    sums: dict[tuple[int, Hashable, float], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for k, vs in enumerate(voted.values()):
+        for v in vs:
+            acc = sums[(k, v.prompt_id, v.length_diff)]
+            acc[0] += v.score
+            acc[1] += 1.0
+    prompts = tuple(sorted({p for _, p, _ in sums}, key=repr))
+    where = {p: i for i, p in enumerate(prompts)}
+    cells = list(sums.items())
+    column = np.array([k for (k, _, _), _ in cells], dtype=np.intp)
+    prompt = np.array([where[p] for (_, p, _), _ in cells], dtype=np.intp)
+    diff = np.array([d for (_, _, d), _ in cells], dtype=float)
+    score = np.array([s for _, (s, _) in cells], dtype=float)
+    votes = np.array([n for _, (_, n) in cells], dtype=float)
+    pair_votes = np.zeros((len(prompts), len(keys)))
+    np.add.at(pair_votes, (prompt, column), votes)
+    weight = votes / pair_votes[prompt, column]
+    return VoteTable(keys, prompts, prompt, column, np.tanh(diff / scale), score, votes, weight,
+                     scale)  # fmt: skip
 
 
-def lc_win_rate(votes: Sequence[LengthVote], *, scale: float | None = None) -> float | None:
-    """Win rate predicted at zero length difference; None without votes."""
-    fit = fit_length_model(votes, scale=scale)
-    return fit.lc_win_rate if fit else None
+# ---- the fit ------------------------------------------------------------------------------------
 
 
-def resample_rows(
-    clusters: Mapping[Hashable, Sequence[Row]], keys: Sequence[Hashable], rng: random.Random
-) -> list[Row]:
-    """One prompt-clustered bootstrap draw, as rows weighted by how often each prompt was drawn."""
-    counts = Counter(rng.choices(keys, k=len(keys)))
-    return [(x, s * m, w * m) for key, m in counts.items() for x, s, w in clusters[key]]
-
-
-def lc_win_rate_interval(
-    votes: Sequence[LengthVote], n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> Interval | None:
-    """LC win rate with a percentile interval from resampling whole prompts; None without votes.
-
-    The length scale is fixed at the full-sample value so that every resample predicts at the same
-    zero; each refit starts from the full-sample estimate (a few Newton steps each).
-    """
-    fit = fit_length_model(votes)
-    if fit is None:
-        return None
-    clusters = _rows_by_prompt(votes, fit.scale)
-    keys = list(clusters)
-    rng = random.Random(seed)
-    samples = []
-    for _ in range(n_boot):
-        rows = resample_rows(clusters, keys, rng)
-        a, _b = fit_rows(rows, start=(fit.intercept, fit.slope), tol=BOOT_TOL)
-        samples.append(sigmoid(a))
-    low, high = percentile_interval(samples, level)
-    return Interval(fit.lc_win_rate, low, high, n_clusters=len(keys), n_votes=len(votes))
-
-
-# ---- several checkpoints with one length slope ------------------------------------------------
-#
-# Raters' taste for length belongs to the raters, not to a checkpoint. Fitted per checkpoint, the
-# slope is poorly identified exactly where it matters: a length hacker is longer than the base on
-# nearly every prompt, so its votes say little about what happens at zero difference. Sharing one
-# slope (and one scale) across the checkpoints of a study borrows that information from the
-# checkpoints whose lengths vary around the base's, as AlpacaEval borrows it from its many models:
-#     logit P(checkpoint k wins) = a_k + b * tanh(delta / s).
+def _design(table: VoteTable, with_length: bool) -> Array:
+    """(C, D) regressors: a one-hot advantage per checkpoint, and with length the per-checkpoint
+    slope deviations and the shared slope (D = K or 2K + 1)."""
+    n_cells, n_keys = len(table.x), len(table.keys)
+    width = 2 * n_keys + 1 if with_length else n_keys
+    z = np.zeros((n_cells, width))
+    rows = np.arange(n_cells)
+    z[rows, table.column] = 1.0
+    if with_length:
+        z[rows, n_keys + table.column] = table.x
+        z[:, -1] = table.x
+    return z
 
 
 @dataclass(frozen=True)
-class SharedLengthFit:
-    intercepts: dict[Hashable, float]
-    slope: float
-    scale: float
+class _Moments:
+    """Per-prompt sufficient statistics of the weighted least-squares problem."""
 
-    def lc_win_rate(self, key: Hashable) -> float:
-        return sigmoid(self.intercepts[key])
+    zz: Array
+    """(P, D*D) sum of w z z^T."""
+    zy: Array
+    """(P, D) sum of w z y."""
+    z1: Array
+    """(P, D) sum of w z."""
+    n: Array
+    """(P,) sum of w."""
+    y: Array
+    """(P,) sum of w y."""
+
+    @classmethod
+    def of(cls, table: VoteTable, z: Array) -> _Moments:
+        order = np.argsort(table.prompt, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(table.prompt[order]) != 0])
+        w, z = table.weight[order], z[order]
+        y = table.score[order] / table.votes[order] - 0.5
+        wz = w[:, None] * z
+
+        def by_prompt(values: Array) -> Array:
+            summed: Array = np.add.reduceat(values, starts, axis=0)
+            return summed
+
+        zz = by_prompt((wz[:, :, None] * z[:, None, :]).reshape(len(w), -1))
+        return cls(zz, by_prompt(wz * y[:, None]), by_prompt(wz), by_prompt(w), by_prompt(w * y))
 
 
-@dataclass
-class _Pass:
-    """Log-likelihood, gradient and the arrow-shaped information matrix at one point."""
+def _solve(
+    m: _Moments, counts: Array, wins: Array, losses: Array, n_keys: int, model: LCModel,
+    with_length: bool,
+) -> Array:  # fmt: skip
+    """(B, K) win rates at equal lengths for B prompt weightings (counts, B x P) and prior
+    weightings (wins, losses: B x K pseudo-verdicts).
 
-    loglik: float
-    g_a: dict[Hashable, float]
-    d_a: dict[Hashable, float]
-    """Diagonal of the intercept block."""
-    c_a: dict[Hashable, float]
-    """Intercept-slope entries."""
-    g_b: float
-    e: float
-    """Slope-slope entry."""
+    The prompt effects are centred (sum_p m_p d_p = 0, a multiplier nu), so that the level of a
+    checkpoint lives in a_k alone and the prior on a_k shrinks the estimate itself. Each d_p
+    touches one prompt's cells, so it is eliminated in closed form,
+    d_p = g_p (t_p - u_p . theta - nu) with g_p = m_p / (m_p n_p + ridge), leaving per resample
+    a (D + 1) system in (theta, nu):
+
+        [ sum m A - f u u^T + priors   -f u ] [theta]   [ sum m g - f u t + prior ]
+        [ -f u^T                        -f  ] [ nu  ] = [ -f t                    ]
+
+    with f_p = m_p g_p."""
+    width = m.z1.shape[1]
+    denominator = counts * m.n + model.prompt_ridge
+    gain = np.divide(counts, denominator, out=np.zeros_like(counts), where=denominator > 0)
+    f = counts * gain  # (B, P)
+    uu = (m.z1[:, :, None] * m.z1[:, None, :]).reshape(len(m.n), -1)
+    h = np.zeros((len(counts), width + 1, width + 1))
+    h[:, :width, :width] = (counts @ m.zz - f @ uu).reshape(-1, width, width)
+    fu = f @ m.z1  # (B, D)
+    h[:, :width, width] = h[:, width, :width] = -fu
+    h[:, width, width] = -f.sum(axis=1)
+    r = np.zeros((len(counts), width + 1))
+    r[:, :width] = counts @ m.zy - f @ (m.z1 * m.y[:, None])
+    r[:, width] = -(f @ m.y)
+    diag = np.arange(n_keys)
+    h[:, diag, diag] += wins + losses + 1e-9
+    r[:, :n_keys] += 0.5 * (wins - losses)
+    if with_length:
+        slopes = np.arange(n_keys, 2 * n_keys)
+        h[:, slopes, slopes] += model.slope_ridge + 1e-9
+        h[:, width - 1, width - 1] += model.shared_slope_ridge + 1e-9
+    theta = np.linalg.solve(h, r[:, :, None])[:, :, 0]  # (B, D + 1)
+    rates: Array = 0.5 + theta[:, :n_keys]
+    return rates
 
 
-def _evaluate(
-    groups: Mapping[Hashable, Sequence[Row]], a: Mapping[Hashable, float], b: float
-) -> _Pass:
-    """One pass over the rows: one exp and one log1p per row (the bootstrap's inner loop)."""
-    out = _Pass(-0.5 * LENGTH_L2 * b * b, {}, {}, {}, -LENGTH_L2 * b, LENGTH_L2)
-    for key, rows in groups.items():
-        ak = a[key]
-        ll, ga, da, ca = -0.5 * INTERCEPT_L2 * ak * ak, -INTERCEPT_L2 * ak, INTERCEPT_L2, 0.0
-        for x, s, w in rows:
-            z = ak + b * x
-            if z >= 0:
-                t = math.exp(-z)
-                p, log_p = 1.0 / (1.0 + t), -math.log1p(t)
-            else:
-                t = math.exp(z)
-                p, log_p = t / (1.0 + t), z - math.log1p(t)
-            ll += s * log_p + (w - s) * (log_p - z)
-            r, v = s - w * p, w * p * (1.0 - p)
-            ga += r
-            da += v
-            ca += v * x
-            out.g_b += r * x
-            out.e += v * x * x
-        out.loglik += ll
-        out.g_a[key], out.d_a[key], out.c_a[key] = ga, da, ca
+def _raw(table: VoteTable, counts: Array) -> Array:
+    """(B, K) plain win rates (mean score of the drawn verdicts); NaN where none was drawn."""
+    scores, votes = table.per_prompt(table.score), table.per_prompt(table.votes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates: Array = (counts @ scores) / (counts @ votes)
+    return rates
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Point estimates (K,) and joint bootstrap draws (B, K) of one study's checkpoints."""
+
+    keys: tuple[Hashable, ...]
+    raw: Array
+    adjusted: Array
+    """Prompt difficulty and the prior, no length terms."""
+    lc: Array
+    raw_draws: Array
+    """NaN where a resample drew none of a checkpoint's prompts."""
+    adjusted_draws: Array
+    lc_draws: Array
+    n_prompts: NDArray[np.intp]
+    n_votes: NDArray[np.intp]
+    model: LCModel
+
+    def column(self, key: Hashable) -> int:
+        return self.keys.index(key)
+
+    def intervals(self, which: str, level: float = 0.95) -> list[Interval]:
+        """Percentile intervals of one metric ("raw", "adjusted", "lc"), in key order."""
+        point: Array = getattr(self, which)
+        draws: Array = getattr(self, f"{which}_draws")
+        tail = (1 - level) / 2
+        bounds = nan_quantiles(draws, (tail, 1 - tail))
+        bounds = np.where(np.isnan(bounds), point, bounds)
+        return [
+            Interval(float(point[k]), float(bounds[0, k]), float(bounds[1, k]),
+                     int(self.n_prompts[k]), int(self.n_votes[k]))
+            for k in range(len(point))
+        ]  # fmt: skip
+
+    def interval(self, which: str, k: int, level: float = 0.95) -> Interval:
+        """Percentile interval of one metric of checkpoint k."""
+        return self.intervals(which, level)[k]
+
+
+def nan_quantiles(draws: Array, qs: Sequence[float]) -> Array:
+    """(len(qs), K) linear-interpolated quantiles of each column, NaNs left out (NaN for a column
+    with none); `np.nanquantile` loops over columns in Python."""
+    ordered = np.sort(draws, axis=0)  # NaN sorts last
+    valid = (~np.isnan(ordered)).sum(axis=0)
+    out = np.full((len(qs), draws.shape[1]), np.nan)
+    cols = np.flatnonzero(valid)
+    for row, q in enumerate(qs):
+        pos = q * (valid[cols] - 1)
+        lo, hi = np.floor(pos).astype(np.intp), np.ceil(pos).astype(np.intp)
+        a, b = ordered[lo, cols], ordered[hi, cols]
+        out[row, cols] = a + (b - a) * (pos - lo)
     return out
 
 
-def fit_shared_rows(
-    groups: Mapping[Hashable, Sequence[Row]],
-    start: tuple[Mapping[Hashable, float], float] | None = None,
-    *,
-    tol: float = 1e-9,
-    max_iter: int = 100,
-) -> tuple[dict[Hashable, float], float]:
-    """Penalised MLE of (a_k, b) by Newton-Raphson with step halving. The information matrix is
-    arrow-shaped, so each step is solved in O(K) through the Schur complement of the intercepts."""
-    a = {k: (start[0].get(k, 0.0) if start else 0.0) for k in groups}
-    b = start[1] if start else 0.0
-    point = _evaluate(groups, a, b)
-    for _ in range(max_iter):
-        schur = point.e - sum(point.c_a[k] ** 2 / point.d_a[k] for k in groups)
-        if schur <= 0:
-            break
-        step_b = (point.g_b - sum(point.c_a[k] * point.g_a[k] / point.d_a[k] for k in groups)) / (
-            schur
-        )
-        step_a = {k: (point.g_a[k] - point.c_a[k] * step_b) / point.d_a[k] for k in groups}
-        t = 1.0
-        while t > 1e-6:
-            cand_a = {k: a[k] + t * step_a[k] for k in groups}
-            cand = _evaluate(groups, cand_a, b + t * step_b)
-            if cand.loglik >= point.loglik - 1e-12:
-                break
-            t /= 2
-        else:
-            break
-        a, b, point = cand_a, b + t * step_b, cand
-        if max([abs(t * step_b), *(abs(t * v) for v in step_a.values())]) < tol:
-            break
-    return a, b
-
-
-def fit_shared_length_model(
-    groups: Mapping[Hashable, Sequence[LengthVote]], *, scale: float | None = None
-) -> SharedLengthFit | None:
-    """One length slope for all groups (checkpoints), one intercept each; None without votes."""
-    voted = {k: v for k, v in groups.items() if v}
-    if not voted:
-        return None
-    s = scale if scale is not None else length_scale([v for vs in voted.values() for v in vs])
-    rows = {k: [r for g in _rows_by_prompt(vs, s).values() for r in g] for k, vs in voted.items()}
-    a, b = fit_shared_rows(rows)
-    return SharedLengthFit(a, b, s)
-
-
-# ---- the joint bootstrap's inner loop -----------------------------------------------------------
-#
-# Each resample refits the shared model on the drawn prompts' rows, weighted by how often each was
-# drawn, by Newton from a nearby point: the full-sample fit, or the same resample's solution for
-# an earlier verdict set. Near the maximum full steps converge quadratically, so the refit needs
-# no line search and no log-likelihood: one tanh per row and pass (see `_newton`).
-
-BOOT_STEP = 1e-3
-"""A resample's refit stops once a Newton step is below this in every coordinate, after applying
-it: convergence is quadratic, so the error left is of the order of the step squared (~1e-6 on the
-log-odds scale), far below a percentile's resolution; the unit tests bound it against refits to
-1e-12."""
-MAX_NEWTON = 25
-
-
-def _moments(rows: Sequence[Row], a: float, b: float) -> tuple[float, float, float, float, float]:
-    """(d/da, -d2/da2, -d2/da db, d/db, -d2/db2) of one checkpoint's log-likelihood, unpenalised.
-    With t = tanh(z / 2): p = (1 + t) / 2 and p (1 - p) = (1 - t^2) / 4 (no overflow at any z)."""
-    half_a, half_b = 0.5 * a, 0.5 * b
-    g_a = d_a = c_a = g_b = e = 0.0
-    for x, s, w in rows:
-        t = math.tanh(half_a + half_b * x)
-        r = s - 0.5 * w * (1.0 + t)
-        v = 0.25 * w * (1.0 - t * t)
-        vx = v * x
-        g_a += r
-        d_a += v
-        c_a += vx
-        g_b += r * x
-        e += vx * x
-    return g_a, d_a, c_a, g_b, e
-
-
-@dataclass(frozen=True)
-class JointDraws:
-    """Bootstrap draws for several checkpoints from the same resampled prompts."""
-
-    fit: SharedLengthFit
-    raw: dict[Hashable, list[float | None]]
-    lc: dict[Hashable, list[float | None]]
-    """None where a resample drew none of a checkpoint's prompts."""
-    n_prompts: dict[Hashable, int]
-    n_votes: dict[Hashable, int]
-    solutions: list[Solution] = field(default_factory=list)
-    """Each resample's fitted (intercepts, slope): a warm start for the next verdict set's
-    bootstrap, whose resamples draw the same prompts and land very close."""
-
-
-def _newton_step(
-    drawn: Mapping[Hashable, Sequence[Row]], a: Mapping[Hashable, float], b: float
-) -> tuple[dict[Hashable, float], float, float] | None:
-    """The penalised Newton step at (a, b) and the Newton decrement; None when the information
-    matrix is not positive definite. Solved through the Schur complement, as `fit_shared_rows`."""
-    g_b, e = -LENGTH_L2 * b, LENGTH_L2
-    blocks: dict[Hashable, tuple[float, float, float]] = {}
-    for k, rows in drawn.items():
-        ga, da, ca, gb, ek = _moments(rows, a[k], b)
-        blocks[k] = (ga - INTERCEPT_L2 * a[k], da + INTERCEPT_L2, ca)
-        g_b += gb
-        e += ek
-    schur = e - sum(ca * ca / da for _, da, ca in blocks.values())
-    if not schur > 0:
-        return None
-    step_b = (g_b - sum(ca * ga / da for ga, da, ca in blocks.values())) / schur
-    step_a = {k: (ga - ca * step_b) / da for k, (ga, da, ca) in blocks.items()}
-    decrement = g_b * step_b + sum(blocks[k][0] * step_a[k] for k in blocks)
-    return step_a, step_b, decrement
-
-
-def _newton(
-    drawn: Mapping[Hashable, Sequence[Row]], a: Mapping[Hashable, float], b: float
-) -> Solution | None:
-    """Full Newton steps from a nearby start while the Newton decrement keeps falling (it does in
-    the quadratic region around the maximum, which a warm start is in); None when it stops
-    falling or the steps do not settle, and the caller refits with the line-searched routine."""
-    a = dict(a)
-    last = math.inf
-    for _ in range(MAX_NEWTON):
-        found = _newton_step(drawn, a, b)
-        if found is None or not found[2] < last:
-            return None
-        step_a, step_b, last = found
-        a = {k: a[k] + step_a[k] for k in a}
-        b += step_b
-        if max(abs(step_b), *map(abs, step_a.values())) < BOOT_STEP:
-            return a, b
-    return None
-
-
-@dataclass(frozen=True)
-class _Influence:
-    """The full-sample information's inverse times each prompt's gradient at the fit: to first
-    order, how (a, b) move per extra draw of that prompt. A resample's Newton then starts at the
-    fit plus sum_p (m_p - 1) times its prompt's vector (one Newton step with the full-sample
-    information, the influence-function linearisation), one pass closer than the fit itself."""
-
-    order: list[Hashable]
-    """Groups in component order; the last component is the slope."""
-    keys: list[Hashable]
-    columns: list[list[float]]
-    """Per component, its value for each prompt of `keys`."""
-    total: list[float]
-
-    @classmethod
-    def of(
-        cls,
-        clusters: Mapping[Hashable, Mapping[Hashable, Sequence[Row]]],
-        keys: list[Hashable],
-        fit: SharedLengthFit,
-    ) -> _Influence:
-        order = list(clusters)
-        full = {k: [r for g in c.values() for r in g] for k, c in clusters.items()}
-        info = {k: _moments(rows, fit.intercepts[k], fit.slope) for k, rows in full.items()}
-        d_a = {k: m[1] + INTERCEPT_L2 for k, m in info.items()}
-        c_a = {k: m[2] for k, m in info.items()}
-        schur = LENGTH_L2 + sum(m[4] - c_a[k] ** 2 / d_a[k] for k, m in info.items())
-        rows = []
-        for p in keys:
-            g = {
-                k: _moments(c[p], fit.intercepts[k], fit.slope)
-                for k, c in clusters.items()
-                if p in c
-            }
-            step_b = (
-                sum(m[3] for m in g.values()) - sum(c_a[k] * m[0] / d_a[k] for k, m in g.items())
-            ) / schur
-            step_a = [((g[k][0] if k in g else 0.0) - c_a[k] * step_b) / d_a[k] for k in order]
-            rows.append([*step_a, step_b])
-        columns = [list(col) for col in zip(*rows, strict=True)]
-        return cls(order, keys, columns, [sum(col) for col in columns])
-
-    def start(self, fit: SharedLengthFit, counts: Mapping[Hashable, int]) -> Solution:
-        drawn = list(map(counts.get, self.keys, repeat(0)))
-        shift = [
-            sum(map(mul, drawn, col)) - t for col, t in zip(self.columns, self.total, strict=True)
-        ]
-        a = {k: fit.intercepts[k] + u for k, u in zip(self.order, shift, strict=False)}
-        return a, fit.slope + shift[-1]
-
-
-CACHED_DRAWS = 8
-"""Weighted copies of each prompt's rows are kept for up to this many draws of it (a prompt is
-drawn more often in about one resample in a million; those are weighted on the fly)."""
-
-
-class _Resampler:
-    """One checkpoint's rows of the drawn prompts, weighted by their draw counts."""
-
-    def __init__(self, clusters: Mapping[Hashable, Sequence[Row]]) -> None:
-        self.clusters = clusters
-        self.weighted = {
-            (p, m): [(x, s * m, w * m) for x, s, w in rows]
-            for p, rows in clusters.items()
-            for m in range(1, CACHED_DRAWS + 1)
-        }
-
-    def rows(self, counts: Counter[Hashable], most: int) -> list[Row]:
-        if most <= CACHED_DRAWS:
-            return list(chain.from_iterable(map(self.weighted.get, counts.items(), repeat(()))))
-        c = self.clusters
-        return [(x, s * m, w * m) for p, m in counts.items() for x, s, w in c.get(p, ())]
+def prompt_draws(n_prompts: int, n_boot: int, rng: np.random.Generator) -> Array:
+    """(B, P) how often each prompt is drawn in each resample (multinomial, P draws)."""
+    drawn = rng.integers(0, n_prompts, size=(n_boot, n_prompts))
+    flat = drawn + n_prompts * np.arange(n_boot)[:, None]
+    counts = np.bincount(flat.ravel(), minlength=n_boot * n_prompts)
+    return counts.reshape(n_boot, n_prompts).astype(float)
 
 
 def joint_bootstrap(
     groups: Mapping[Hashable, Sequence[LengthVote]],
     n_boot: int = 1000,
     seed: int = 0,
-    warm: Sequence[Solution] | None = None,
-) -> JointDraws | None:
-    """Resample prompts (the same draw for every checkpoint: they share the held-out set) and
-    refit the shared model each time; raw and LC win rates per checkpoint and resample.
-
-    Each refit starts from `warm[i]` (resample i's solution for an earlier verdict set, see
-    `JointDraws.solutions`) when given, else from the fit moved by the drawn prompts' influence;
-    the start changes the result by no more than the stopping tolerance (`BOOT_STEP`)."""
-    fit = fit_shared_length_model(groups)
-    if fit is None:
+    model: LCModel | None = None,
+) -> Estimates | None:
+    """Raw, adjusted and LC win rates of every voted checkpoint, with `n_boot` joint resamples of
+    the prompts (and of the prior's pseudo-verdicts); None without votes."""
+    model = model or LCModel()
+    table = vote_table(groups)
+    if table is None:
         return None
-    clusters = {k: _rows_by_prompt(vs, fit.scale) for k, vs in groups.items() if vs}
-    keys = sorted({p for c in clusters.values() for p in c}, key=repr)
-    resamplers = {k: _Resampler(c) for k, c in clusters.items()}
-    influence = _Influence.of(clusters, keys, fit) if not warm else None
-    rng = random.Random(seed)
-    raw: dict[Hashable, list[float | None]] = {k: [] for k in clusters}
-    lc: dict[Hashable, list[float | None]] = {k: [] for k in clusters}
-    solutions: list[Solution] = []
-    for i in range(n_boot):
-        counts = Counter(rng.choices(keys, k=len(keys)))
-        most = max(counts.values())
-        drawn = {k: r.rows(counts, most) for k, r in resamplers.items()}
-        present = {k: rows for k, rows in drawn.items() if rows}
-        if warm and i < len(warm):
-            start_a, start_b = warm[i]
-        else:
-            influence = influence or _Influence.of(clusters, keys, fit)
-            start_a, start_b = influence.start(fit, counts)
-        a0 = {k: start_a.get(k, fit.intercepts[k]) for k in present}
-        solved = _newton(present, a0, start_b) or fit_shared_rows(
-            present, (fit.intercepts, fit.slope), tol=BOOT_TOL
-        )
-        solutions.append(solved)
-        for k, rows in drawn.items():
-            score = sum(map(itemgetter(1), rows))
-            raw[k].append(score / sum(map(itemgetter(2), rows)) if rows else None)
-            lc[k].append(sigmoid(solved[0][k]) if rows else None)
-    return JointDraws(
-        fit,
-        raw,
-        lc,
-        {k: len(c) for k, c in clusters.items()},
-        {k: len(groups[k]) for k in clusters},
-        solutions,
+    n_p, n_k = table.shape
+    rng = np.random.default_rng(seed)
+    counts = prompt_draws(n_p, n_boot, rng)
+    wins = rng.poisson(model.virtual_ties / 2, size=(n_boot, n_k)).astype(float)
+    losses = rng.poisson(model.virtual_ties / 2, size=(n_boot, n_k)).astype(float)
+    ones, prior = np.ones((1, n_p)), np.full((1, n_k), model.virtual_ties / 2)
+    fitted = {}
+    for with_length in (False, True):
+        m = _Moments.of(table, _design(table, with_length))
+        point = _solve(m, ones, prior, prior, n_k, model, with_length)[0]
+        fitted[with_length] = point, _solve(m, counts, wins, losses, n_k, model, with_length)
+    judged = table.per_prompt(table.votes) > 0
+    return Estimates(
+        keys=table.keys,
+        raw=_raw(table, ones)[0],
+        adjusted=fitted[False][0],
+        lc=fitted[True][0],
+        raw_draws=_raw(table, counts),
+        adjusted_draws=fitted[False][1],
+        lc_draws=fitted[True][1],
+        n_prompts=judged.sum(axis=0),
+        n_votes=table.per_prompt(table.votes).sum(axis=0).astype(np.intp),
+        model=model,
     )
+
+
+def lc_win_rate(votes: Sequence[LengthVote], model: LCModel | None = None) -> float | None:
+    """One checkpoint's LC win rate (the prior included); None without votes."""
+    fitted = joint_bootstrap({0: votes}, n_boot=1, model=model)
+    return float(fitted.lc[0]) if fitted is not None else None
 
 
 def lc_win_rate_intervals(
@@ -509,21 +365,15 @@ def lc_win_rate_intervals(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    model: LCModel | None = None,
 ) -> dict[K, Interval]:
-    """LC win rate per checkpoint of one study (shared length slope) with prompt-clustered
+    """LC win rate per checkpoint of one study (fitted jointly) with prompt-clustered percentile
     intervals; checkpoints without votes are left out."""
-    draws = joint_bootstrap(dict(groups.items()), n_boot, seed)
-    return lc_intervals(draws, groups, level) if draws is not None else {}
+    fitted = joint_bootstrap(dict(groups.items()), n_boot, seed, model)
+    return lc_intervals(fitted, groups, level) if fitted is not None else {}
 
 
-def lc_intervals(draws: JointDraws, groups: Iterable[K], level: float = 0.95) -> dict[K, Interval]:
-    """Percentile intervals of the LC draws of these groups (those with votes)."""
-    out: dict[K, Interval] = {}
-    for key in groups:
-        if key not in draws.lc:
-            continue
-        values = [v for v in draws.lc[key] if v is not None]
-        estimate = draws.fit.lc_win_rate(key)
-        low, high = percentile_interval(values, level) if values else (estimate, estimate)
-        out[key] = Interval(estimate, low, high, draws.n_prompts[key], draws.n_votes[key])
-    return out
+def lc_intervals(fitted: Estimates, groups: Iterable[K], level: float = 0.95) -> dict[K, Interval]:
+    """Percentile intervals of the LC draws of these checkpoints (those with votes)."""
+    intervals = fitted.intervals("lc", level)
+    return {k: intervals[fitted.column(k)] for k in groups if k in fitted.keys}

@@ -1,253 +1,190 @@
-"""The best-checkpoint recommendation: a documented rule over plain evidence, and its explanation.
+"""The best-checkpoint recommendation: a documented rule over plain evidence.
 
-The default rule (`RecommendationRule()`):
+The default rule (`RecommendationRule()`, every field documented there):
 
-1. A checkpoint is a candidate only if it has at least `min_verdicts` human verdicts against the
-   reference, carries no *hard* reward-hacking flag (length blow-up, runaway truncation,
-   repetition, collapsed diversity: degenerate text that a win rate on a few hundred prompts can
-   miss), and, when a KL budget is set, stays within it.
-2. Among candidates the one with the best **length-controlled** human win rate wins: humans, not the
-   reward model PPO optimised, and not rewarded for writing more.
-3. When its interval overlaps the runner-up's, the data cannot tell the two apart, so the one closer
-   to the base (lower KL) is preferred: it spent less of the KL budget for an indistinguishable
-   result, and over-optimisation only grows with KL (Gao et al. 2022).
+1. A checkpoint is a candidate only if it was judged on at least `min_prompts` distinct prompts,
+   its interval on the ranking metric is no wider than `max_interval_width`, it carries no *hard*
+   reward-hacking flag (degenerate text a win rate on a few hundred prompts can miss), and its KL
+   per response token stays within `max_kl_per_token`.
+2. Among candidates the one with the best win rate on the ranking metric wins. Both metrics come
+   from one joint model of the study's votes (`stats.lc_winrate`) with prompt difficulty and a
+   virtual-tie prior, so a sparse sweep is pulled towards 1/2 and cannot outrank hundreds of
+   verdicts on luck.
+3. How sure: from the joint prompt resamples (every checkpoint's estimate moves with the same
+   drawn prompts), P(the choice is within `delta` of the best candidate) and the expected regret
+   in win-rate points; the runner-up comparison is a paired difference with an interval that
+   holds simultaneously against every other candidate, since the choice was selected from them.
 
-Confidence is the share of joint prompt-clustered bootstrap resamples (the same prompts drawn for
-every checkpoint, since they were all judged on the same held-out set) in which the choice is the
-best candidate. The explanation is generated from the numbers and always compares the choice with
-the highest-reward checkpoint and with the last checkpoint of its run.
-
+No text here: `judging.analysis.explain` writes the explanation from the decision.
 Pure: no database. `judging.analysis.recommendation` loads the evidence and stores the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from collections.abc import Sequence
 
-from judging.stats.divergence import CurvePoint, Divergence, Estimate, divergence_alarms
-from judging.stats.explain import explain
-from judging.stats.lc_winrate import JointDraws, LengthVote, joint_bootstrap
-from judging.stats.paired import PairedTest, paired_test
-from judging.stats.winrate import Interval, Vote, percentile_interval
+import numpy as np
 
-METHOD = "lc-winrate-v1"
-
-DEFAULT_HARD_FLAGS = ("length_growth", "truncation", "seq_rep", "distinct", "self_bleu")
-"""Flag name prefixes (see `evaluation.diagnostics.raise_flags`) that exclude a checkpoint.
-Refusals, sycophancy, emoji and headers are reported but do not exclude: they are style shifts
-that human verdicts already price in, not degenerate text."""
-
-
-@dataclass(frozen=True)
-class RecommendationRule:
-    """How the best checkpoint is chosen; every field is stored with each recommendation."""
-
-    min_verdicts: int = 20
-    """Fewer human verdicts than this and a checkpoint is not a candidate (its interval is wide)."""
-    max_kl: float | None = None
-    """KL budget (nats, held-out KL from the base per response); None: no budget. A budget is
-    run-specific (it scales with response length), so none is assumed by default."""
-    hard_flags: tuple[str, ...] = DEFAULT_HARD_FLAGS
-    """Evaluation flags (by name prefix) that exclude a checkpoint outright."""
-    metric: Literal["lc", "raw"] = "lc"
-    """Rank candidates by length-controlled ("lc") or raw human win rate against the reference."""
-    prefer_lower_kl_on_overlap: bool = True
-    """When the best interval overlaps the runner-up's, choose the lower-KL of the two."""
-    level: float = 0.95
-    """Interval coverage."""
-    n_boot: int = 1000
-    """Joint prompt-clustered bootstrap resamples (intervals and confidence)."""
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.min_verdicts < 0:
-            raise ValueError("min_verdicts must be >= 0")
-        if self.max_kl is not None and self.max_kl < 0:
-            raise ValueError("max_kl must be >= 0 (or None for no budget)")
-        if self.metric not in ("lc", "raw"):
-            raise ValueError(f"metric must be 'lc' or 'raw', not {self.metric!r}")
-        if not 0 < self.level < 1:
-            raise ValueError("level must be within (0, 1)")
-        if self.n_boot < 1:
-            raise ValueError("n_boot must be >= 1")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from judging.stats.divergence import CurvePoint, Divergence, divergence_alarms
+from judging.stats.lc_winrate import Array, Estimates, joint_bootstrap
+from judging.stats.posterior import curve_design, deviation_variance, posterior, posterior_draws
+from judging.stats.rule import (
+    MIN_PROMPTS,
+    CheckpointEvidence,
+    CheckpointScore,
+    Decision,
+    Difference,
+    RecommendationRule,
+)
+from judging.stats.winrate import Interval
 
 
-@dataclass(frozen=True)
-class CheckpointEvidence:
-    """Everything the rule and its explanation use about one checkpoint (plain data)."""
-
-    checkpoint_id: int
-    label: str
-    run: str
-    step: int
-    votes: tuple[LengthVote, ...] = ()
-    reward: Estimate | None = None
-    """Held-out score of the reward model PPO optimised (mean with CI)."""
-    eval_reward: Estimate | None = None
-    """Held-out score of an evaluation reward model PPO did not see, if there is one."""
-    kl: Estimate | None = None
-    """Held-out KL from the base (nats per response)."""
-    length_growth: float | None = None
-    repetition: float | None = None
-    """Mean seq-rep-n of the responses."""
-    flags: tuple[str, ...] = ()
-    train_metrics: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CheckpointScore:
-    checkpoint_id: int
-    label: str
-    n_verdicts: int
-    n_prompts: int
-    win_rate: Interval | None
-    lc_win_rate: Interval | None
-    eligible: bool
-    reasons: tuple[str, ...]
-    """Why it is not a candidate (empty when it is)."""
-    p_best: float
-    """Share of resamples in which it is the best candidate (0 for non-candidates)."""
-
-    def metric(self, rule: RecommendationRule) -> Interval | None:
-        return self.lc_win_rate if rule.metric == "lc" else self.win_rate
-
-
-@dataclass(frozen=True)
-class Decision:
-    rule: RecommendationRule
-    scores: tuple[CheckpointScore, ...]
-    choice: int | None
-    runner_up: int | None
-    overlap: bool
-    """The choice's interval overlaps the runner-up's."""
-    lower_kl_preferred: bool
-    """The choice is the runner-up by win rate, preferred for its lower KL."""
-    confidence: float | None
-    highest_reward: int | None
-    last: int | None
-    beats: dict[int, float]
-    """Share of resamples in which the choice's metric is above each other checkpoint's."""
-    paired: PairedTest | None
-    """Raw-vote paired test, choice minus runner-up, on their shared prompts."""
-    alarms: tuple[Divergence, ...]
-    explanation: tuple[str, ...] = ()
-
-    def score(self, checkpoint_id: int | None) -> CheckpointScore | None:
-        return next((s for s in self.scores if s.checkpoint_id == checkpoint_id), None)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# ---- joint bootstrap -----------------------------------------------------------------------------
-
-
-def _bootstrap(
-    evidence: Sequence[CheckpointEvidence], rule: RecommendationRule
-) -> JointDraws | None:
-    """LC (one shared length slope) and raw win rates from the same resampled prompts."""
-    return joint_bootstrap({i: e.votes for i, e in enumerate(evidence)}, rule.n_boot, rule.seed)
-
-
-def _interval(
-    estimate: float, draws: Sequence[float | None], e: CheckpointEvidence, level: float
-) -> Interval:
-    values = [d for d in draws if d is not None]
-    low, high = percentile_interval(values, level) if values else (estimate, estimate)
-    prompts = len({v.prompt_id for v in e.votes})
-    return Interval(estimate, low, high, n_clusters=prompts, n_votes=len(e.votes))
-
-
-# ---- the rule ------------------------------------------------------------------------------------
-
-
-def exclusion_reasons(e: CheckpointEvidence, rule: RecommendationRule) -> tuple[str, ...]:
+def exclusion_reasons(
+    e: CheckpointEvidence, ranked: Interval | None, rule: RecommendationRule
+) -> tuple[str, ...]:
+    """Why a checkpoint is not a candidate under the rule (empty: it is one)."""
+    if not e.votes:
+        return ("no verdicts",)
     reasons = []
-    if len(e.votes) < rule.min_verdicts:
-        reasons.append(f"only {len(e.votes)} verdicts (minimum {rule.min_verdicts})")
+    prompts = len({v.prompt_id for v in e.votes})
+    if prompts < rule.min_prompts:
+        reasons.append(f"judged on {prompts} prompts (minimum {rule.min_prompts})")
+    limit = rule.max_interval_width
+    width = ranked.high - ranked.low if ranked is not None else None
+    if limit is not None and width is not None and width > limit:
+        reasons.append(f"interval {width:.2f} wide (maximum {limit:g})")
     reasons += [f"hard flag {f}" for f in e.flags if f.startswith(rule.hard_flags)]
-    if rule.max_kl is not None:
-        if e.kl is None:
-            reasons.append(f"KL unknown (budget {rule.max_kl:g} nats)")
-        elif e.kl.estimate > rule.max_kl:
-            reasons.append(f"KL {e.kl.estimate:.2f} over the budget of {rule.max_kl:g} nats")
+    guard, per_token = rule.max_kl_per_token, e.kl_per_token
+    if guard is not None and per_token is not None and per_token > guard:
+        reasons.append(f"KL {per_token:.3f} nats per token over the guard of {guard:g}")
+    if rule.max_kl is not None and e.kl is not None and e.kl.estimate > rule.max_kl:
+        reasons.append(f"KL {e.kl.estimate:.2f} over the budget of {rule.max_kl:g} nats")
     return tuple(reasons)
 
 
-def _metric_draws(draws: JointDraws | None, i: int, rule: RecommendationRule) -> list[float | None]:
-    if draws is None:
-        return []
-    table = draws.lc if rule.metric == "lc" else draws.raw
-    return table.get(i, [None] * rule.n_boot)
+def _kl_key(e: CheckpointEvidence) -> float:
+    per_token = e.kl_per_token
+    return per_token if per_token is not None else float("inf")
 
 
-def _best_shares(
-    draws: JointDraws | None, n: int, eligible: Sequence[int], rule: RecommendationRule
-) -> list[float]:
-    """Per checkpoint, the share of resamples in which it has the best metric among candidates."""
-    wins = [0] * n
-    columns = {i: _metric_draws(draws, i, rule) for i in eligible}
-    n_boot = rule.n_boot if draws is not None else 0
-    for b in range(n_boot):
-        present = [(col[b], i) for i, col in columns.items() if col[b] is not None]
-        if present:
-            wins[max(present)[1]] += 1
-    return [w / n_boot if n_boot else 0.0 for w in wins]
+class _Ranking:
+    """The ranking metric's point estimates and joint draws, indexed by evidence position."""
+
+    def __init__(self, fitted: Estimates | None, n: int, rule: RecommendationRule) -> None:
+        which = "lc" if rule.metric == "lc" else "adjusted"
+        self.point = np.full(n, np.nan)
+        self.draws: Array = np.full((rule.n_boot if fitted else 0, n), np.nan)
+        if fitted is not None:
+            cols = [int(k) for k in fitted.keys]  # type: ignore[call-overload]  # positions
+            self.point[cols] = getattr(fitted, which)
+            self.draws[:, cols] = getattr(fitted, f"{which}_draws")
 
 
-def _scores(
-    evidence: Sequence[CheckpointEvidence], draws: JointDraws | None, rule: RecommendationRule
-) -> list[CheckpointScore]:
-    reasons = [exclusion_reasons(e, rule) for e in evidence]
-    eligible = [i for i, r in enumerate(reasons) if not r]
-    shares = _best_shares(draws, len(evidence), eligible, rule)
-    out = []
-    for i, e in enumerate(evidence):
-        raw = lc = None
-        if e.votes and draws is not None:
-            raw_estimate = sum(v.score for v in e.votes) / len(e.votes)
-            raw = _interval(raw_estimate, draws.raw[i], e, rule.level)
-            lc = _interval(draws.fit.lc_win_rate(i), draws.lc[i], e, rule.level)
-        n_prompts = len({v.prompt_id for v in e.votes})
-        out.append(
-            CheckpointScore(
-                e.checkpoint_id, e.label, len(e.votes), n_prompts, raw, lc, not reasons[i],
-                reasons[i], shares[i],
-            )
-        )  # fmt: skip
+def _posterior(
+    evidence: Sequence[CheckpointEvidence], rank: _Ranking, candidates: Sequence[int],
+    rule: RecommendationRule,
+) -> tuple[Array, Array]:  # fmt: skip
+    """Posterior means (n,) and draws (B, n) of the candidates' ranking metric, NaN elsewhere
+    (see `stats.posterior`; with `prior="none"`, the point estimates and raw resamples)."""
+    cols = list(candidates)
+    mean, draws = np.full(len(evidence), np.nan), np.full((rule.n_boot, len(evidence)), np.nan)
+    x, boot = rank.point[cols], rank.draws[:, cols]
+    if rule.prior == "none" or len(boot) < 2:
+        mean[cols], draws[: len(boot), cols] = x, boot
+        return mean, draws[: len(boot)]
+    cov = np.atleast_2d(np.cov(boot, rowvar=False))
+    kl = [evidence[i].kl.estimate if evidence[i].kl is not None else None for i in cols]  # type: ignore[union-attr]
+    runs = [evidence[i].run for i in cols]
+    design = curve_design(runs, kl if rule.prior == "curve" else [None] * len(cols))
+    tau2 = deviation_variance(x, cov, design, POSTERIOR_FLOOR)
+    mean[cols], covariance = posterior(x, cov, design, tau2)
+    draws[:, cols] = posterior_draws(
+        mean[cols], covariance, rule.n_boot, np.random.default_rng(rule.seed)
+    )
+    return mean, draws
+
+
+METRICS = ("raw", "lc", "adjusted")
+POSTERIOR_FLOOR = 0.01
+"""Smallest spread of the candidates' true win rates around their curve (win-rate points) the
+posterior assumes: below it, a handful of estimates cannot tell "on the curve" from "close"."""
+
+
+def _intervals(fitted: Estimates | None, n: int, level: float) -> dict[str, list[Interval | None]]:
+    """Per metric, each checkpoint's interval by evidence position (None without votes)."""
+    out: dict[str, list[Interval | None]] = {w: [None] * n for w in METRICS}
+    if fitted is not None:
+        for w in METRICS:
+            for key, interval in zip(fitted.keys, fitted.intervals(w, level), strict=True):
+                out[w][int(key)] = interval  # type: ignore[call-overload]  # keys: positions
     return out
 
 
-def _kl(e: CheckpointEvidence) -> float:
-    return e.kl.estimate if e.kl is not None else float("inf")
+def _score(
+    i: int, e: CheckpointEvidence, intervals: dict[str, list[Interval | None]],
+    reasons: tuple[str, ...], posterior: Array | None, rule: RecommendationRule,
+) -> CheckpointScore:  # fmt: skip
+    prompts = len({v.prompt_id for v in e.votes})
+    p_best = p_within = 0.0
+    regret = None
+    if posterior is not None and len(posterior) and not reasons:
+        best, mine = np.nanmax(posterior, axis=1), posterior[:, i]
+        p_best = float(np.mean(mine >= best))
+        p_within = float(np.mean(mine >= best - rule.delta))
+        regret = float(np.mean(best - mine))
+    return CheckpointScore(
+        e.checkpoint_id, e.label, len(e.votes), prompts, intervals["raw"][i], intervals["lc"][i],
+        intervals["adjusted"][i], not reasons, reasons, prompts < MIN_PROMPTS, p_best, p_within,
+        regret,
+    )  # fmt: skip
 
 
 def _pick(
-    evidence: Sequence[CheckpointEvidence],
-    scores: Sequence[CheckpointScore],
+    evidence: Sequence[CheckpointEvidence], point: Array, candidates: Sequence[int],
     rule: RecommendationRule,
-) -> tuple[int | None, int | None, bool, bool]:
-    """(choice index, runner-up index, intervals overlap, lower KL preferred)."""
+) -> tuple[int, int | None, bool]:  # fmt: skip
+    """(choice, runner-up, lower KL preferred): the best posterior mean (ties to lower KL per
+    token, then to the earlier step), or with `prefer_lower_kl_within_delta` the lowest KL per
+    token among candidates within delta of it."""
     ranked = sorted(
-        (i for i, s in enumerate(scores) if s.eligible and s.metric(rule) is not None),
-        key=lambda i: (-scores[i].metric(rule).estimate, _kl(evidence[i])),  # type: ignore[union-attr]
+        candidates,
+        key=lambda i: (-point[i], _kl_key(evidence[i]), evidence[i].step),
     )
-    if not ranked:
-        return None, None, False, False
-    if len(ranked) == 1:
-        return ranked[0], None, False, False
-    best, runner = ranked[0], ranked[1]
-    b, r = scores[best].metric(rule), scores[runner].metric(rule)
-    assert b is not None and r is not None
-    overlap = b.low <= r.high
-    if overlap and rule.prefer_lower_kl_on_overlap and _kl(evidence[runner]) < _kl(evidence[best]):
-        return runner, best, True, True
-    return best, runner, overlap, False
+    top = ranked[0]
+    runner = ranked[1] if len(ranked) > 1 else None
+    if rule.prefer_lower_kl_within_delta:
+        close = [i for i in ranked if point[i] >= point[top] - rule.delta]
+        gentlest = min(close, key=lambda i: (_kl_key(evidence[i]), evidence[i].step))
+        if gentlest != top:
+            return gentlest, top, True
+    return top, runner, False
+
+
+def _differences(
+    evidence: Sequence[CheckpointEvidence], rank: _Ranking, choice: int,
+    candidates: Sequence[int], rule: RecommendationRule,
+) -> dict[int, Difference]:  # fmt: skip
+    """Choice minus each other candidate with simultaneous intervals: the bootstrap quantile of
+    the largest standardised deviation over all the comparisons (a max-t interval)."""
+    others = [i for i in candidates if i != choice]
+    if not others or not len(rank.draws):
+        return {}
+    diffs = rank.draws[:, [choice]] - rank.draws[:, others]  # (B, J)
+    point = rank.point[choice] - rank.point[others]
+    sd = np.std(diffs, axis=0, ddof=1) if len(diffs) > 1 else np.zeros(len(others))
+    sd = np.where(sd > 0, sd, np.inf)
+    t = np.max(np.abs(diffs - point) / sd, axis=1)
+    q = float(np.quantile(t, rule.level)) if np.isfinite(t).any() else 0.0
+    sd = np.where(np.isfinite(sd), sd, 0.0)
+    mine = {v.prompt_id for v in evidence[choice].votes}
+    return {
+        j: Difference(
+            evidence[j].checkpoint_id, float(point[n]), float(point[n] - q * sd[n]),
+            float(point[n] + q * sd[n]), rule.level, len(others),
+            len(mine & {v.prompt_id for v in evidence[j].votes}),
+        )
+        for n, j in enumerate(others)
+    }  # fmt: skip
 
 
 def _highest_reward(evidence: Sequence[CheckpointEvidence]) -> int | None:
@@ -265,16 +202,6 @@ def _last(evidence: Sequence[CheckpointEvidence], choice: int | None) -> int | N
     return max(same)[1]
 
 
-def _beats(draws: JointDraws | None, n: int, choice: int, rule: RecommendationRule) -> list[float]:
-    mine = _metric_draws(draws, choice, rule)
-    out = []
-    for i in range(n):
-        pairs = zip(mine, _metric_draws(draws, i, rule), strict=False)
-        valid = [(a, b) for a, b in pairs if a is not None and b is not None]
-        out.append(sum(a > b for a, b in valid) / len(valid) if valid else 0.0)
-    return out
-
-
 def _alarms(
     evidence: Sequence[CheckpointEvidence], scores: Sequence[CheckpointScore]
 ) -> tuple[Divergence, ...]:
@@ -289,36 +216,70 @@ def _alarms(
     return tuple(alarms)
 
 
+def _problem(evidence: Sequence[CheckpointEvidence], fitted: Estimates | None) -> str:
+    if not evidence:
+        return "the study has no checkpoints"
+    if fitted is None:
+        return "no checkpoint has verdicts yet"
+    return "every checkpoint is excluded by the rule"
+
+
 def recommend(
     evidence: Sequence[CheckpointEvidence], rule: RecommendationRule | None = None
 ) -> Decision:
-    """Apply the rule to the evidence; `choice` is None when no checkpoint qualifies."""
+    """Apply the rule to the evidence; `choice` is None (with `problem` saying why) when no
+    checkpoint qualifies."""
     rule = rule or RecommendationRule()
-    draws = _bootstrap(evidence, rule)
-    scores = _scores(evidence, draws, rule)
-    choice, runner, overlap, preferred = _pick(evidence, scores, rule)
+    return decide(evidence, fit_evidence(evidence, rule), rule)
+
+
+def fit_evidence(
+    evidence: Sequence[CheckpointEvidence], rule: RecommendationRule
+) -> Estimates | None:
+    """The joint fit and bootstrap the rule reads (keys are positions in `evidence`). Rules that
+    differ only in what they do with the estimates can share one (the decision bench does)."""
+    return joint_bootstrap(
+        {i: e.votes for i, e in enumerate(evidence)}, rule.n_boot, rule.seed, rule.model
+    )
+
+
+def decide(
+    evidence: Sequence[CheckpointEvidence], fitted: Estimates | None, rule: RecommendationRule
+) -> Decision:
+    """The rule applied to an already fitted study (see `fit_evidence`)."""
+    rank = _Ranking(fitted, len(evidence), rule)
+    intervals = _intervals(fitted, len(evidence), rule.level)
+    ranked = intervals["lc" if rule.metric == "lc" else "adjusted"]
+    reasons = [exclusion_reasons(e, ranked[i], rule) for i, e in enumerate(evidence)]
+    candidates = [i for i, r in enumerate(reasons) if not r]
+    post_mean, post = _posterior(evidence, rank, candidates, rule) if candidates else (None, None)
+    scores = [_score(i, e, intervals, reasons[i], post, rule) for i, e in enumerate(evidence)]
     ids = [e.checkpoint_id for e in evidence]
-    beats = _beats(draws, len(evidence), choice, rule) if choice is not None else []
-    paired = None
-    if choice is not None and runner is not None:
-        paired = paired_test(_votes(evidence[choice]), _votes(evidence[runner]), seed=rule.seed)
-    highest, last = _highest_reward(evidence), _last(evidence, choice)
-    decision = Decision(
+    highest, last = _highest_reward(evidence), _last(evidence, None)
+    if not candidates:
+        return Decision(
+            rule, tuple(scores), None, None, None, None, False, None,
+            ids[highest] if highest is not None else None, ids[last] if last is not None else None,
+            {}, _alarms(evidence, scores), _problem(evidence, fitted),
+        )  # fmt: skip
+    assert post_mean is not None and post is not None
+    choice, runner, preferred = _pick(evidence, post_mean, candidates, rule)
+    diffs = _differences(evidence, rank, choice, candidates, rule)
+    beats = {
+        ids[j]: float(np.mean(post[:, choice] > post[:, j])) for j in candidates if j != choice
+    }
+    last = _last(evidence, choice)
+    return Decision(
         rule=rule,
         scores=tuple(scores),
-        choice=ids[choice] if choice is not None else None,
+        choice=ids[choice],
         runner_up=ids[runner] if runner is not None else None,
-        overlap=overlap,
+        p_within_delta=scores[choice].p_within_delta,
+        expected_regret=scores[choice].expected_regret,
         lower_kl_preferred=preferred,
-        confidence=scores[choice].p_best if choice is not None else None,
+        runner_up_difference=diffs.get(runner) if runner is not None else None,
         highest_reward=ids[highest] if highest is not None else None,
         last=ids[last] if last is not None else None,
-        beats={ids[i]: share for i, share in enumerate(beats) if i != choice},
-        paired=paired,
+        beats=beats,
         alarms=_alarms(evidence, scores),
     )
-    return replace(decision, explanation=tuple(explain(decision, evidence)))
-
-
-def _votes(e: CheckpointEvidence) -> list[Vote]:
-    return [Vote(v.prompt_id, v.score) for v in e.votes]

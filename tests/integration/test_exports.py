@@ -28,7 +28,7 @@ from judging.analysis.exports import (
 )
 from judging.data.models import Judgement
 from judging.errors import ConflictError, NotFoundError
-from judging.stats.recommend import RecommendationRule
+from judging.stats.rule import RecommendationRule
 from judging.studies.qc import exclude_rater, pseudonym
 from tests.research_helpers import LONG, judge_pending, judged_study
 
@@ -43,12 +43,13 @@ def test_recommendation_document(db_session: Session, tmp_path: Path) -> None:
     assert doc["checkpoint"]["label"] == "ppo-lab@20"
     assert doc["checkpoint"]["path"].endswith("ppo-lab-checkpoint-20")
     assert doc["explanation"][1].startswith("Recommended: ppo-lab@20")
-    assert doc["confidence"] == doc["evidence"]["confidence"]
+    assert doc["p_within_delta"] == doc["evidence"]["p_within_delta"] is not None
+    assert doc["expected_regret"] == doc["evidence"]["expected_regret"] is not None
     json.dumps(doc)  # JSON-ready as it is
     with pytest.raises(NotFoundError):
         export_recommendation(db_session, 999_999, RULE)
     with pytest.raises(ConflictError, match="No checkpoint qualifies"):
-        export_recommendation(db_session, judged.study.id, RecommendationRule(min_verdicts=999))
+        export_recommendation(db_session, judged.study.id, RecommendationRule(min_prompts=999))
 
 
 def test_judgements_csv_has_prompt_both_responses_and_is_formula_safe(
@@ -137,7 +138,9 @@ def test_rlhf_export_commands(cli_db: Session, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ppo-lab-checkpoint-20" / "README.md").is_file()
     result = runner.invoke(app, ["export", "recommendation", sid, "--metric", "median"])
-    assert result.exit_code != 0 and "lc or raw" in result.output
+    assert result.exit_code != 0 and "lc or adjusted" in result.output
+    result = runner.invoke(app, ["export", "recommendation", sid, "--delta", "-0.1"])
+    assert result.exit_code != 0 and "--delta" in result.output
 
 
 def test_exports_leave_out_withdrawn_verdicts_and_excluded_raters(

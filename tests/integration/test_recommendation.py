@@ -25,7 +25,7 @@ from judging.analysis.recommendation import (
 )
 from judging.data.models import Assignment, Comparison, Generation, Judgement
 from judging.errors import NotFoundError
-from judging.stats.recommend import RecommendationRule
+from judging.stats.rule import RecommendationRule
 from judging.studies.qc import exclude_rater, restore_rater, study_qc
 from judging.studies.service import create_study
 from tests.judging_helpers import build_lab
@@ -89,8 +89,9 @@ def test_highest_reward_length_blow_up_is_not_recommended_and_the_rationale_says
     assert "x3.10 the base's length" in row.rationale
     assert "last checkpoint of the run is the highest-reward one" in row.rationale
     evidence = row.evidence
-    assert evidence["rule"]["min_verdicts"] == 20 and evidence["method"] == "lc-winrate-v1"
-    assert 0.5 < evidence["confidence"] <= 1.0
+    assert evidence["rule"]["min_prompts"] == 20 and evidence["method"] == "paired-delta-v2"
+    assert 0.5 < evidence["p_within_delta"] <= 1.0
+    assert 0.0 <= evidence["expected_regret"] < 0.05 and evidence["delta"] == 0.03
     inputs = {i["step"]: i for i in evidence["inputs"]}
     assert inputs[40]["flags"] == ["length_growth>1.5"]
     assert inputs[20]["verdicts"]["n"] == 60
@@ -123,10 +124,11 @@ def test_refresh_reuses_a_current_recommendation_and_appends_when_verdicts_chang
 def test_nothing_qualifies_nothing_is_stored(db_session: Session, tmp_path: Path) -> None:
     judged = judged_study(db_session, tmp_path)
     result = refresh_recommendation(
-        db_session, judged.study.id, RecommendationRule(n_boot=50, min_verdicts=500)
+        db_session, judged.study.id, RecommendationRule(n_boot=50, min_prompts=500)
     )
     assert result.stored is None and result.decision is not None
-    assert "No checkpoint qualifies" in result.decision.explanation[-1]
+    assert result.decision.problem == "every checkpoint is excluded by the rule"
+    assert "No checkpoint qualifies" in result.explanation[-1]
     assert latest_recommendation(db_session, judged.study.id) is None
 
 

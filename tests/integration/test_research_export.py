@@ -29,7 +29,7 @@ def _lab(session: Session, tmp_path: Path) -> ResearchLab:
     return build_research_lab(
         session,
         tmp_path,
-        prompts=12,
+        prompts=24,
         summaries={
             0: summary(0.0, 0.0, 12.0, length_growth=1.0),
             10: summary(1.0, 1.0, 14.0, length_growth=1.1),
@@ -58,7 +58,8 @@ def test_rlhf_export_report_markdown_and_html(cli_db: Session, tmp_path: Path) -
     markdown = result.output
     # The recommendation was computed on the way (none was stored) and explained in the report.
     assert "**ppo-research@20**" in markdown
-    assert "| ppo-research@20 | 20 | 24 | 0.750 [" in markdown
+    assert re.search(r"P\(within 0.03 of the best\) = [01]\.\d\d; expected regret", markdown)
+    assert "| ppo-research@20 | 20 | 48 | 0.750 [" in markdown
     assert "| ppo-research@10 | 20 |" not in markdown
     assert "## Reward and KL (held-out)" in markdown and "## Compute cost per run" in markdown
     assert cli_db.scalar(select(func.count()).select_from(Recommendation)) == 1
@@ -98,6 +99,7 @@ def test_recompute_button_is_admin_only_and_csrf_checked(
     assert response.status_code == 303
     page = client.get(response.headers["location"]).text
     assert "recomputed" in page and "Recommended:" in page and "ppo-research@20" in page
+    assert "P(within 0.03 of the best) =" in page
     again = client.post(url, data={"csrf_token": token.group(1)})
     assert "unchanged: no new verdicts since" in again.text
     assert db_session.scalar(select(func.count()).select_from(Recommendation)) == 1

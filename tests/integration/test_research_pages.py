@@ -397,14 +397,13 @@ def test_report_markdown_tables_and_self_contained_html(
     assert figures is not None and "win-rate" in json.loads(figures.group(1))
 
 
-def test_a_new_verdict_changes_the_lc_numbers_and_the_warm_start_matches_a_cold_one(
+def test_a_new_verdict_changes_the_lc_numbers_and_the_page_matches_the_recommendation(
     db_session: Session, research: ResearchLab
 ) -> None:
-    # The page's LC bootstrap starts from the previous verdict set's fits: after a change it must
-    # show new numbers, equal (to the refit tolerance) to a bootstrap started from scratch.
+    # The page memoises LC intervals on the exact verdicts: after a change it must show new
+    # numbers, equal to the recommendation's own computation.
     ids = _ids(research)
     before = dash.verdicts(db_session, study_id=ids["study"]).rates
-    assert dash._LC_WARM  # the first computation left its fits as a warm start
     undone = db_session.scalars(
         select(Judgement)
         .join(Assignment, Assignment.id == Judgement.assignment_id)
@@ -414,7 +413,6 @@ def test_a_new_verdict_changes_the_lc_numbers_and_the_warm_start_matches_a_cold_
     undone.withdrawn_at = datetime.now(UTC)
     db_session.flush()
     after = dash.verdicts(db_session, study_id=ids["study"])
-    # The recommendation's path: no warm start.
     cold = study_lc_intervals(db_session, ids["study"], n_boot=dash.LC_BOOT)
     assert after.rates[ids["c20"]].lc != before[ids["c20"]].lc
     for checkpoint_id, interval in cold.items():

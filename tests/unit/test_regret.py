@@ -7,8 +7,7 @@ import random
 
 import pytest
 
-from judging.gold import RaterSpec
-from judging.stats.regret import (
+from judging.analysis.regret import (
     argmax,
     gold_win_probability,
     gold_win_rate,
@@ -16,6 +15,7 @@ from judging.stats.regret import (
     simulate_votes,
     summarise,
 )
+from judging.gold import RaterSpec
 
 
 def test_gold_win_probability_averages_the_position_bias_out_at_zero_gap() -> None:
@@ -54,7 +54,7 @@ def test_argmax() -> None:
 
 
 def test_gold_preference_votes_count_a_tie_as_half() -> None:
-    from judging.stats.regret import gold_preference_votes
+    from judging.analysis.regret import gold_preference_votes
     from judging.stats.winrate import win_rate
 
     votes = gold_preference_votes([("a", 0.4, 0.1), ("b", 0.1, 0.4), ("c", 0.2, 0.2)])

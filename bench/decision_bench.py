@@ -1,0 +1,293 @@
+"""The decision bench: selection rules against a known truth, over many random worlds.
+
+For each scenario family (`bench/decision_worlds.py`) it draws `--worlds` worlds (the checkpoints'
+true curves and per-prompt effects drawn anew for each), simulates a study of each at two budgets
+(2 raters x 200 prompts per checkpoint, and half of it), lets every rule pick, and reports per
+family and budget:
+
+- mean regret: the gold win rate of the gold-best checkpoint minus that of the pick, in win-rate
+  points and as a share of the world's gold range, with 95% intervals across worlds;
+- P(pick within delta of the gold-best), with a 95% interval;
+- failures: worlds where the rule picked nothing (its regret is then that of keeping the
+  reference, gold win rate 0.5: every rule is scored on every world);
+- for the product, the calibration of its stated P(within delta): stated against observed, in bins.
+
+Rules: the product's (`RecommendationRule()`), its ablations (ranked without length control,
+without hard flags, without the KL guard, preferring lower KL within delta, and without the
+prior and eligibility), and the naive ones: raw win rate, LC win rate (the product's fit, no
+eligibility), max proxy reward, last checkpoint, lowest KL with a raw win rate above 1/2, and
+the limit: the noise-free win rate on the judged prompts (only prompt sampling left).
+
+    .venv/bin/python bench/decision_bench.py [--worlds 300] [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+
+# One BLAS thread per worker process: the bench parallelises over worlds.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+import sys  # noqa: E402
+import time  # noqa: E402
+import zlib  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.decision_worlds import FAMILIES, Study, World, draw_study  # noqa: E402
+from judging.stats.divergence import Estimate  # noqa: E402
+from judging.stats.lc_winrate import LCModel, LengthVote  # noqa: E402
+from judging.stats.recommend import decide, fit_evidence  # noqa: E402
+from judging.stats.rule import CheckpointEvidence, RecommendationRule  # noqa: E402
+
+BUDGETS = {"full": (200, 2), "half": (100, 2)}
+"""(prompts, raters per judged pair) per checkpoint."""
+BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0001)
+PRODUCT = RecommendationRule()
+ABLATIONS: dict[str, RecommendationRule] = {
+    "product": PRODUCT,
+    "product, ranked without LC": replace(PRODUCT, metric="adjusted"),
+    "product, without hard flags": replace(PRODUCT, hard_flags=()),
+    "product, without KL guard": replace(PRODUCT, max_kl_per_token=None),
+    "product, lower KL within delta": replace(PRODUCT, prefer_lower_kl_within_delta=True),
+    "product, exchangeable prior": replace(PRODUCT, prior="exchangeable"),
+    "product, no prior (raw resamples)": replace(PRODUCT, prior="none"),
+}
+UNSHRUNK = replace(PRODUCT, model=LCModel(virtual_ties=0.0), min_prompts=0, max_interval_width=None)
+
+
+def _exact(value: float) -> Estimate:
+    return Estimate(float(value), float(value), float(value))
+
+
+def evidence_of(world: World, study: Study) -> list[CheckpointEvidence]:
+    flags = world.flags()
+    out = []
+    for k in range(world.n):
+        mine = study.column == k
+        votes = tuple(
+            LengthVote(int(p), float(s), float(d))
+            for p, s, d in zip(
+                study.prompt[mine], study.score[mine], study.length_diff[mine], strict=True
+            )
+        )
+        out.append(
+            CheckpointEvidence(
+                checkpoint_id=k, label=f"{world.run[k]}@{world.step[k]}", run=world.run[k],
+                step=int(world.step[k]), votes=votes,
+                reward=_exact(world.proxy[k]), kl=_exact(world.kl[k]),
+                length_tokens=float(world.tokens[k]), flags=flags[k],
+            )
+        )  # fmt: skip
+    return out
+
+
+def _argmax(values: np.ndarray) -> int | None:
+    if np.all(np.isnan(values)):
+        return None
+    return int(np.nanargmax(values))
+
+
+def _last(world: World) -> int:
+    """The final checkpoint; between runs, that of the run whose final proxy is higher."""
+    finals = {r: max(k for k in range(world.n) if world.run[k] == r) for r in set(world.run)}
+    return max(finals.values(), key=lambda k: world.proxy[k])
+
+
+def naive_picks(world: World, study: Study, lc: np.ndarray) -> dict[str, int | None]:
+    sums = np.bincount(study.column, study.score, minlength=world.n)
+    counts = np.bincount(study.column, minlength=world.n)
+    raw = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    positive = [k for k in range(world.n) if raw[k] > 0.5]
+    per_token = world.kl / world.tokens
+    return {
+        "raw win rate": _argmax(raw),
+        "LC win rate": _argmax(lc),
+        "max proxy": int(np.argmax(world.proxy)),
+        "last checkpoint": _last(world),
+        "lowest KL with win rate > 1/2": min(positive, key=lambda k: per_token[k])
+        if positive
+        else None,
+        "limit (noise-free, same prompts)": _argmax(np.nanmean(study.noise_free, axis=0)),
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    family: str
+    budget: str
+    rule: str
+    regret: float
+    """Gold win-rate points."""
+    share: float | None
+    """Share of the gold range (None when the range is zero)."""
+    within: bool
+    failed: bool
+    stated: float | None = None
+    """The product's stated P(within delta) (product rules only)."""
+
+
+def _outcome(world: World, budget: str, rule: str, pick: int | None, stated: float | None
+             ) -> Outcome:  # fmt: skip
+    gold = world.gold
+    value = 0.5 if pick is None else float(gold[pick])
+    regret = float(gold.max()) - value
+    spread = float(gold.max() - gold.min())
+    return Outcome(world.family, budget, rule, regret, regret / spread if spread > 0 else None,
+                   regret <= PRODUCT.delta + 1e-12, pick is None, stated)  # fmt: skip
+
+
+def run_world(job: tuple[str, int, int]) -> list[Outcome]:
+    """Every rule on one world, at every budget."""
+    family, index, n_boot = job
+    rng = np.random.default_rng([zlib.crc32(family.encode()), index])
+    world = FAMILIES[family](rng)
+    out = []
+    for budget, (prompts, raters) in BUDGETS.items():
+        study = draw_study(world, rng, prompts, raters)
+        evidence = evidence_of(world, study)
+        rules = {name: replace(rule, n_boot=n_boot, seed=index) for name, rule in ABLATIONS.items()}
+        fitted = fit_evidence(evidence, rules["product"])
+        for name, rule in rules.items():
+            d = decide(evidence, fitted, rule)
+            out.append(_outcome(world, budget, name, d.choice, d.p_within_delta))
+        unshrunk = replace(UNSHRUNK, n_boot=n_boot, seed=index)
+        d = decide(evidence, fit_evidence(evidence, unshrunk), unshrunk)
+        out.append(_outcome(world, budget, "product, without prior or eligibility", d.choice,
+                            d.p_within_delta))  # fmt: skip
+        lc = np.full(world.n, np.nan)
+        if fitted is not None:
+            lc[[int(k) for k in fitted.keys]] = fitted.lc  # type: ignore[call-overload]
+        for name, pick in naive_picks(world, study, lc).items():
+            out.append(_outcome(world, budget, name, pick, None))
+    return out
+
+
+def _mean_ci(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    if len(arr) < 2:
+        return float(arr.mean()) if len(arr) else float("nan"), float("nan")
+    return float(arr.mean()), float(1.96 * arr.std(ddof=1) / np.sqrt(len(arr)))
+
+
+def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
+    """Per (family, budget, rule): regret (points and share) and P(within delta), with 95%
+    intervals across worlds, failures; and the product's calibration per budget."""
+    groups: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        groups[(o.family, o.budget, o.rule)].append(o)
+    rows = []
+    for (family, budget, rule), os_ in groups.items():
+        regret, regret_ci = _mean_ci([o.regret for o in os_])
+        shares = [o.share for o in os_ if o.share is not None]
+        share, share_ci = _mean_ci(shares) if shares else (float("nan"), float("nan"))
+        within, within_ci = _mean_ci([float(o.within) for o in os_])
+        stated = [o.stated for o in os_ if o.stated is not None]
+        rows.append({"family": family, "budget": budget, "rule": rule, "worlds": len(os_),
+                     "regret": regret, "regret_ci": regret_ci, "share": share,
+                     "share_ci": share_ci, "within": within, "within_ci": within_ci,
+                     "failures": sum(o.failed for o in os_),
+                     "stated": float(np.mean(stated)) if stated else None})  # fmt: skip
+    return {"rows": rows, "calibration": calibration(outcomes)}
+
+
+def calibration(outcomes: list[Outcome], rule: str = "product") -> list[dict[str, Any]]:
+    """Stated P(within delta) against the observed share of picks within delta, in bins, over
+    every family (per budget)."""
+    out = []
+    for budget in BUDGETS:
+        mine = [o for o in outcomes if o.rule == rule and o.budget == budget and not o.failed]
+        stated = np.array([o.stated for o in mine], dtype=float)
+        hit = np.array([o.within for o in mine], dtype=float)
+        for low, high in itertools.pairwise(BINS):
+            sel = (stated >= low) & (stated < high)
+            if sel.any():
+                out.append({"budget": budget, "bin": [low, min(high, 1.0)],
+                            "worlds": int(sel.sum()), "stated": float(stated[sel].mean()),
+                            "observed": float(hit[sel].mean())})  # fmt: skip
+    return out
+
+
+def jobs(families: list[str], worlds: int, n_boot: int) -> Iterator[tuple[str, int, int]]:
+    for family in families:
+        for i in range(worlds):
+            yield family, i, n_boot
+
+
+def run(families: list[str], worlds: int, n_boot: int, workers: int,
+        progress: Callable[[int, int], None] | None = None) -> list[Outcome]:  # fmt: skip
+    todo = list(jobs(families, worlds, n_boot))
+    out: list[Outcome] = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for i, result in enumerate(pool.map(run_world, todo, chunksize=4), start=1):
+            out += result
+            if progress:
+                progress(i, len(todo))
+    return out
+
+
+def print_tables(summary: dict[str, Any]) -> None:
+    rows = summary["rows"]
+    for family in dict.fromkeys(r["family"] for r in rows):
+        for budget in BUDGETS:
+            mine = [r for r in rows if r["family"] == family and r["budget"] == budget]
+            if not mine:
+                continue
+            print(f"\n### {family}, budget {budget} ({mine[0]['worlds']} worlds)\n")
+            print("| rule | regret (win-rate points) | regret (share of gold range) | "
+                  "P(within delta) | failures |")  # fmt: skip
+            print("|---|---|---|---|---|")
+            for r in mine:
+                print(f"| {r['rule']} | {r['regret']:.4f} ± {r['regret_ci']:.4f} | "
+                      f"{r['share']:.3f} ± {r['share_ci']:.3f} | "
+                      f"{r['within']:.2f} ± {r['within_ci']:.2f} | {r['failures']} |")  # fmt: skip
+    print("\n### Calibration of the product's stated P(within delta)\n")
+    print("| budget | stated bin | worlds | mean stated | observed |")
+    print("|---|---|---|---|---|")
+    for c in summary["calibration"]:
+        print(f"| {c['budget']} | [{c['bin'][0]:.2f}, {c['bin'][1]:.2f}) | {c['worlds']} | "
+              f"{c['stated']:.3f} | {c['observed']:.3f} |")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worlds", type=int, default=300, help="worlds per family")
+    parser.add_argument("--quick", action="store_true", help="40 worlds per family (CI)")
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--n-boot", type=int, default=PRODUCT.n_boot)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path, help="write the summary here")
+    args = parser.parse_args()
+    worlds = 40 if args.quick else args.worlds
+    families = args.families.split(",")
+    start = time.perf_counter()
+
+    from rich.progress import Progress
+
+    with Progress() as bar:
+        task = bar.add_task("worlds", total=worlds * len(families))
+        outcomes = run(families, worlds, args.n_boot, args.workers,
+                       lambda done, _total: bar.update(task, completed=done))  # fmt: skip
+    summary = summarise(outcomes)
+    summary["settings"] = {"worlds": worlds, "n_boot": args.n_boot, "delta": PRODUCT.delta,
+                           "budgets": BUDGETS, "seconds": time.perf_counter() - start}  # fmt: skip
+    print_tables(summary)
+    print(f"\n{worlds} worlds x {len(families)} families x {len(BUDGETS)} budgets in "
+          f"{summary['settings']['seconds']:.0f} s ({args.workers} workers)")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
