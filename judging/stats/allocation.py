@@ -1,0 +1,81 @@
+"""Adaptive allocation: which checkpoints still need human verdicts, and when a study is decided.
+
+Successive elimination on the recommendation's own posterior (`stats.recommend.decide`): after
+each batch of verdicts, a checkpoint stays *in contention* while the posterior gives it at least
+`keep` probability of being within delta of the best candidate; the others stop receiving
+comparisons. The study is *decided* once the leader's P(within delta of the best) reaches
+`target`, and from then on no comparison is served (the remaining ones are released, not
+deleted; an admin can resume for more precision).
+
+What keeps the estimates honest (Chatbot Arena's lesson: informed sampling biases a fit that
+ignores the design): the policy chooses *which checkpoints* are judged, never *which prompts*.
+Every checkpoint is judged on prompts in one random order fixed in advance, and contenders are
+served the same prompt, so they share prompts and paired differences stay available; an
+eliminated checkpoint simply stops early, on a prefix of the order. Every checkpoint gets at
+least `burn_in` prompts before it can be eliminated.
+
+Pure: evidence in, a state out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from judging.stats.recommend import decide, fit_evidence
+from judging.stats.rule import CheckpointEvidence, RecommendationRule
+
+
+@dataclass(frozen=True)
+class AllocationRule:
+    """When a checkpoint leaves contention and when the study is decided."""
+
+    target: float = 0.9
+    """Stop once P(the leader is within delta of the best) reaches this."""
+    keep: float = 0.05
+    """A checkpoint stays in contention while P(it is within delta of the best) >= keep."""
+    burn_in: int = 30
+    """Distinct prompts every checkpoint is judged on before anything is eliminated or decided."""
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.target < 1:
+            raise ValueError(f"target must be within (0.5, 1), not {self.target}")
+        if not 0 <= self.keep < self.target:
+            raise ValueError(f"keep must be within [0, target), not {self.keep}")
+        if self.burn_in < 1:
+            raise ValueError("burn_in must be >= 1")
+
+
+@dataclass(frozen=True)
+class AllocationState:
+    contenders: tuple[int, ...]
+    """Checkpoint ids that should still receive comparisons (empty once decided)."""
+    decided: bool
+    leader: int | None
+    p_within_delta: float | None
+    """The leader's P(within delta of the best); None before the burn-in is done."""
+
+
+def _prompts(e: CheckpointEvidence) -> int:
+    return len({v.prompt_id for v in e.votes})
+
+
+def allocation_state(
+    evidence: Sequence[CheckpointEvidence], rule: RecommendationRule, allocation: AllocationRule
+) -> AllocationState:
+    """The contenders and whether the study is decided, from the verdicts so far."""
+    ids = tuple(e.checkpoint_id for e in evidence)
+    if not evidence or min(_prompts(e) for e in evidence) < allocation.burn_in:
+        return AllocationState(ids, False, None, None)
+    decision = decide(evidence, fit_evidence(evidence, rule), rule)
+    if decision.choice is None:
+        return AllocationState(ids, False, None, None)
+    p = decision.p_within_delta
+    if p is not None and p >= allocation.target:
+        return AllocationState((), True, decision.choice, p)
+    contenders = tuple(
+        s.checkpoint_id
+        for s in decision.scores
+        if s.eligible and s.p_within_delta >= allocation.keep
+    )
+    return AllocationState(contenders or (decision.choice,), False, decision.choice, p)
