@@ -19,7 +19,7 @@ Pure: evidence in, a state out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from judging.stats.recommend import decide, fit_evidence
@@ -61,11 +61,16 @@ def _prompts(e: CheckpointEvidence) -> int:
 
 
 def allocation_state(
-    evidence: Sequence[CheckpointEvidence], rule: RecommendationRule, allocation: AllocationRule
-) -> AllocationState:
-    """The contenders and whether the study is decided, from the verdicts so far."""
+    evidence: Sequence[CheckpointEvidence], rule: RecommendationRule, allocation: AllocationRule,
+    exhausted: Collection[int] = (),
+) -> AllocationState:  # fmt: skip
+    """The contenders and whether the study is decided, from the verdicts so far. Checkpoints
+    in `exhausted` have no comparison left to serve: they do not hold up the burn-in."""
     ids = tuple(e.checkpoint_id for e in evidence)
-    if not evidence or min(_prompts(e) for e in evidence) < allocation.burn_in:
+    waiting = [
+        e for e in evidence if e.checkpoint_id not in exhausted and _prompts(e) < allocation.burn_in
+    ]
+    if not evidence or waiting:
         return AllocationState(ids, False, None, None)
     decision = decide(evidence, fit_evidence(evidence, rule), rule)
     if decision.choice is None:
