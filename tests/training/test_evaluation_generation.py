@@ -218,3 +218,35 @@ def test_what_is_true_of_kl_between_identical_weights(eval_models: dict[str, Pat
         prompt_ids, responses, temperature=0.7, sampled=[r.logprobs or [] for r in results]
     )
     assert max(abs(k1) for k1, _ in reused) < 1e-3
+
+
+def test_the_merged_bf16_sampling_copy_is_the_checkpoint_up_to_bf16_rounding(
+    eval_models: dict[str, Path],
+) -> None:
+    """Issue 27 speed: the bf16 copy that samples has its LoRA merged (plain linear layers while
+    decoding). Its tempered log-probs of the same tokens must equal the fp32 peft checkpoint's to
+    bf16 precision, and be no farther from them than the unmerged bf16 peft copy's."""
+    import torch
+
+    from training.evaluation.models import sampling_copy
+    from training.evaluation.scoring import response_logprobs
+    from training.generation.base import ModelRef
+    from training.generation.hf import load_causal_lm
+
+    ref = ModelRef(str(eval_models["base"]), str(eval_models["lora_large"]))
+    merged = sampling_copy(ref, "cpu")
+    assert not hasattr(merged, "peft_config")
+    unmerged = load_causal_lm(ref, dtype=torch.bfloat16)
+    exact = load_causal_lm(ref)
+    prompts = [[1, 5, 6, 7, 8], [1, 9, 10]]
+    responses = [[20, 21, 22, 23, 24, 25], [30, 31, 32, 33]]
+
+    def logps(model: object) -> list[float]:
+        out = response_logprobs(model, prompts, responses, pad_id=0, temperature=0.7)
+        return [v for row in out for v in row]
+
+    truth, fast, slow = logps(exact), logps(merged), logps(unmerged)
+    merged_err = max(abs(a - b) for a, b in zip(fast, truth, strict=True))
+    peft_err = max(abs(a - b) for a, b in zip(slow, truth, strict=True))
+    # This toy model is far sharper than SmolLM2: both bf16 copies are ~0.06-0.08 nats off.
+    assert merged_err <= peft_err * 1.5 + 1e-3, (merged_err, peft_err)
