@@ -39,9 +39,10 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Protocol  # noqa: E402
 
 import numpy as np  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -72,7 +73,27 @@ def _exact(value: float) -> Estimate:
     return Estimate(float(value), float(value), float(value))
 
 
-def evidence_of(world: World, study: Study) -> list[CheckpointEvidence]:
+class Lab(Protocol):
+    """What the rules read about the checkpoints besides the verdicts (a simulated `World`, or
+    real checkpoints in `bench/selection_regret.py`)."""
+
+    @property
+    def run(self) -> tuple[str, ...]: ...
+    @property
+    def step(self) -> NDArray[np.int64]: ...
+    @property
+    def kl(self) -> NDArray[np.float64]: ...
+    @property
+    def tokens(self) -> NDArray[np.float64]: ...
+    @property
+    def proxy(self) -> NDArray[np.float64]: ...
+    @property
+    def n(self) -> int: ...
+
+    def flags(self) -> list[tuple[str, ...]]: ...
+
+
+def evidence_of(world: Lab, study: Study) -> list[CheckpointEvidence]:
     flags = world.flags()
     out = []
     for k in range(world.n):
@@ -100,13 +121,13 @@ def _argmax(values: np.ndarray) -> int | None:
     return int(np.nanargmax(values))
 
 
-def _last(world: World) -> int:
+def _last(world: Lab) -> int:
     """The final checkpoint; between runs, that of the run whose final proxy is higher."""
     finals = {r: max(k for k in range(world.n) if world.run[k] == r) for r in set(world.run)}
     return max(finals.values(), key=lambda k: world.proxy[k])
 
 
-def naive_picks(world: World, study: Study, lc: np.ndarray) -> dict[str, int | None]:
+def naive_picks(world: Lab, study: Study, lc: np.ndarray) -> dict[str, int | None]:
     sums = np.bincount(study.column, study.score, minlength=world.n)
     counts = np.bincount(study.column, minlength=world.n)
     raw = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
@@ -142,15 +163,15 @@ class Outcome:
     """Verdicts the rule's study used."""
 
 
-def _outcome(index: int, world: World, budget: str, rule: str, pick: int | None,
-             stated: float | None, verdicts: int | None = None) -> Outcome:  # fmt: skip
-    gold = world.gold
+def _outcome(index: int, gold: np.ndarray, family: str, budget: str, rule: str,
+             pick: int | None, stated: float | None, verdicts: int | None = None
+             ) -> Outcome:  # fmt: skip
     value = 0.5 if pick is None else float(gold[pick])
     regret = float(gold.max()) - value
     spread = float(gold.max() - gold.min())
     share = regret / spread if spread > 0 else None
     within = regret <= PRODUCT.delta + 1e-12
-    return Outcome(index, world.family, budget, rule, regret, share, within, pick is None, stated,
+    return Outcome(index, family, budget, rule, regret, share, within, pick is None, stated,
                    verdicts)  # fmt: skip
 
 
@@ -205,13 +226,37 @@ def _adaptive_outcomes(index: int, world: World, study: Study, prompts: int, rat
     evidence = evidence_of(world, _prefix(study, np.full(world.n, per_checkpoint)))
     d = decide(evidence, fit_evidence(evidence, rule), rule)
     same = int(sum(len(e.votes) for e in evidence))
+    where = (world.gold, world.family, "full")
     return [
-        _outcome(index, world, "full", ADAPTIVE, pick, stated, used),
-        _outcome(index, world, "full", "uniform until decided (stopping rule only)", stop_pick,
+        _outcome(index, *where, ADAPTIVE, pick, stated, used),
+        _outcome(index, *where, "uniform until decided (stopping rule only)", stop_pick,
                  stop_stated, stop_used),
-        _outcome(index, world, "full", "uniform, as many verdicts as adaptive", d.choice,
+        _outcome(index, *where, "uniform, as many verdicts as adaptive", d.choice,
                  d.p_within_delta, same),
     ]  # fmt: skip
+
+
+Pick = tuple[int | None, float | None]
+"""A rule's choice (None: nothing recommended) and its stated P(within delta), if it states one."""
+
+
+def rule_picks(lab: Lab, study: Study, n_boot: int, seed: int) -> dict[str, Pick]:
+    """Every rule's pick on one study: the product and its ablations, then the naive rules."""
+    evidence = evidence_of(lab, study)
+    rules = {name: replace(rule, n_boot=n_boot, seed=seed) for name, rule in ABLATIONS.items()}
+    fitted = fit_evidence(evidence, rules["product"])
+    picks: dict[str, Pick] = {}
+    for name, rule in rules.items():
+        d = decide(evidence, fitted, rule)
+        picks[name] = d.choice, d.p_within_delta
+    unshrunk = replace(UNSHRUNK, n_boot=n_boot, seed=seed)
+    d = decide(evidence, fit_evidence(evidence, unshrunk), unshrunk)
+    picks["product, without prior or eligibility"] = d.choice, d.p_within_delta
+    lc = np.full(lab.n, np.nan)
+    if fitted is not None:
+        lc[[int(k) for k in fitted.keys]] = fitted.lc  # type: ignore[call-overload]
+    picks |= {name: (pick, None) for name, pick in naive_picks(lab, study, lc).items()}
+    return picks
 
 
 def run_world(job: tuple[str, int, int, bool]) -> list[Outcome]:
@@ -222,25 +267,12 @@ def run_world(job: tuple[str, int, int, bool]) -> list[Outcome]:
     out = []
     for budget, (prompts, raters) in BUDGETS.items():
         study = draw_study(world, rng, prompts, raters)
-        evidence = evidence_of(world, study)
-        rules = {name: replace(rule, n_boot=n_boot, seed=index) for name, rule in ABLATIONS.items()}
-        fitted = fit_evidence(evidence, rules["product"])
-        for name, rule in rules.items():
-            d = decide(evidence, fitted, rule)
-            out.append(
-                _outcome(index, world, budget, name, d.choice, d.p_within_delta, len(study.score))
-            )
+        for name, (pick, stated) in rule_picks(world, study, n_boot, index).items():
+            used = len(study.score) if name.startswith("product") else None
+            out.append(_outcome(index, world.gold, world.family, budget, name, pick, stated, used))
         if with_adaptive and budget == "full":
-            out += _adaptive_outcomes(index, world, study, prompts, raters, rules["product"])
-        unshrunk = replace(UNSHRUNK, n_boot=n_boot, seed=index)
-        d = decide(evidence, fit_evidence(evidence, unshrunk), unshrunk)
-        out.append(_outcome(index, world, budget, "product, without prior or eligibility", d.choice,
-                            d.p_within_delta))  # fmt: skip
-        lc = np.full(world.n, np.nan)
-        if fitted is not None:
-            lc[[int(k) for k in fitted.keys]] = fitted.lc  # type: ignore[call-overload]
-        for name, pick in naive_picks(world, study, lc).items():
-            out.append(_outcome(index, world, budget, name, pick, None))
+            product = replace(PRODUCT, n_boot=n_boot, seed=index)
+            out += _adaptive_outcomes(index, world, study, prompts, raters, product)
     return out
 
 
@@ -335,7 +367,8 @@ def print_tables(summary: dict[str, Any]) -> None:
                 continue
             print(f"\n### {family}, budget {budget} ({mine[0]['worlds']} worlds)\n")
             print("| rule | regret (win-rate points) | regret (share of gold range) | "
-                  "P(within delta) | failures | stated P | verdicts | product - rule |")  # fmt: skip
+                  "P(within delta) | failures | stated P | verdicts | "
+                  "product - rule |")  # fmt: skip
             print("|---|---|---|---|---|---|---|---|")
             for r in mine:
                 stated = f"{r['stated']:.2f}" if r["stated"] is not None else ""
