@@ -31,9 +31,8 @@ def test_gold_win_rate_is_the_expectation_over_prompts_and_items() -> None:
 
 def test_raters_agree_65_to_75_percent() -> None:
     rng = np.random.default_rng(1)
-    agreements = [
-        rater_agreement(draw_study(FAMILIES[f](rng), rng, 200, 2)) for f in FAMILIES for _ in range(3)
-    ]
+    worlds = [FAMILIES[f](rng) for f in FAMILIES for _ in range(3)]
+    agreements = [rater_agreement(draw_study(w, rng, 200, 2)) for w in worlds]
     assert 0.65 <= float(np.mean(agreements)) <= 0.75
 
 
