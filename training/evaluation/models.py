@@ -11,7 +11,12 @@ import torch
 from judging.data.models import Checkpoint
 from judging.errors import ConfigError
 from judging.evaluation.config import EvalConfig
-from training.evaluation.scoring import KLScorer, RewardScorer
+from training.evaluation.scoring import (
+    KLScorer,
+    RewardScorer,
+    shared_prompt_cache,
+    weights_key,
+)
 from training.generation.base import Generator, ModelRef, load_tokenizer, model_ref_for
 from training.generation.hf import TransformersGenerator, load_causal_lm
 
@@ -91,6 +96,9 @@ def load_job_models(checkpoint: Checkpoint, config: EvalConfig) -> JobModels:
             base=base,
             pad_id=int(tokenizer.pad_token_id),
             end_id=_end_id(tokenizer),
+            # The base's prompt prefixes, computed once per worker process for a run's base
+            # weights (fp32) and reused by every checkpoint it evaluates.
+            base_cache=shared_prompt_cache(weights_key(run.base_model, torch.float32)),
             device=config.device,
             # A teacher-forced pass, like the reward model's: `score_batch_size` (documented so,
             # and what bench/bench_evaluate.py measures), not the generation batch.
