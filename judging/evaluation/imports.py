@@ -140,8 +140,8 @@ def attach_responses(
 ) -> Evaluation:
     """Store responses made elsewhere for a checkpoint and (re)summarise its evaluation on the
     set: the one path of `rlhf import generations` and `rlhf ladder import`. `job_config` goes
-    into the evaluation's config beside the backend and source (the reward model that scored
-    the rows, which `rlhf rescore` and the summary read)."""
+    updates the evaluation's config (the reward model and dtype that scored the rows, which
+    `rlhf rescore` and the summary read)."""
     store_generations(
         session,
         checkpoint_id=checkpoint_id,
@@ -153,7 +153,10 @@ def attach_responses(
         scorers=scorers,
     )
     evaluation = _evaluation(session, checkpoint_id, prompt_set_id)
-    evaluation.config = {"backend": backend, "source": model_ref, **(job_config or {})}
+    # A whole EvalConfig, as the worker stores it: `rlhf rescore` reads it back (a dict of
+    # backend and source made it refuse every imported evaluation). Where the rows came from is
+    # on each row (backend, model_ref).
+    evaluation.config = config.model_copy(update=job_config or {}).model_dump(mode="json")
     # Coverage in the summary tells how much of the set the responses answered.
     finalize(session, evaluation, prompts, config)
     return evaluation
