@@ -145,11 +145,14 @@ def import_(
             root=PROJECT_ROOT,
         )
         rungs = [c.step for c in registered.checkpoints if c.kind != "base"]
+        ids = " ".join(f"--checkpoint {c.id}" for c in registered.checkpoints)
         run_id = registered.id
     console.print(
         f"run [bold]{run}[/bold] (id {run_id}, best-of-n): base + BoN(n) for n = "
-        f"{', '.join(map(str, rungs))}; next: `rlhf rescore --eval-reward-model ... "
-        f"--checkpoint ...` (see docs/ladder.md)"
+        f"{', '.join(map(str, rungs))}, proxy scores and analytic KL stored.\nEvaluation RM: "
+        f"rlhf rescore --eval-reward-model data/reward_models/rm-ladder-eval "
+        f"--prompt-set {prompt_set} {ids}",
+        soft_wrap=True,
     )
 
 

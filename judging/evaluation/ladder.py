@@ -10,13 +10,13 @@ responses of the base to every prompt of a set, each scored by a proxy reward mo
 
 The policy BoN(n) answers a prompt with the sample of highest proxy score among samples 0..n-1
 (ties: the lowest index), so BoN(1) is the base and the ladder's policies are nested. Its KL from
-the base has the closed form log n - (n-1)/n (Stiennon et al. 2020, appendix G.3; an upper
-bound in general, exact when the n proxy scores are distinct), stored where an evaluated
-checkpoint keeps its held-out KL (every generation's `kl_k1`/`kl_k3`, so the summary's KL is
-exactly it) and as the training metric `objective/kl` at step n. The chosen responses go through
-`judging.evaluation.imports.attach_responses`, the path of `rlhf import generations`; from there
-the statistics are the product's own (summary, growth vs the base, flags, `rlhf rescore`,
-studies and the recommendation), with no best-of-n case anywhere.
+the base is taken as log n - (n-1)/n (Stiennon et al. 2020): an upper bound, tight when every
+response has a small probability, as sampled paragraphs do (Beirami et al. 2024). It is stored
+where an evaluated checkpoint keeps its held-out KL (every generation's `kl_k1`/`kl_k3`, so the
+summary's KL is exactly it) and as the training metric `objective/kl` at step n. The chosen
+responses go through `judging.evaluation.imports.attach_responses`, the path of `rlhf import
+generations`; from there the statistics are the product's own (summary, growth vs the base,
+flags, `rlhf rescore`, studies and the recommendation), with no best-of-n case anywhere.
 """
 
 from __future__ import annotations

@@ -178,7 +178,8 @@ def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
         assert len(gens) == N_PROMPTS
         for g in gens:
             pid = g.prompt.external_id
-            want = max(range(n), key=lambda k, pid=pid: (scores[(pid, k)], -k))
+            first_n = [scores[(pid, k)] for k in range(n)]
+            want = first_n.index(max(first_n))  # the first of the best among samples 0..n-1
             assert g.diagnostics["best_of_n"] == {"n": n, "sample": want}
             assert g.reward_score == pytest.approx(scores[(pid, want)])
             assert g.kl_k3 == pytest.approx(bon_kl(n))
@@ -186,7 +187,7 @@ def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
         evaluation = cli_db.scalar(
             select(Evaluation).where(Evaluation.checkpoint_id == checkpoint.id)
         )
-        assert evaluation is not None and evaluation.status == "done"
+        assert evaluation is not None and evaluation.status == "done" and evaluation.summary
         assert evaluation.summary["coverage"] == {"rows": N_PROMPTS, "prompts": N_PROMPTS}
         if checkpoint.kind != "base":
             assert "length_growth" in evaluation.summary  # vs the base: same settings key
@@ -217,7 +218,8 @@ def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
         evaluation = cli_db.scalar(
             select(Evaluation).where(Evaluation.checkpoint_id == checkpoint.id)
         )
-        assert evaluation is not None and evaluation.summary["eval_reward"]["n"] == N_PROMPTS
+        assert evaluation is not None and evaluation.summary
+        assert evaluation.summary["eval_reward"]["n"] == N_PROMPTS
 
     again = _import(ladder_file, "bon-tiny", "ho-ladder")  # a run of that name exists
     assert again.exit_code != 0 and "already exists" in str(again.exception)
@@ -305,3 +307,57 @@ def test_a_truncated_gzip_ladder_is_refused(
     result = _import(torn, "bon-torn", "ho-gz")
     assert isinstance(result.exception, InputFileError)
     assert "not a complete gzip file" in str(result.exception)
+
+
+def test_pairs_command_builds_disjoint_gold_labelled_pairs_and_ships_both_models(
+    tiny_models: dict[str, Path], cli_db: Session, tmp_path: Path
+) -> None:
+    """`rlhf ladder pairs` end to end on the tiny model: brief/detailed samples, gold labels
+    with flips and length bias, two RMs on disjoint prompts, each shipped with its report."""
+    from cli.main import app
+    from judging.data.models import TrainingRun
+    from training.onpolicy import BRIEF_DETAILED
+
+    prompts = tmp_path / "train.jsonl"
+    texts = [f"{p} (variant {v})" for v in range(2) for p in PROMPTS]
+    prompts.write_text(
+        "".join(json.dumps({"id": f"tr{i}", "prompt": t}) + "\n" for i, t in enumerate(texts)),
+        "utf-8",
+    )
+    out, shipped = tmp_path / "pairs", tmp_path / "shipped"
+    args = ["ladder", "pairs", "--out-dir", str(out), "--prompts", str(prompts)]
+    args += ["--base-model", str(tiny_models["policy"]), "--proxy-prompts", "8"]
+    args += ["--eval-prompts", "8", "--max-new-tokens", "8", "--batch-size", "4"]
+    args += ["--heldout-share", "0.5", "--length-bias", "0.3", "--ship-to", str(shipped)]
+    for setting in ("run.max_steps=2", "optim.batch_size=2", "rm.train_top_layers=1"):
+        args += ["--set", setting]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+    ids = {}
+    for role in ("proxy", "eval"):
+        rows = [json.loads(x) for x in (out / role / "samples.jsonl").read_text().splitlines()]
+        ids[role] = {r["prompt_id"] for r in rows}
+        assert all([x["style"] for x in r["responses"]] == list(BRIEF_DETAILED) for r in rows)
+        stats = json.loads((out / role / "stats.json").read_text())
+        assert stats["labeller"] == {"flip": 0.25, "length_bias": 0.3, "seed": 0}
+        assert stats["pairs"]["heldout"] > 0
+        name = f"rm-ladder-{role}"
+        folder = shipped / name
+        assert {p.name for p in folder.iterdir()} >= {
+            "adapter_config.json",
+            "adapter_model.safetensors",
+            "model_card.json",
+            "report.json",
+            "report.md",
+        }
+        report = json.loads((folder / "report.json").read_text())["report"]
+        low, high = report["accuracy_ci95"]
+        assert 0.0 <= low <= report["accuracy"] <= high <= 1.0
+        assert report["pairs"] == stats["pairs"]["heldout"]
+        assert "reward_length_pearson" in report and report["calibration"]
+        assert "95% Wilson interval" in (folder / "report.md").read_text()
+        card = json.loads((folder / "model_card.json").read_text())
+        assert card["run"] == name and card["data"].endswith(f"{role}/train.jsonl")
+        assert cli_db.scalar(select(TrainingRun).where(TrainingRun.name == name)) is not None
+    assert ids["proxy"] and ids["eval"] and not ids["proxy"] & ids["eval"]
