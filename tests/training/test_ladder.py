@@ -117,6 +117,33 @@ def test_build_resumes_after_an_interrupt_to_the_same_bytes(
         build_ladder(_spec(tiny_models, prompts, cut, n_max=8))
 
 
+def test_an_interrupt_while_writing_leaves_the_last_complete_file(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during the write of the second prompt's file: the first prompt's file stays, whole
+    and readable, and no .partial is left behind."""
+    import training.ladder as ladder
+    from judging.evaluation.ladder import iter_rows
+
+    out = tmp_path / "torn.jsonl.gz"
+    calls: list[int] = []
+    real_fsync = ladder.os.fsync
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_fsync(fd)
+
+    monkeypatch.setattr(ladder.os, "fsync", fsync)
+    with pytest.raises(KeyboardInterrupt):
+        ladder.build_ladder(_spec(tiny_models, _prompt_file(tmp_path), out))
+    assert not out.with_name(out.name + ".partial").exists()
+    rows = [row for _, row in iter_rows(out)]
+    assert rows[0]["ladder"] == 1
+    assert [(r["prompt_id"], r["sample"]) for r in rows[1:]] == [("t0", k) for k in range(N_MAX)]
+
+
 def _prompt_set(session: Session, name: str) -> int:
     from judging.data.prompts import PromptRecord, store_prompt_set
 
