@@ -153,13 +153,14 @@ def _prompt_set(session: Session, name: str) -> int:
     return prompt_set.id
 
 
-@pytest.fixture
-def ladder_file(tiny_models: dict[str, Path], tmp_path: Path) -> Path:
-    """A built ladder, through the CLI (`rlhf ladder build`)."""
+@pytest.fixture(scope="module")
+def ladder_file(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built ladder, through the CLI (`rlhf ladder build`); tests read it, never change it."""
     from cli.main import app
 
-    out = tmp_path / "ladder" / "tiny.jsonl.gz"
-    args = ["ladder", "build", "--prompts", str(_prompt_file(tmp_path))]
+    root = tmp_path_factory.mktemp("ladder")
+    out = root / "ladder" / "tiny.jsonl.gz"
+    args = ["ladder", "build", "--prompts", str(_prompt_file(root))]
     args += ["--n-max", str(N_MAX), "--reward-model", str(tiny_models["reward"])]
     args += ["--out", str(out), "--base-model", str(tiny_models["policy"])]
     args += ["--max-new-tokens", "6", "--batch-size", "3", "--device", "cpu"]
@@ -176,6 +177,7 @@ def _import(path: Path, run: str, prompt_set: str) -> Any:
     )
 
 
+@pytest.mark.integration  # PostgreSQL
 def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
     ladder_file: Path, tiny_models: dict[str, Path], cli_db: Session
 ) -> None:
@@ -300,6 +302,7 @@ BAD = {
 }
 
 
+@pytest.mark.integration  # PostgreSQL
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_a_bad_ladder_file_is_refused_naming_the_line_with_nothing_imported(
     case: str, ladder_file: Path, cli_db: Session, tmp_path: Path
@@ -323,6 +326,7 @@ def test_a_bad_ladder_file_is_refused_naming_the_line_with_nothing_imported(
     assert cli_db.scalars(select(Generation)).all() == []
 
 
+@pytest.mark.integration  # PostgreSQL
 def test_a_truncated_gzip_ladder_is_refused(
     ladder_file: Path, cli_db: Session, tmp_path: Path
 ) -> None:
@@ -336,6 +340,7 @@ def test_a_truncated_gzip_ladder_is_refused(
     assert "not a complete gzip file" in str(result.exception)
 
 
+@pytest.mark.integration  # PostgreSQL
 def test_pairs_command_builds_disjoint_gold_labelled_pairs_and_ships_both_models(
     tiny_models: dict[str, Path], cli_db: Session, tmp_path: Path
 ) -> None:
