@@ -393,3 +393,14 @@ def test_pairs_command_builds_disjoint_gold_labelled_pairs_and_ships_both_models
         assert card["run"] == name and card["data"].endswith(f"{role}/train.jsonl")
         assert cli_db.scalar(select(TrainingRun).where(TrainingRun.name == name)) is not None
     assert ids["proxy"] and ids["eval"] and not ids["proxy"] & ids["eval"]
+    assert "held-out pairs (< 300)" in result.output
+
+    # The shipped proxy (adapter + score head) drives a ladder build: merged once, then read.
+    ladder = tmp_path / "from-shipped.jsonl.gz"
+    args = ["ladder", "build", "--prompts", str(_prompt_file(tmp_path)), "--n-max", "2"]
+    args += ["--reward-model", str(shipped / "rm-ladder-proxy"), "--out", str(ladder)]
+    args += ["--base-model", str(tiny_models["policy"]), "--max-new-tokens", "4"]
+    built = CliRunner().invoke(app, [*args, "--device", "cpu"])
+    assert built.exit_code == 0, built.output
+    assert (tmp_path / "reward_models" / "rm-ladder-proxy-merged" / "config.json").is_file()
+    assert len(_lines(ladder)) == 1 + 2 * N_PROMPTS
