@@ -264,8 +264,20 @@ def import_ladder(
         raise NotFoundError(
             f"base model folder {base} does not exist here (give it with --base-model)"
         )
+    # The summary records the sampling settings it describes (max_new_tokens, KL temperature):
+    # the ladder's, not the eval config's defaults.
+    given = header.get("sampling") or {}
+    keys = ("temperature", "top_p", "max_new_tokens")
+    config = config.model_copy(
+        update={
+            "sampling": config.sampling.model_copy(
+                update={k: given[k] for k in keys if k in given}
+            ),
+            "reward_dtype": str(header.get("reward_dtype") or "float32"),
+        }
+    )
     reward_model = str(_resolve(header["reward_model"], root))
-    reward_dtype = str(header.get("reward_dtype") or "float32")
+    reward_dtype = config.reward_dtype
     run = start_run(
         session,
         name=run_name,

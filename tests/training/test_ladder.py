@@ -218,6 +218,8 @@ def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
         )
         assert evaluation is not None and evaluation.status == "done" and evaluation.summary
         assert evaluation.summary["coverage"] == {"rows": N_PROMPTS, "prompts": N_PROMPTS}
+        assert evaluation.summary["max_new_tokens"] == 6  # the ladder's, not the eval config's
+        assert evaluation.config["sampling"]["max_new_tokens"] == 6
         if checkpoint.kind != "base":
             assert "length_growth" in evaluation.summary  # vs the base: same settings key
     # Every prompt's BoN(n) score never falls as n grows (nested choices).
