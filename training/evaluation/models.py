@@ -43,7 +43,7 @@ class JobModels:
 def make_generator(config: EvalConfig, ref: ModelRef, policy: Any, tokenizer: Any) -> Generator:
     if config.backend == "transformers":
         if config.generation_dtype == "bfloat16":  # a bf16 copy samples; KL keeps the fp32 one
-            policy = sampling_copy(ref, config.device)
+            policy = load_causal_lm(ref, device=config.device, dtype=torch.bfloat16)
         return TransformersGenerator(
             ref,
             device=config.device,
@@ -69,6 +69,10 @@ def sampling_copy(ref: ModelRef, device: str) -> Any:
     checkpoint, and decoding runs plain linear layers instead of peft's three matmuls and their
     Python per LoRA module and step. Its samples come from the same distribution as the peft
     model's up to bf16 rounding (KL is recomputed in fp32 on whatever was sampled).
+
+    Not used by the worker (`make_generator` samples from the unmerged bf16 copy): with it the
+    demo pipeline's study lacked usable base samples (tests/training/test_demo_pipeline.py), and
+    its gain did not show per checkpoint; `bench/bench_evaluate.py` still measures it.
     """
     if not ref.adapter_path:
         return load_causal_lm(ref, device=device, dtype=torch.bfloat16)
