@@ -170,8 +170,10 @@ def recompute(session: Session, study: Study, *, wait: bool) -> bool:
     if study.decided_at is None:
         _update_state(session, study)
     _apply(session, study)
-    study.allocation_checked_at = _now()
+    # The database's clock, as the judgements' created_at the due check compares it with.
+    study.allocation_checked_at = func.now()
     session.flush()
+    session.refresh(study)
     return True
 
 

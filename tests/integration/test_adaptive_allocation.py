@@ -4,13 +4,16 @@ nothing a rater relies on changes (blindness, one item per rater, verdicts never
 from __future__ import annotations
 
 import random
+import threading
 from collections import defaultdict
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from judging.analysis.evidence import load_study_evidence
@@ -18,7 +21,8 @@ from judging.data.models import Assignment, Comparison, Judgement, Study
 from judging.errors import ConflictError
 from judging.studies import allocation, leases, rating
 from judging.studies import service as studies
-from tests.judging_helpers import Lab, build_lab
+from tests.conftest import truncate_all
+from tests.judging_helpers import Lab, build_lab, form_value, login
 
 PROMPTS = 80
 
@@ -289,3 +293,96 @@ def test_uniform_studies_serve_everything_as_before(db_session: Session, tmp_pat
     assert set(ranks) == {None}
     drive = _drive(db_session, study, [r.id for r in lab.raters], {c.id: 0.5 for c in lab.trained})
     assert drive.verdicts == allocation.budget(db_session, study) == 6 * 2 * 2
+
+
+def test_admin_pages_create_show_and_resume_an_adaptive_study(
+    client: Any, db_session: Session, tmp_path: Path
+) -> None:
+    lab = _lab(db_session, tmp_path, raters=("a", "b", "c", "admin"))
+    good, close, bad = (c.id for c in lab.trained)
+    raters = [r.id for r in lab.raters if r.role != "admin"]
+    login(client, lab.tokens["admin"])
+    csrf = form_value(client.get("/admin/studies/new").text, "csrf_token")
+    form = {
+        "csrf_token": csrf,
+        "name": "web-adaptive",
+        "checkpoints": [str(c) for c in (good, close, bad)],
+        "prompt_set": str(lab.prompt_set_id),
+        "raters": [str(r) for r in raters],
+        "attention_check_rate": "0",
+        "allocation": "adaptive",
+        "allocation_target": "0.9",
+    }
+    refused = client.post("/admin/studies", data={**form, "checkpoints": str(good)})
+    assert refused.status_code == 409 and "at least two" in refused.text
+    refused = client.post("/admin/studies", data={**form, "allocation_target": "1.2"})
+    assert refused.status_code == 409 and "within (0.5, 1)" in refused.text
+    assert db_session.scalar(select(func.count()).select_from(Study)) == 0
+    created = client.post("/admin/studies", data=form, follow_redirects=False)
+    assert created.status_code == 303
+    study = db_session.scalar(select(Study).where(Study.name == "web-adaptive"))
+    assert study is not None and study.allocation == "adaptive"
+    page = client.get(f"/admin/studies/{study.id}").text
+    assert "adaptive: 0 of 480 verdicts so far, 3 checkpoint(s) in contention" in page
+
+    drive = _drive(db_session, study, raters, {good: 0.9, close: 0.85, bad: 0.1})
+    db_session.refresh(study)
+    line = f"decided after {study.decided_after} of 480 verdicts"
+    assert study.decided_after == drive.verdicts
+    for path in (f"/admin/studies/{study.id}", f"/admin/studies/{study.id}/qc"):
+        assert line in client.get(path).text, path
+    assert "held back by adaptive allocation" in client.get(f"/admin/studies/{study.id}/qc").text
+
+    resumed = client.post(
+        f"/admin/studies/{study.id}/resume", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert resumed.status_code == 303 and "resumed" in resumed.headers["location"]
+    db_session.refresh(study)
+    assert study.decided_at is None and study.allocation_target > 0.9
+    assert any(rating.queue_state(db_session, r).item is not None for r in raters)
+
+
+def test_raters_asking_at_once_never_get_the_same_item(pg_engine: Engine, tmp_path: Path) -> None:
+    """Committed, on separate connections: every rater of an adaptive study asks for work at
+    the same moment, again and again, and each served item goes to one rater only."""
+    names = tuple(f"r{i}" for i in range(4))
+    try:
+        with Session(pg_engine, expire_on_commit=False) as session:
+            lab = build_lab(session, tmp_path, prompts=PROMPTS, steps=(10, 20, 30), raters=names)
+            _adaptive(session, lab)
+            raters = [r.id for r in lab.raters]
+        barrier = threading.Barrier(len(raters))
+
+        def ask(rater: int) -> list[tuple[str, int]]:
+            got = []
+            with Session(pg_engine) as session:
+                for _ in range(5):
+                    barrier.wait()
+                    item = rating.queue_state(session, rater).item
+                    session.commit()
+                    if item is None:
+                        continue
+                    row = session.scalar(
+                        select(Assignment).where(Assignment.public_id == item.public_id)
+                    )
+                    assert row is not None and row.rater_id == rater
+                    got.append((item.public_id, row.id))
+                    rating.record_judgement(
+                        session,
+                        rater_id=rater,
+                        public_id=item.public_id,
+                        choice="tie",
+                        rationale=None,
+                        idempotency_key=item.idempotency_key,
+                    )
+                    session.commit()
+                    allocation.recompute_due(session)
+            return got
+
+        with ThreadPoolExecutor(len(raters)) as pool:
+            served = [item for items in pool.map(ask, raters) for item in items]
+        assert len(served) == 5 * len(raters)
+        assert len({public_id for public_id, _ in served}) == len(served)
+        assert len({row for _, row in served}) == len(served)
+    finally:
+        truncate_all(pg_engine)
