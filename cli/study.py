@@ -124,6 +124,7 @@ def list_() -> None:
                 f"{s.id}\t{s.name}\t{s.status}\t{report.done}/{report.total} judged"
                 + (f"\t{view.line}" if view else ""),
                 highlight=False,
+                soft_wrap=True,  # one line per study, whatever the terminal's width
             )
 
 

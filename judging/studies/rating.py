@@ -443,6 +443,11 @@ def item_gone(assignment: Assignment | _Submitted) -> ConflictError:
         )
     if assignment.status == "flagged":
         return ConflictError("you marked this item as one you cannot judge")
+    if assignment.status == "parked":
+        return ConflictError(
+            "this item is no longer needed (the study has enough verdicts on it for now); "
+            "here is your next one"
+        )
     return ConflictError("this item already has your verdict")
 
 
