@@ -12,6 +12,17 @@ LoRA checkpoint (SmolLM2 + a random adapter) and reward model (SmolLM2 + a fresh
 
 Diagnostics (per-response + summary) are the same code for both and timed once each.
 
+`--baseline 27` times the worker's set-up before issue 27 (bench/eval_before27.py: bf16 peft
+sampling, KL passes at the generation batch with the default KV cache, RMs likewise) against
+today's (LoRA merged into the bf16 sampling copy, KL at score_batch_size, no KV cache, both
+reward models with the reward at PPO's response length read in the same pass, the base's prompt
+KV and last hidden state cached once per run: its fill is printed apart), with `--rms 2`
+for the demo's two reward models; then today's scoring functions on the old path's responses
+against the old ones (the stored numbers must agree):
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_evaluate.py --baseline 27 --rms 2 \
+        --limit 200 --max-new-tokens 128 --top-p 1.0 --batch-size 32 --score-batch-size 16
+
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_evaluate.py --limit 40
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_evaluate.py --limit 200 --skip-old \\
         --max-new-tokens 384 --top-p 1.0
@@ -40,7 +51,7 @@ def _prompts(limit: int) -> list[str]:
     return [str(r["prompt"]) for r in rows][:limit]
 
 
-def _models(root: Path) -> tuple[Path, Path]:
+def _models(root: Path, rms: int = 1) -> tuple[Path, Path]:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
@@ -62,6 +73,14 @@ def _models(root: Path) -> tuple[Path, Path]:
     reward.config.pad_token_id = 0
     reward.save_pretrained(root / "rm")
     AutoTokenizer.from_pretrained(SMOLLM2).save_pretrained(root / "rm")
+    for extra in range(1, rms):  # the evaluation RM(s): other score heads
+        torch.manual_seed(extra)
+        other = AutoModelForSequenceClassification.from_pretrained(
+            SMOLLM2, num_labels=1, dtype=torch.float32
+        )
+        other.config.pad_token_id = 0
+        other.save_pretrained(root / f"rm{extra}")
+        AutoTokenizer.from_pretrained(SMOLLM2).save_pretrained(root / f"rm{extra}")
     return root / "adapter", root / "rm"
 
 
@@ -163,6 +182,138 @@ def run_new(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, floa
     return phases, {"responses": responses, "rewards": rewards, "kls": kls}
 
 
+def _issue27_scorers(ctx: dict[str, Any], args: Any) -> list[Any]:
+    import torch
+
+    from training.evaluation.scoring import RewardScorer
+
+    if "scorers" not in ctx:
+        root = Path(ctx["rm"]).parent
+        paths = [ctx["rm"], *(root / f"rm{i}" for i in range(1, args.rms))]
+        dtype = getattr(torch, args.rm_dtype)
+        ctx["scorers"] = [
+            RewardScorer(str(p), batch_size=args.score_batch_size, dtype=dtype) for p in paths
+        ]
+    return list(ctx["scorers"])
+
+
+def run_before27(
+    ctx: dict[str, Any], params: Any, args: Any
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The worker before issue 27 (bench/eval_before27.py), same models, prompts and seeds."""
+    import torch
+
+    from bench import eval_before27
+    from training.generation.base import ModelRef
+    from training.generation.hf import TransformersGenerator, load_causal_lm
+
+    ref = ModelRef(str(SMOLLM2), str(ctx["adapter"]))
+    if "before27_gen" not in ctx:
+        ctx["before27_gen"] = load_causal_lm(ref, dtype=torch.bfloat16)
+    generator = TransformersGenerator(
+        ref, batch_size=args.batch_size, model=ctx["before27_gen"], tokenizer=ctx["tok"]
+    )
+    phases: dict[str, float] = {}
+    results = _timed(
+        phases, "generate", lambda: generator.generate(ctx["prompts"], params, ctx["seeds"])
+    )
+    responses = [r.token_ids for r in results]
+    ids = ctx["ids"]
+    scorers = _issue27_scorers(ctx, args)
+    rewards = _timed(
+        phases, "score", lambda: [eval_before27.rewards(s, ids, responses) for s in scorers]
+    )
+    kls = _timed(
+        phases,
+        "KL",
+        lambda: eval_before27.kl(
+            ctx["policy"], ids, responses, temperature=params.temperature,
+            batch_size=args.batch_size,
+        ),
+    )  # fmt: skip
+    _timed(
+        phases, "diagnostics",
+        lambda: _diagnostics([r.text for r in results], [len(r) for r in responses],
+                             [r.finish_reason for r in results]),
+    )  # fmt: skip
+    return phases, {"responses": responses, "rewards": rewards[0], "all": rewards, "kls": kls}
+
+
+def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    """Today's worker set-up (`training.evaluation.models`), same models, prompts and seeds."""
+    from training.evaluation.models import sampling_copy
+    from training.evaluation.scoring import KLScorer, PromptCache
+    from training.generation.base import ModelRef
+    from training.generation.hf import TransformersGenerator
+
+    ref = ModelRef(str(SMOLLM2), str(ctx["adapter"]))
+    if "now_gen" not in ctx:
+        ctx["now_gen"] = sampling_copy(ref, "cpu")
+    generator = TransformersGenerator(
+        ref, batch_size=args.batch_size, model=ctx["now_gen"], tokenizer=ctx["tok"]
+    )
+    phases: dict[str, float] = {}
+    results = _timed(
+        phases, "generate", lambda: generator.generate(ctx["prompts"], params, ctx["seeds"])
+    )
+    responses = [r.token_ids for r in results]
+    ids = ctx["ids"]
+    scorers = _issue27_scorers(ctx, args)
+    rewards = _timed(
+        phases, "score", lambda: [s.score_at(ids, responses, args.train_length) for s in scorers]
+    )
+    cache = ctx.setdefault("base_cache", PromptCache())
+    if len(ids) > 2:  # not the warm-up: the base's prompts, once per run (timed apart)
+        with ctx["policy"].disable_adapter():
+            inner = ctx["policy"].get_base_model()
+            start = time.perf_counter()
+            cache.fill(inner.model, ids, 0, "cpu", args.score_batch_size)
+            ctx["cache_fill_s"] = time.perf_counter() - start
+    kl = KLScorer(
+        ctx["policy"], pad_id=0, batch_size=args.score_batch_size, end_id=0, base_cache=cache
+    )
+    kls = _timed(phases, "KL", lambda: kl.score(ids, responses, temperature=params.temperature))
+    _timed(
+        phases, "diagnostics",
+        lambda: _diagnostics([r.text for r in results], [len(r) for r in responses],
+                             [r.finish_reason for r in results]),
+    )  # fmt: skip
+    full = [r[0] for r in rewards]
+    return phases, {"responses": responses, "rewards": full[0], "all": full, "kls": kls}
+
+
+def _agreement(ctx: dict[str, Any], params: Any, args: Any, old: dict[str, Any]) -> None:
+    """Today's scoring functions on the old path's responses against the old numbers."""
+    from bench import eval_before27
+    from training.evaluation.scoring import KLScorer
+
+    n = min(16, len(old["responses"]))
+    ids, responses = ctx["ids"][:n], old["responses"][:n]
+    if any(0 in r for r in responses):
+        print("note: a response holds the pad id; today's numbers cut it there (item 2)")
+    worst_reward = 0.0
+    for scorer in _issue27_scorers(ctx, args):
+        before = eval_before27.rewards(scorer, ids, responses)
+        now = scorer.score_at(ids, responses, args.train_length)[0]
+        worst_reward = max(worst_reward, *(abs(a - b) for a, b in zip(before, now, strict=True)))
+    kl = KLScorer(
+        ctx["policy"],
+        pad_id=0,
+        batch_size=args.score_batch_size,
+        end_id=0,
+        base_cache=ctx.get("base_cache"),
+    )
+    now_kl = kl.score(ids, responses, temperature=params.temperature)
+    worst_kl = max(
+        abs(a - b)
+        for x, y in zip(old["kls"][:n], now_kl, strict=True)
+        for a, b in zip(x, y, strict=True)
+    )
+    print(f"today's scoring of the old path's first {n} responses vs the old numbers: "
+          f"max |reward diff| {worst_reward:.2e} ({args.rm_dtype}), "
+          f"max |KL diff| {worst_kl:.2e} nats (fp32)")  # fmt: skip
+
+
 def _stock_attention_policy(adapter: Path) -> Any:
     """The old path's checkpoint: transformers' stock `sdpa` (GQA by copying the KV cache)."""
     import torch
@@ -204,7 +355,14 @@ def main() -> None:
     parser.add_argument("--gen-dtype", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--rm-dtype", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--skip-old", action="store_true")
+    parser.add_argument(
+        "--baseline", default="8", choices=["8", "27"], help="old path: before issue 8 or 27"
+    )
+    parser.add_argument("--rms", type=int, default=1, help="reward models (the demo scores 2)")
+    parser.add_argument("--train-length", type=int, default=128, help="PPO's response length")
     args = parser.parse_args()
+    if args.baseline == "27" and args.gen_dtype != "bfloat16":
+        parser.error("--baseline 27 times the bf16-sampling set-up (this host's auto)")
 
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -217,7 +375,7 @@ def main() -> None:
     params = SamplingParams(args.temperature, args.top_p, args.max_new_tokens)
     with tempfile.TemporaryDirectory() as tmp:
         load_start = time.perf_counter()
-        adapter, rm = _models(Path(tmp))
+        adapter, rm = _models(Path(tmp), args.rms)
         tok = load_tokenizer(ModelRef(str(SMOLLM2), str(adapter)))
         policy = load_causal_lm(ModelRef(str(SMOLLM2), str(adapter)))
         prompts = _prompts(args.limit)
@@ -231,7 +389,7 @@ def main() -> None:
             from training.evaluation.scoring import RewardScorer
 
             ctx["rm_fp32"] = RewardScorer(str(rm), batch_size=args.score_batch_size)
-        if not args.skip_old:
+        if not args.skip_old and args.baseline == "8":
             ctx["old_policy"] = _stock_attention_policy(adapter)
             ctx["rm_model"] = AutoModelForSequenceClassification.from_pretrained(rm).eval()
             ctx["rm_tok"] = AutoTokenizer.from_pretrained(rm)
@@ -241,11 +399,27 @@ def main() -> None:
         # Warm-up (one-time kernel and allocator set-up) on 2 prompts, 4 tokens, both paths.
         warm = {**ctx, "prompts": prompts[:2], "ids": ctx["ids"][:2], "seeds": ctx["seeds"][:2]}
         tiny = SamplingParams(args.temperature, args.top_p, 4)
-        run_new(warm, tiny, args)
+        if args.baseline == "27":
+            new_fn: Callable[..., Any] = run_now
+            old_fn: Callable[..., Any] = lambda c, p: run_before27(c, p, args)  # noqa: E731
+        else:
+            new_fn, old_fn = run_new, run_old
+        new_fn(warm, tiny, args)
         if not args.skip_old:
-            run_old(warm, tiny)
-        new_phases, new = run_new(ctx, params, args)
-        old_phases, old = run_old(ctx, params) if not args.skip_old else ({}, None)
+            old_fn(warm, tiny)
+        # Old first for issue 27: a shared host's load drifts, and the later run usually gets
+        # the busier minutes; the ratio is then conservative rather than flattering.
+        if args.baseline == "27" and not args.skip_old:
+            old_phases, old = old_fn(ctx, params)
+            new_phases, new = new_fn(ctx, params, args)
+        else:
+            new_phases, new = new_fn(ctx, params, args)
+            old_phases, old = old_fn(ctx, params) if not args.skip_old else ({}, None)
+        if args.baseline == "27" and old is not None:
+            _agreement(ctx, params, args, old)
+        if "cache_fill_s" in ctx:
+            print(f"base prompt cache filled once per run (not in the table): "
+                  f"{ctx['cache_fill_s']:.1f} s for {len(ctx['ids'])} prompts")  # fmt: skip
     print(f"{len(prompts)} prompts, T={args.temperature}, top_p={args.top_p}, "
           f"max_new_tokens={args.max_new_tokens}, threads={args.threads}, "
           f"new batch {args.batch_size}, new generation dtype {args.gen_dtype}, "
@@ -269,7 +443,7 @@ def main() -> None:
     _stats("new", new, "tempered")
     _rm_dtype_check(ctx)
     if old is not None:
-        _stats("old", old, "untempered")
+        _stats("old", old, "tempered" if args.baseline == "27" else "untempered")
         same = sum(a == b for a, b in zip(old["responses"], new["responses"], strict=True))
         d_reward = _mean(new["rewards"]) - _mean(old["rewards"])
         d_k3 = _mean([b for _, b in new["kls"]]) - _mean([b for _, b in old["kls"]])

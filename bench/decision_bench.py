@@ -39,13 +39,15 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Protocol  # noqa: E402
 
 import numpy as np  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.decision_worlds import FAMILIES, Study, World, draw_study  # noqa: E402
+from judging.stats.allocation import AllocationRule, allocation_state  # noqa: E402
 from judging.stats.divergence import Estimate  # noqa: E402
 from judging.stats.lc_winrate import LCModel, LengthVote  # noqa: E402
 from judging.stats.recommend import decide, fit_evidence  # noqa: E402
@@ -71,7 +73,27 @@ def _exact(value: float) -> Estimate:
     return Estimate(float(value), float(value), float(value))
 
 
-def evidence_of(world: World, study: Study) -> list[CheckpointEvidence]:
+class Lab(Protocol):
+    """What the rules read about the checkpoints besides the verdicts (a simulated `World`, or
+    real checkpoints in `bench/selection_regret.py`)."""
+
+    @property
+    def run(self) -> tuple[str, ...]: ...
+    @property
+    def step(self) -> NDArray[np.int64]: ...
+    @property
+    def kl(self) -> NDArray[np.float64]: ...
+    @property
+    def tokens(self) -> NDArray[np.float64]: ...
+    @property
+    def proxy(self) -> NDArray[np.float64]: ...
+    @property
+    def n(self) -> int: ...
+
+    def flags(self) -> list[tuple[str, ...]]: ...
+
+
+def evidence_of(world: Lab, study: Study) -> list[CheckpointEvidence]:
     flags = world.flags()
     out = []
     for k in range(world.n):
@@ -99,13 +121,13 @@ def _argmax(values: np.ndarray) -> int | None:
     return int(np.nanargmax(values))
 
 
-def _last(world: World) -> int:
+def _last(world: Lab) -> int:
     """The final checkpoint; between runs, that of the run whose final proxy is higher."""
     finals = {r: max(k for k in range(world.n) if world.run[k] == r) for r in set(world.run)}
     return max(finals.values(), key=lambda k: world.proxy[k])
 
 
-def naive_picks(world: World, study: Study, lc: np.ndarray) -> dict[str, int | None]:
+def naive_picks(world: Lab, study: Study, lc: np.ndarray) -> dict[str, int | None]:
     sums = np.bincount(study.column, study.score, minlength=world.n)
     counts = np.bincount(study.column, minlength=world.n)
     raw = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
@@ -125,6 +147,7 @@ def naive_picks(world: World, study: Study, lc: np.ndarray) -> dict[str, int | N
 
 @dataclass(frozen=True)
 class Outcome:
+    world: int
     family: str
     budget: str
     rule: str
@@ -136,41 +159,120 @@ class Outcome:
     failed: bool
     stated: float | None = None
     """The product's stated P(within delta) (product rules only)."""
+    verdicts: int | None = None
+    """Verdicts the rule's study used."""
 
 
-def _outcome(world: World, budget: str, rule: str, pick: int | None, stated: float | None
+def _outcome(index: int, gold: np.ndarray, family: str, budget: str, rule: str,
+             pick: int | None, stated: float | None, verdicts: int | None = None
              ) -> Outcome:  # fmt: skip
-    gold = world.gold
     value = 0.5 if pick is None else float(gold[pick])
     regret = float(gold.max()) - value
     spread = float(gold.max() - gold.min())
-    return Outcome(world.family, budget, rule, regret, regret / spread if spread > 0 else None,
-                   regret <= PRODUCT.delta + 1e-12, pick is None, stated)  # fmt: skip
+    share = regret / spread if spread > 0 else None
+    within = regret <= PRODUCT.delta + 1e-12
+    return Outcome(index, family, budget, rule, regret, share, within, pick is None, stated,
+                   verdicts)  # fmt: skip
 
 
-def run_world(job: tuple[str, int, int]) -> list[Outcome]:
-    """Every rule on one world, at every budget."""
-    family, index, n_boot = job
+ADAPTIVE = "adaptive (successive elimination + stopping rule)"
+CHECKS = (30, 40, 50, 60, 80, 100, 120, 140, 160, 180)
+"""Prompts served per contender at which the adaptive study recomputes its contenders."""
+ALLOCATION = AllocationRule()
+
+
+def _prefix(study: Study, frontier: np.ndarray) -> Study:
+    """The verdicts on each checkpoint's first `frontier[k]` prompts (the fixed random order)."""
+    keep = study.prompt < frontier[study.column]
+    return Study(study.prompt[keep], study.column[keep], study.score[keep],
+                 study.length_diff[keep], study.noise_free)  # fmt: skip
+
+
+def adaptive(
+    world: World, study: Study, prompts: int, rule: RecommendationRule,
+    allocation: AllocationRule = ALLOCATION,
+) -> tuple[int | None, float | None, int]:  # fmt: skip
+    """Successive elimination (`stats.allocation`) replayed on a drawn study: every contender is
+    served the next prompts of one fixed order; returns (pick, stated P(within delta),
+    verdicts used)."""
+    available = np.array([world.sparse.get(k, prompts) for k in range(world.n)])
+    frontier = np.zeros(world.n, dtype=np.int64)
+    contenders = np.arange(world.n)
+    state = None
+    for check in (*CHECKS, prompts):
+        frontier[contenders] = np.minimum(min(check, prompts), available[contenders])
+        evidence = evidence_of(world, _prefix(study, frontier))
+        exhausted = {k for k in range(world.n) if frontier[k] >= available[k]}
+        state = allocation_state(evidence, rule, allocation, exhausted)
+        if state.decided or check >= prompts:
+            break
+        contenders = np.array(state.contenders, dtype=np.int64)
+    used = int(np.sum(study.prompt < frontier[study.column]))
+    assert state is not None
+    if state.leader is None and not state.decided:
+        d = decide(evidence, fit_evidence(evidence, rule), rule)
+        return d.choice, d.p_within_delta, used
+    return state.leader, state.p_within_delta, used
+
+
+def _adaptive_outcomes(index: int, world: World, study: Study, prompts: int, raters: int,
+                       rule: RecommendationRule) -> list[Outcome]:  # fmt: skip
+    """Adaptive allocation, and uniform allocation spending the same number of verdicts."""
+    pick, stated, used = adaptive(world, study, prompts, rule)
+    stop_pick, stop_stated, stop_used = adaptive(
+        world, study, prompts, rule, replace(ALLOCATION, keep=0.0)
+    )
+    per_checkpoint = max(1, used // (raters * world.n))
+    evidence = evidence_of(world, _prefix(study, np.full(world.n, per_checkpoint)))
+    d = decide(evidence, fit_evidence(evidence, rule), rule)
+    same = int(sum(len(e.votes) for e in evidence))
+    where = (world.gold, world.family, "full")
+    return [
+        _outcome(index, *where, ADAPTIVE, pick, stated, used),
+        _outcome(index, *where, "uniform until decided (stopping rule only)", stop_pick,
+                 stop_stated, stop_used),
+        _outcome(index, *where, "uniform, as many verdicts as adaptive", d.choice,
+                 d.p_within_delta, same),
+    ]  # fmt: skip
+
+
+Pick = tuple[int | None, float | None]
+"""A rule's choice (None: nothing recommended) and its stated P(within delta), if it states one."""
+
+
+def rule_picks(lab: Lab, study: Study, n_boot: int, seed: int) -> dict[str, Pick]:
+    """Every rule's pick on one study: the product and its ablations, then the naive rules."""
+    evidence = evidence_of(lab, study)
+    rules = {name: replace(rule, n_boot=n_boot, seed=seed) for name, rule in ABLATIONS.items()}
+    fitted = fit_evidence(evidence, rules["product"])
+    picks: dict[str, Pick] = {}
+    for name, rule in rules.items():
+        d = decide(evidence, fitted, rule)
+        picks[name] = d.choice, d.p_within_delta
+    unshrunk = replace(UNSHRUNK, n_boot=n_boot, seed=seed)
+    d = decide(evidence, fit_evidence(evidence, unshrunk), unshrunk)
+    picks["product, without prior or eligibility"] = d.choice, d.p_within_delta
+    lc = np.full(lab.n, np.nan)
+    if fitted is not None:
+        lc[[int(k) for k in fitted.keys]] = fitted.lc  # type: ignore[call-overload]
+    picks |= {name: (pick, None) for name, pick in naive_picks(lab, study, lc).items()}
+    return picks
+
+
+def run_world(job: tuple[str, int, int, bool]) -> list[Outcome]:
+    """Every rule on one world, at every budget (and adaptive allocation when asked)."""
+    family, index, n_boot, with_adaptive = job
     rng = np.random.default_rng([zlib.crc32(family.encode()), index])
     world = FAMILIES[family](rng)
     out = []
     for budget, (prompts, raters) in BUDGETS.items():
         study = draw_study(world, rng, prompts, raters)
-        evidence = evidence_of(world, study)
-        rules = {name: replace(rule, n_boot=n_boot, seed=index) for name, rule in ABLATIONS.items()}
-        fitted = fit_evidence(evidence, rules["product"])
-        for name, rule in rules.items():
-            d = decide(evidence, fitted, rule)
-            out.append(_outcome(world, budget, name, d.choice, d.p_within_delta))
-        unshrunk = replace(UNSHRUNK, n_boot=n_boot, seed=index)
-        d = decide(evidence, fit_evidence(evidence, unshrunk), unshrunk)
-        out.append(_outcome(world, budget, "product, without prior or eligibility", d.choice,
-                            d.p_within_delta))  # fmt: skip
-        lc = np.full(world.n, np.nan)
-        if fitted is not None:
-            lc[[int(k) for k in fitted.keys]] = fitted.lc  # type: ignore[call-overload]
-        for name, pick in naive_picks(world, study, lc).items():
-            out.append(_outcome(world, budget, name, pick, None))
+        for name, (pick, stated) in rule_picks(world, study, n_boot, index).items():
+            used = len(study.score) if name.startswith("product") else None
+            out.append(_outcome(index, world.gold, world.family, budget, name, pick, stated, used))
+        if with_adaptive and budget == "full":
+            product = replace(PRODUCT, n_boot=n_boot, seed=index)
+            out += _adaptive_outcomes(index, world, study, prompts, raters, product)
     return out
 
 
@@ -193,13 +295,31 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         shares = [o.share for o in os_ if o.share is not None]
         share, share_ci = _mean_ci(shares) if shares else (float("nan"), float("nan"))
         within, within_ci = _mean_ci([float(o.within) for o in os_])
+        used = [o.verdicts for o in os_ if o.verdicts is not None]
         stated = [o.stated for o in os_ if o.stated is not None]
         rows.append({"family": family, "budget": budget, "rule": rule, "worlds": len(os_),
                      "regret": regret, "regret_ci": regret_ci, "share": share,
                      "share_ci": share_ci, "within": within, "within_ci": within_ci,
                      "failures": sum(o.failed for o in os_),
-                     "stated": float(np.mean(stated)) if stated else None})  # fmt: skip
-    return {"rows": rows, "calibration": calibration(outcomes)}
+                     "stated": float(np.mean(stated)) if stated else None,
+                     "verdicts": float(np.mean(used)) if used else None})  # fmt: skip
+    _paired_with_product(rows, outcomes)
+    return {"rows": rows, "calibration": calibration(outcomes),
+            "adaptive_calibration": calibration(outcomes, ADAPTIVE)}  # fmt: skip
+
+
+def _paired_with_product(rows: list[dict[str, Any]], outcomes: list[Outcome]) -> None:
+    """Per row, the mean over the same worlds of (product's regret - the rule's), with a 95%
+    interval: paired, so far tighter than comparing the two means."""
+    regret = {(o.family, o.budget, o.rule, o.world): o.regret for o in outcomes}
+    for r in rows:
+        diffs = [
+            regret[(r["family"], r["budget"], "product", w)] - value
+            for (f, b, rule, w), value in regret.items()
+            if (f, b, rule) == (r["family"], r["budget"], r["rule"])
+            and (f, b, "product", w) in regret
+        ]
+        r["vs_product"] = _mean_ci(diffs) if diffs and r["rule"] != "product" else None
 
 
 def calibration(outcomes: list[Outcome], rule: str = "product") -> list[dict[str, Any]]:
@@ -219,15 +339,16 @@ def calibration(outcomes: list[Outcome], rule: str = "product") -> list[dict[str
     return out
 
 
-def jobs(families: list[str], worlds: int, n_boot: int) -> Iterator[tuple[str, int, int]]:
+def jobs(families: list[str], worlds: int, n_boot: int, with_adaptive: bool
+         ) -> Iterator[tuple[str, int, int, bool]]:  # fmt: skip
     for family in families:
         for i in range(worlds):
-            yield family, i, n_boot
+            yield family, i, n_boot, with_adaptive
 
 
-def run(families: list[str], worlds: int, n_boot: int, workers: int,
+def run(families: list[str], worlds: int, n_boot: int, workers: int, with_adaptive: bool = False,
         progress: Callable[[int, int], None] | None = None) -> list[Outcome]:  # fmt: skip
-    todo = list(jobs(families, worlds, n_boot))
+    todo = list(jobs(families, worlds, n_boot, with_adaptive))
     out: list[Outcome] = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for i, result in enumerate(pool.map(run_world, todo, chunksize=4), start=1):
@@ -246,16 +367,31 @@ def print_tables(summary: dict[str, Any]) -> None:
                 continue
             print(f"\n### {family}, budget {budget} ({mine[0]['worlds']} worlds)\n")
             print("| rule | regret (win-rate points) | regret (share of gold range) | "
-                  "P(within delta) | failures |")  # fmt: skip
-            print("|---|---|---|---|---|")
+                  "P(within delta) | failures | stated P | verdicts | "
+                  "product - rule |")  # fmt: skip
+            print("|---|---|---|---|---|---|---|---|")
             for r in mine:
+                stated = f"{r['stated']:.2f}" if r["stated"] is not None else ""
+                used = f"{r['verdicts']:.0f}" if r["verdicts"] is not None else ""
+                vs = r.get("vs_product")
+                paired = f"{vs[0]:+.4f} ± {vs[1]:.4f}" if vs else ""
                 print(f"| {r['rule']} | {r['regret']:.4f} ± {r['regret_ci']:.4f} | "
                       f"{r['share']:.3f} ± {r['share_ci']:.3f} | "
-                      f"{r['within']:.2f} ± {r['within_ci']:.2f} | {r['failures']} |")  # fmt: skip
-    print("\n### Calibration of the product's stated P(within delta)\n")
+                      f"{r['within']:.2f} ± {r['within_ci']:.2f} | {r['failures']} | {stated} | "
+                      f"{used} | {paired} |")  # fmt: skip
+    for title, key in (("the product's stated P(within delta)", "calibration"),
+                       ("P(within delta) stated when the adaptive study stopped",
+                        "adaptive_calibration")):  # fmt: skip
+        print_calibration(title, summary[key])
+
+
+def print_calibration(title: str, bins: list[dict[str, Any]]) -> None:
+    if not bins:
+        return
+    print(f"\n### Calibration of {title}\n")
     print("| budget | stated bin | worlds | mean stated | observed |")
     print("|---|---|---|---|---|")
-    for c in summary["calibration"]:
+    for c in bins:
         print(f"| {c['budget']} | [{c['bin'][0]:.2f}, {c['bin'][1]:.2f}) | {c['worlds']} | "
               f"{c['stated']:.3f} | {c['observed']:.3f} |")  # fmt: skip
 
@@ -268,6 +404,9 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=PRODUCT.n_boot)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument(
+        "--adaptive", action="store_true", help="also replay adaptive allocation (full budget)"
+    )
     args = parser.parse_args()
     worlds = 40 if args.quick else args.worlds
     families = args.families.split(",")
@@ -277,7 +416,7 @@ def main() -> None:
 
     with Progress() as bar:
         task = bar.add_task("worlds", total=worlds * len(families))
-        outcomes = run(families, worlds, args.n_boot, args.workers,
+        outcomes = run(families, worlds, args.n_boot, args.workers, args.adaptive,
                        lambda done, _total: bar.update(task, completed=done))  # fmt: skip
     summary = summarise(outcomes)
     summary["settings"] = {"worlds": worlds, "n_boot": args.n_boot, "delta": PRODUCT.delta,

@@ -7,7 +7,12 @@ norms, sampling, Python or padding) for the held-out prompts at the given respon
                 per response token (full vocabulary projection)
     reward      one pass of each reward model over prompt + response (a scalar head)
     KL base     the base's teacher-forced pass (vocabulary projection at response positions);
-                the checkpoint's side reuses the fp32 log-probs its sampler returned
+                since issue 27 the base's prompt KV and last hidden state are computed once per
+                run (`training.evaluation.scoring.PromptCache`), so per checkpoint only the
+                response tokens but the last run through it (`--no-prompt-cache`: as before)
+    KL ckpt     where sampling is bf16 (`--checkpoint-pass`), the checkpoint's own fp32
+                teacher-forced pass over prompt + response; on fp32 hosts the checkpoint's side
+                reuses the fp32 log-probs its sampler returned and costs nothing here
 
 and divides by the fp32 GEMM rate measured here on the same shapes (1 and 2 threads). Nothing
 real can beat the figure it prints: it is the floor under issue 8's "at most 3 minutes per
@@ -86,6 +91,14 @@ def main() -> None:
     parser.add_argument("--reward-models", type=int, default=2, help="training RM + evaluation RM")
     parser.add_argument("--batch", type=int, default=64, help="decoding batch (rows per step)")
     parser.add_argument("--target-s", type=float, default=180.0)
+    parser.add_argument(
+        "--no-prompt-cache", action="store_true", help="the base pass over prompts too (pre-27)"
+    )
+    parser.add_argument(
+        "--checkpoint-pass",
+        action="store_true",
+        help="bf16 sampling: the checkpoint's log-probs recomputed by an fp32 pass",
+    )
     args = parser.parse_args()
 
     config = json.loads((SMOLLM2 / "config.json").read_text())
@@ -109,8 +122,14 @@ def main() -> None:
         "generate: prefill": (p_tokens, 0, 2048),
         "generate: decode": (r_tokens, r_tokens, args.batch),
         "reward models": (args.reward_models * (p_tokens + r_tokens), 0, 2048),
-        "KL: base pass": (p_tokens + r_tokens, r_tokens, 2048),
+        "KL: base pass": (
+            p_tokens + r_tokens if args.no_prompt_cache else r_tokens - len(prompts),
+            r_tokens,
+            2048,
+        ),
     }
+    if args.checkpoint_pass:
+        phases["KL: checkpoint pass"] = (p_tokens + r_tokens, r_tokens, 2048)
     for name, (stack, head, rows) in phases.items():
         cells = []
         for threads in (1, 2):

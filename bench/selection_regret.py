@@ -1,18 +1,20 @@
-"""Selection regret: does the recommendation pick the checkpoint the gold preference likes best?
+"""Selection regret on real checkpoints: does the recommendation pick the one the gold likes best?
 
-Takes the demo's checkpoints and their held-out generations straight from the database, scores
-every response with the gold preference, and then, for each of `--seeds` simulated-rater seeds,
-draws a study's verdicts (`--raters` per prompt and checkpoint, RaterSpec noise and position
-bias) and lets four rules pick a checkpoint:
+Takes real checkpoints and their held-out generations from the database (the demo's PPO runs,
+or a best-of-n ladder), scores every response with the gold preference, and treats the held-out
+prompts as the population: a checkpoint's *gold win rate* is its simulated raters' expected
+preference over the base on all of them (`judging.analysis.regret.gold_win_probability`).
 
-- product:  the product's rule (judging.stats.recommend with its defaults: LC win rate from the
-            simulated votes and the real length differences, hard flags and KL from the stored
-            evaluations, lower KL on overlapping intervals)
-- proxy:    the highest mean reward-model score on the held-out prompts (no raters needed)
-- last:     the final checkpoint (latest step; between runs, the one with higher proxy reward)
-- raw_wr:   the highest raw simulated win rate
-
-Regret = gold-win-rate gap to the gold-best checkpoint as a share of the gold range.
+Each seed is a world drawn anew: the prompts are resampled with replacement (so the gold-best
+checkpoint on the study's prompts, the proxy means and the KL all vary with it), simulated
+raters judge every (prompt, checkpoint) pair `--raters` times with random sides
+(RaterSpec: temperature, position bias), and every rule of the decision bench picks on the same
+study (`bench.decision_bench.rule_picks`: the product with its defaults and ablations, raw and LC
+win rate, max proxy, last checkpoint, lowest KL with a win rate above 1/2, and the limit that
+knows the noise-free gold preference on the drawn prompts). A rule that picks nothing is scored
+as keeping the base (gold win rate 1/2); no seed is dropped for any rule. Regret = gold win rate
+of the gold-best minus that of the pick (points and share of the gold range), mean with a 95%
+interval across seeds.
 
     DATABASE_URL=... python bench/selection_regret.py [--runs demo-ppo-kl001,demo-ppo-kl01]
 """
@@ -20,76 +22,136 @@ Regret = gold-win-rate gap to the gold-best checkpoint as a share of the gold ra
 from __future__ import annotations
 
 import argparse
-import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from judging.analysis.regret import (
-    argmax,
-    gold_win_rate,
-    simulate_votes,
-    summarise,
-)
+import numpy as np
+from numpy.typing import NDArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.decision_bench import PRODUCT, Outcome, _mean_ci, _outcome, rule_picks
+from bench.decision_worlds import Study
 from judging.gold import RaterSpec
-from judging.stats.winrate import Vote, win_rate
+
+Array = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class Candidate:
-    id: int
-    label: str
-    run: str
-    step: int
-    proxy: float | None
-    summary: dict[str, Any] | None = None
+class RealLab:
+    """Real checkpoints' per-prompt numbers (P prompts x K checkpoints), seen through `rows`
+    (the prompts drawn for one world; all of them by default)."""
+
+    labels: tuple[str, ...]
+    run: tuple[str, ...]
+    step: NDArray[np.int64]
+    gap: Array
+    """Gold score of the checkpoint's response minus the base's."""
+    length_diff: Array
+    """Characters, checkpoint response minus base response."""
+    proxy_by_prompt: Array
+    kl_by_prompt: Array
+    tokens_by_prompt: Array
+    flag_sets: tuple[tuple[str, ...], ...]
+    rows: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+
+    def __post_init__(self) -> None:
+        if not len(self.rows):
+            object.__setattr__(self, "rows", np.arange(self.gap.shape[0]))
+
+    @property
+    def n(self) -> int:
+        return self.gap.shape[1]
+
+    @property
+    def proxy(self) -> Array:
+        return np.asarray(np.nanmean(self.proxy_by_prompt[self.rows], axis=0))
+
+    @property
+    def kl(self) -> Array:
+        return np.asarray(np.nanmean(self.kl_by_prompt[self.rows], axis=0))
+
+    @property
+    def tokens(self) -> Array:
+        return np.asarray(np.nanmean(self.tokens_by_prompt[self.rows], axis=0))
+
+    def flags(self) -> list[tuple[str, ...]]:
+        return list(self.flag_sets)
+
+    def drawn(self, rows: NDArray[np.intp]) -> RealLab:
+        return RealLab(self.labels, self.run, self.step, self.gap, self.length_diff,
+                       self.proxy_by_prompt, self.kl_by_prompt, self.tokens_by_prompt,
+                       self.flag_sets, rows)  # fmt: skip
 
 
-def product_rule(
-    data: dict[str, Any], database_url: str | None, prompt_set: str
-) -> Callable[[Mapping[int, Sequence[Vote]], int], int | None]:
-    """The product's recommendation over simulated votes; None when no checkpoint qualifies."""
-    from dataclasses import replace
-
-    from sqlalchemy import select
-
-    from judging.analysis.evidence import checkpoint_evidence
-    from judging.data.db import make_engine, make_session_factory
-    from judging.data.models import PromptSet
-    from judging.settings import get_settings
-    from judging.stats.lc_winrate import LengthVote
-    from judging.stats.recommend import RecommendationRule, recommend
-
-    engine = make_engine(database_url or get_settings().resolved_database_url)
-    with make_session_factory(engine)() as session:
-        pset_id = session.scalar(select(PromptSet.id).where(PromptSet.name == prompt_set))
-        assert pset_id is not None
-        evidence = checkpoint_evidence(session, [c.id for c in data["candidates"]], pset_id)
-    engine.dispose()
-    texts, base = data["texts"], data["base"]
-
-    def pick(votes: Mapping[int, Sequence[Vote]], seed: int) -> int | None:
-        with_votes = [
-            replace(
-                evidence[cid],
-                votes=tuple(
-                    LengthVote(
-                        v.prompt_id,
-                        v.score,
-                        len(texts[cid][v.prompt_id]) - len(texts[base][v.prompt_id]),
-                    )
-                    for v in vs
-                ),
-            )
-            for cid, vs in votes.items()
-        ]
-        return recommend(with_votes, RecommendationRule(n_boot=300, seed=seed)).choice
-
-    return pick
+def _sigmoid(z: Array) -> Array:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))
 
 
-def load(database_url: str | None, runs: list[str], prompt_set: str) -> dict[str, Any]:
-    """Candidates, the reference, and (prompt, text) per checkpoint and prompt."""
+def gold_win_rates(gap: Array, spec: RaterSpec) -> Array:
+    """(K,) expected preference of a simulated rater over the base, its side at random, averaged
+    over the rows of `gap` (P, K)."""
+    z = gap / max(spec.temperature, 1e-9)
+    both = 0.5 * (_sigmoid(z + spec.position_bias) + _sigmoid(z - spec.position_bias))
+    return np.asarray(both.mean(axis=0))
+
+
+def simulate_study(lab: RealLab, spec: RaterSpec, raters: int, rng: np.random.Generator) -> Study:
+    """`raters` verdicts on every (drawn prompt, checkpoint) pair; the drawn prompts are
+    numbered 0..P-1 (a prompt drawn twice counts as two prompts of the world)."""
+    gap, diff = lab.gap[lab.rows], lab.length_diff[lab.rows]  # (P, K)
+    n_p, n_k = gap.shape
+    prompt = np.repeat(np.arange(n_p), n_k * raters)
+    column = np.tile(np.repeat(np.arange(n_k), raters), n_p)
+    side = rng.choice([-1.0, 1.0], size=len(prompt))  # +1: the checkpoint is on the left
+    z = gap[prompt, column] / max(spec.temperature, 1e-9) + spec.position_bias * side
+    score = (rng.random(len(prompt)) < _sigmoid(z)).astype(float)
+    if spec.tie_margin > 0:
+        score[np.abs(_sigmoid(z) - 0.5) < spec.tie_margin] = 0.5
+    noise_free = 0.5 * (_sigmoid(gap / spec.temperature + spec.position_bias)
+                        + _sigmoid(gap / spec.temperature - spec.position_bias))  # fmt: skip
+    return Study(prompt, column, score, diff[prompt, column], noise_free)
+
+
+def run_seeds(lab: RealLab, spec: RaterSpec, raters: int, seeds: int, n_boot: int
+              ) -> list[Outcome]:  # fmt: skip
+    """Every rule on `seeds` worlds drawn from the real prompts; regret against the gold win
+    rate on all the prompts (the population)."""
+    gold = gold_win_rates(lab.gap, spec)
+    out = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        world = lab.drawn(rng.integers(0, lab.gap.shape[0], lab.gap.shape[0]))
+        study = simulate_study(world, spec, raters, rng)
+        for name, (pick, stated) in rule_picks(world, study, n_boot, seed).items():
+            out.append(_outcome(seed, gold, "real", "full", name, pick, stated))
+    return out
+
+
+def summary_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    by_rule: dict[str, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        by_rule[o.rule].append(o)
+    rows = []
+    for rule, os_ in by_rule.items():
+        regret, regret_ci = _mean_ci([o.regret for o in os_])
+        shares = [o.share for o in os_ if o.share is not None]
+        share, share_ci = _mean_ci(shares) if shares else (float("nan"), float("nan"))
+        within, within_ci = _mean_ci([float(o.within) for o in os_])
+        rows.append({"rule": rule, "seeds": len(os_), "regret": regret, "regret_ci": regret_ci,
+                     "share": share, "share_ci": share_ci, "within": within,
+                     "within_ci": within_ci, "failures": sum(o.failed for o in os_)})  # fmt: skip
+    return rows
+
+
+# ---- loading real checkpoints ------------------------------------------------------------------
+
+
+def load(database_url: str | None, runs: list[str], prompt_set: str) -> RealLab:
+    """Per-prompt arrays of the runs' evaluated checkpoints against their base."""
     from sqlalchemy import select
 
     from judging.data.db import make_engine, make_session_factory
@@ -102,100 +164,61 @@ def load(database_url: str | None, runs: list[str], prompt_set: str) -> dict[str
         TrainingRun,
     )
     from judging.settings import get_settings
+    from training.gold import GoldScorer
 
     engine = make_engine(database_url or get_settings().resolved_database_url)
     with make_session_factory(engine)() as session:
         pset = session.scalar(select(PromptSet).where(PromptSet.name == prompt_set))
         if pset is None:
             raise SystemExit(f"prompt set {prompt_set!r} not found")
-        prompts = {
-            p.id: p.text
-            for p in session.scalars(select(Prompt).where(Prompt.prompt_set_id == pset.id))
-        }
+        prompts = {p.id: p.text for p in session.scalars(
+            select(Prompt).where(Prompt.prompt_set_id == pset.id))}  # fmt: skip
         rows = session.execute(
             select(Checkpoint, TrainingRun.name)
             .join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
             .where(TrainingRun.name.in_(runs))
             .order_by(TrainingRun.name, Checkpoint.step)
         ).all()
-        if not rows:
-            raise SystemExit(f"no checkpoints for runs {runs}")
-        proxy: dict[int, Any] = {}
-        summaries: dict[int, dict[str, Any]] = {}
-        for ev in session.scalars(
-            select(Evaluation).where(
-                Evaluation.prompt_set_id == pset.id, Evaluation.status == "done"
-            )
-        ):
-            reward = (ev.summary or {}).get("reward")
-            proxy[ev.checkpoint_id] = reward.get("mean") if isinstance(reward, dict) else reward
-            summaries[ev.checkpoint_id] = {**(ev.summary or {}), "flags": ev.flags or []}
-        base = next(c for c, _ in rows if c.step == 0)
-        candidates = [  # evaluated checkpoints only: the bench also runs while the demo evaluates
-            Candidate(c.id, f"{name}@{c.step}", name, c.step, proxy[c.id], summaries[c.id])
-            for c, name in rows
-            if c.step > 0 and c.id in proxy
-        ]
-        ids = [base.id, *[c.id for c in candidates]]
-        texts: dict[int, dict[int, str]] = {i: {} for i in ids}
-        for g in session.scalars(
-            select(Generation).where(
-                Generation.checkpoint_id.in_(ids), Generation.prompt_id.in_(prompts)
-            )
-        ):
-            texts[g.checkpoint_id][g.prompt_id] = g.text
+        flags = {
+            ev.checkpoint_id: tuple(ev.flags or ())
+            for ev in session.scalars(select(Evaluation).where(
+                Evaluation.prompt_set_id == pset.id, Evaluation.status == "done"))
+        }  # fmt: skip
+        base = next((c for c, _ in rows if c.kind == "base" or c.step == 0), None)
+        if base is None:
+            raise SystemExit(f"no base checkpoint in runs {runs}")
+        cands = [(c, name) for c, name in rows if c.id != base.id and c.id in flags]
+        ids = [base.id, *[c.id for c, _ in cands]]
+        gens: dict[int, dict[int, Generation]] = {i: {} for i in ids}
+        for g in session.scalars(select(Generation).where(
+                Generation.checkpoint_id.in_(ids), Generation.prompt_id.in_(list(prompts)),
+                Generation.replicate == 0)):  # fmt: skip
+            gens[g.checkpoint_id][g.prompt_id] = g
+        labels = tuple(f"{name}@{c.step}" for c, name in cands)
+        run_names = tuple(name for _, name in cands)
+        steps = np.array([c.step for c, _ in cands], dtype=np.int64)
+        flag_sets = tuple(flags[c.id] for c, _ in cands)
     engine.dispose()
-    common = set(prompts)
-    for per in texts.values():
-        common &= set(per)
-    if not common:
-        raise SystemExit(
-            "no held-out prompt has a generation from every checkpoint: evaluate first"
-        )
-    return {
-        "prompts": prompts,
-        "base": base.id,
-        "candidates": candidates,
-        "texts": texts,
-        "common": sorted(common),
-    }
+    common = sorted(set(prompts).intersection(*(set(per) for per in gens.values())))
+    if not cands or not common:
+        raise SystemExit("no evaluated checkpoint with generations on every prompt: evaluate first")
 
-
-def gold_gaps(data: dict[str, Any]) -> tuple[dict[int, dict[int, float]], dict[int, float]]:
-    """gold(checkpoint) - gold(reference) per prompt, and the mean gold score per checkpoint."""
-    from training.gold import GoldScorer
+    def matrix(value: Any) -> Array:
+        return np.array([[value(gens[c][p]) for c in ids[1:]] for p in common], dtype=float)
 
     scorer = GoldScorer()
-    prompts, texts, common = data["prompts"], data["texts"], data["common"]
-    gold: dict[int, dict[int, float]] = {}
-    for cid, per in texts.items():
-        scores = scorer.scores([prompts[p] for p in common], [per[p] for p in common])
-        gold[cid] = {p: s.total for p, s in zip(common, scores, strict=True)}
-    base = gold[data["base"]]
-    gaps = {c.id: {p: gold[c.id][p] - base[p] for p in common} for c in data["candidates"]}
-    means = {cid: sum(v.values()) / len(v) for cid, v in gold.items()}
-    return gaps, means
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    if isinstance(value, dict):
-        value = value.get("mean")
-    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
-
-
-def _summary_row(c: Candidate, mean_gold: dict[int, float], gold_wr: dict[int, float]) -> str:
-    s = c.summary or {}
-    cells = [
-        _num(s.get("eval_reward")),
-        f"{mean_gold[c.id]:.3f}",
-        f"{gold_wr[c.id]:.3f}",
-        _num(s.get("kl_k3")),
-        _num(s.get("length_tokens"), 1),
-        _num(s.get("length_growth"), 2),
-        _num(s.get("truncation_rate"), 2),
-        ", ".join(s.get("flags") or []),
-    ]
-    return " | ".join(cells)
+    gold = {
+        c: np.array([s.total for s in scorer.scores(
+            [prompts[p] for p in common], [gens[c][p].text for p in common])])
+        for c in ids
+    }  # fmt: skip
+    gap = np.column_stack([gold[c] - gold[base.id] for c in ids[1:]])
+    base_len = np.array([len(gens[base.id][p].text) for p in common], dtype=float)
+    length_diff = matrix(lambda g: len(g.text)) - base_len[:, None]
+    proxy = matrix(lambda g: np.nan if g.reward_score is None else g.reward_score)
+    kl = matrix(lambda g: np.nan if g.kl_k1 is None else g.kl_k1)
+    tokens = matrix(lambda g: g.token_count)
+    return RealLab(labels, run_names, steps, gap, length_diff, proxy, kl, tokens, flag_sets)
 
 
 def main() -> None:
@@ -203,59 +226,30 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--runs", default="demo-ppo-kl001,demo-ppo-kl01")
     parser.add_argument("--prompt-set", default="heldout-200")
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--raters", type=int, default=2, help="verdicts per prompt and checkpoint")
     parser.add_argument("--temperature", type=float, default=0.08)
     parser.add_argument("--position-bias", type=float, default=0.2)
+    parser.add_argument("--n-boot", type=int, default=PRODUCT.n_boot)
     args = parser.parse_args()
     spec = RaterSpec(temperature=args.temperature, position_bias=args.position_bias)
-
-    data = load(args.database_url, args.runs.split(","), args.prompt_set)
-    gaps, mean_gold = gold_gaps(data)
-    cands: list[Candidate] = data["candidates"]
-    label = {c.id: c.label for c in cands}
-    gold_wr = {c.id: gold_win_rate(list(gaps[c.id].values()), spec) for c in cands}
-    print(
-        f"{len(data['common'])} prompts, reference = base; rater T={spec.temperature}, "
-        f"position bias={spec.position_bias}, {args.raters} verdicts per item"
-    )
-    print("| checkpoint | proxy RM | eval RM | gold mean | gold WR | KL k3 | tokens | growth "
-          "| truncated | flags |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
-    print(f"| base | | | {mean_gold[data['base']]:.3f} | | | | | | |")
-    for c in cands:
-        print(f"| {c.label} | {_num(c.proxy)} | {_summary_row(c, mean_gold, gold_wr)} |")
-    best = argmax(gold_wr)
-    proxy_pick = (
-        argmax({c.id: c.proxy for c in cands}) if any(c.proxy is not None for c in cands) else None
-    )
-    last_step = max(c.step for c in cands)
-    last = max((c for c in cands if c.step == last_step), key=lambda c: c.proxy or 0.0).id
-    product = product_rule(data, args.database_url, args.prompt_set)
-    print(
-        f"\ngold-best: {label[best]}; max proxy: {label[proxy_pick] if proxy_pick else '-'}; "
-        f"last: {label[last]}"
-    )
-    picks: dict[str, list[int]] = {"product": [], "proxy": [], "last": [], "raw_wr": []}
-    print(f"\n{'seed':>4}  {'product':<22}{'raw win rate':<22}  observed WR per checkpoint")
-    for seed in range(args.seeds):
-        rng = random.Random(seed)
-        votes = {c.id: simulate_votes(gaps[c.id], spec, args.raters, rng) for c in cands}
-        observed = {cid: win_rate(v) for cid, v in votes.items()}
-        pick = product(votes, seed)
-        if pick is None:  # no checkpoint qualifies (all flagged, or too few verdicts)
-            print(f"{seed:>4}  product rule recommends nothing")
-            continue
-        raw = argmax(observed)
-        picks["product"].append(pick)
-        picks["raw_wr"].append(raw)
-        picks["last"].append(last)
-        if proxy_pick is not None:
-            picks["proxy"].append(proxy_pick)
-        row = " ".join(f"{observed[c.id]:.2f}" for c in cands)
-        print(f"{seed:>4}  {label[pick]:<22}{label[raw]:<22}  {row}")
-    print(f"\n{'rule':<10}{'mean regret':>13}{'picks best':>12}")
-    for r in summarise({k: v for k, v in picks.items() if v}, gold_wr):
-        print(f"{r.rule:<10}{r.mean_regret:>13.3f}{r.best_share:>12.0%}")
+    lab = load(args.database_url, args.runs.split(","), args.prompt_set)
+    gold = gold_win_rates(lab.gap, spec)
+    print(f"{lab.gap.shape[0]} prompts, reference = base; rater T={spec.temperature}, position "
+          f"bias={spec.position_bias}, {args.raters} verdicts per pair, "
+          f"{args.seeds} worlds\n")  # fmt: skip
+    print("| checkpoint | proxy | KL (nats) | tokens | gold WR (all prompts) | flags |")
+    print("|---|---|---|---|---|---|")
+    for k in range(lab.n):
+        print(f"| {lab.labels[k]} | {lab.proxy[k]:.3f} | {lab.kl[k]:.2f} | {lab.tokens[k]:.0f} | "
+              f"{gold[k]:.3f} | {', '.join(lab.flag_sets[k])} |")  # fmt: skip
+    rows = summary_rows(run_seeds(lab, spec, args.raters, args.seeds, args.n_boot))
+    print("\n| rule | regret (win-rate points) | regret (share of gold range) | "
+          "P(within delta) | failures |\n|---|---|---|---|---|")  # fmt: skip
+    for r in rows:
+        print(f"| {r['rule']} | {r['regret']:.4f} ± {r['regret_ci']:.4f} | {r['share']:.3f} ± "
+              f"{r['share_ci']:.3f} | {r['within']:.2f} ± {r['within_ci']:.2f} | "
+              f"{r['failures']} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session
 from judging.data.db import make_engine
 from judging.settings import Settings
 
-FOLDER_MARKERS = {"integration": "integration", "e2e": "e2e", "training": "training"}
+FOLDER_MARKERS = {
+    "integration": "integration",
+    "e2e": "e2e",
+    "training": "training",
+    "bench": "slow",
+}
 """The marker every test in a folder gets, so `-m` selects by what a test needs (PostgreSQL,
 a browser, torch) without each file declaring it; tests/unit gets none."""
 

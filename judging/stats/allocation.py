@@ -17,16 +17,16 @@ least `burn_in` prompts before it can be eliminated.
 A checkpoint the rule leaves out only for want of evidence (too few prompts, an interval wider
 than `max_interval_width`) is *undetermined*: it is not a candidate yet, so the candidates'
 posterior says nothing about it. It stays in contention and the study is not decided while any
-remains, or a lone eligible leader would be "decided" at P = 1 against rivals that more verdicts
-could make eligible (and better). Checkpoints out for good reasons (hard flags, the KL guard)
-never block the decision.
+remains with comparisons left to serve, or a lone eligible leader would be "decided" at P = 1
+against rivals that more verdicts could make eligible (and better). Checkpoints out for good
+reasons (hard flags, the KL guard) never block the decision.
 
 Pure: evidence in, a state out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from judging.stats.recommend import decide, exclusion_reasons, fit_evidence
@@ -68,26 +68,33 @@ def _prompts(e: CheckpointEvidence) -> int:
 
 
 def allocation_state(
-    evidence: Sequence[CheckpointEvidence], rule: RecommendationRule, allocation: AllocationRule
-) -> AllocationState:
-    """The contenders and whether the study is decided, from the verdicts so far."""
+    evidence: Sequence[CheckpointEvidence], rule: RecommendationRule, allocation: AllocationRule,
+    exhausted: Collection[int] = (),
+) -> AllocationState:  # fmt: skip
+    """The contenders and whether the study is decided, from the verdicts so far. Checkpoints
+    in `exhausted` have no comparison left to serve: they do not hold up the burn-in."""
     ids = tuple(e.checkpoint_id for e in evidence)
-    if not evidence or min(_prompts(e) for e in evidence) < allocation.burn_in:
+    waiting = [
+        e for e in evidence if e.checkpoint_id not in exhausted and _prompts(e) < allocation.burn_in
+    ]
+    if not evidence or waiting:
         return AllocationState(ids, False, None, None)
     decision = decide(evidence, fit_evidence(evidence, rule), rule)
     if decision.choice is None:
         return AllocationState(ids, False, None, None)
     by_id = {e.checkpoint_id: e for e in evidence}
-    waiting = {
-        s.checkpoint_id for s in decision.scores if _undetermined(by_id[s.checkpoint_id], s, rule)
+    undetermined = {
+        s.checkpoint_id
+        for s in decision.scores
+        if s.checkpoint_id not in exhausted and _undetermined(by_id[s.checkpoint_id], s, rule)
     }
     p = decision.p_within_delta
-    if p is not None and p >= allocation.target and not waiting:
+    if p is not None and p >= allocation.target and not undetermined:
         return AllocationState((), True, decision.choice, p)
     contenders = tuple(
         s.checkpoint_id
         for s in decision.scores
-        if (s.eligible and s.p_within_delta >= allocation.keep) or s.checkpoint_id in waiting
+        if (s.eligible and s.p_within_delta >= allocation.keep) or s.checkpoint_id in undetermined
     )
     return AllocationState(contenders or (decision.choice,), False, decision.choice, p)
 

@@ -160,54 +160,62 @@ def vote_table(groups: Mapping[Hashable, Sequence[LengthVote]]) -> VoteTable | N
 # ---- the fit ------------------------------------------------------------------------------------
 
 
-def _design(table: VoteTable, with_length: bool) -> Array:
-    """(C, D) regressors: a one-hot advantage per checkpoint, and with length the per-checkpoint
-    slope deviations and the shared slope (D = K or 2K + 1)."""
-    n_cells, n_keys = len(table.x), len(table.keys)
-    width = 2 * n_keys + 1 if with_length else n_keys
-    z = np.zeros((n_cells, width))
-    rows = np.arange(n_cells)
-    z[rows, table.column] = 1.0
-    if with_length:
-        z[rows, n_keys + table.column] = table.x
-        z[:, -1] = table.x
-    return z
-
-
 @dataclass(frozen=True)
 class _Moments:
-    """Per-prompt sufficient statistics of the weighted least-squares problem."""
+    """Per-prompt sufficient statistics of the weighted least-squares problem.
 
-    zz: Array
-    """(P, D*D) sum of w z z^T."""
-    zy: Array
-    """(P, D) sum of w z y."""
-    z1: Array
-    """(P, D) sum of w z."""
-    n: Array
-    """(P,) sum of w."""
-    y: Array
-    """(P,) sum of w y."""
+    A cell's regressors are sparse: its checkpoint's advantage (1), and with length its
+    checkpoint's slope deviation and the shared slope (both x). So every per-prompt sum the
+    normal equations need comes from five (P, K) tables of weighted sums."""
+
+    w: Array
+    wx: Array
+    wxx: Array
+    wy: Array
+    wxy: Array
+    with_length: bool
 
     @classmethod
-    def of(cls, table: VoteTable, z: Array) -> _Moments:
-        order = np.argsort(table.prompt, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(table.prompt[order]) != 0])
-        w, z = table.weight[order], z[order]
-        y = table.score[order] / table.votes[order] - 0.5
-        wz = w[:, None] * z
+    def of(cls, table: VoteTable, with_length: bool) -> _Moments:
+        w, x = table.weight, table.x
+        y = table.score / table.votes - 0.5
+        sums = [table.per_prompt(v) for v in (w, w * x, w * x * x, w * y, w * x * y)]
+        return cls(sums[0], sums[1], sums[2], sums[3], sums[4], with_length)
 
-        def by_prompt(values: Array) -> Array:
-            summed: Array = np.add.reduceat(values, starts, axis=0)
-            return summed
+    @property
+    def u(self) -> Array:
+        """(P, D) sum of w z per prompt."""
+        if not self.with_length:
+            return self.w
+        return np.hstack([self.w, self.wx, self.wx.sum(axis=1, keepdims=True)])
 
-        zz = by_prompt((wz[:, :, None] * z[:, None, :]).reshape(len(w), -1))
-        return cls(zz, by_prompt(wz * y[:, None]), by_prompt(wz), by_prompt(w), by_prompt(w * y))
+    @property
+    def zy(self) -> Array:
+        """(P, D) sum of w z y per prompt."""
+        if not self.with_length:
+            return self.wy
+        return np.hstack([self.wy, self.wxy, self.wxy.sum(axis=1, keepdims=True)])
+
+
+def _gram(m: _Moments, counts: Array) -> Array:
+    """(B, D, D) sum_p m_p sum_c w z z^T, assembled from its few nonzero blocks."""
+    n_keys = m.w.shape[1]
+    keys = np.arange(n_keys)
+    width = 2 * n_keys + 1 if m.with_length else n_keys
+    h = np.zeros((len(counts), width, width))
+    h[:, keys, keys] = counts @ m.w
+    if m.with_length:
+        wx, wxx = counts @ m.wx, counts @ m.wxx
+        slopes = keys + n_keys
+        h[:, keys, slopes] = h[:, slopes, keys] = wx
+        h[:, keys, -1] = h[:, -1, keys] = wx
+        h[:, slopes, slopes] = h[:, slopes, -1] = h[:, -1, slopes] = wxx
+        h[:, -1, -1] = wxx.sum(axis=1)
+    return h
 
 
 def _solve(
-    m: _Moments, counts: Array, wins: Array, losses: Array, n_keys: int, model: LCModel,
-    with_length: bool,
+    m: _Moments, counts: Array, wins: Array, losses: Array, model: LCModel
 ) -> Array:  # fmt: skip
     """(B, K) win rates at equal lengths for B prompt weightings (counts, B x P) and prior
     weightings (wins, losses: B x K pseudo-verdicts).
@@ -221,24 +229,25 @@ def _solve(
         [ sum m A - f u u^T + priors   -f u ] [theta]   [ sum m g - f u t + prior ]
         [ -f u^T                        -f  ] [ nu  ] = [ -f t                    ]
 
-    with f_p = m_p g_p."""
-    width = m.z1.shape[1]
-    denominator = counts * m.n + model.prompt_ridge
+    with f_p = m_p g_p, u_p = sum w z, t_p = sum w y over the prompt's cells."""
+    u, n_p, t_p = m.u, m.w.sum(axis=1), m.wy.sum(axis=1)
+    n_keys, width = m.w.shape[1], u.shape[1]
+    denominator = counts * n_p + model.prompt_ridge
     gain = np.divide(counts, denominator, out=np.zeros_like(counts), where=denominator > 0)
     f = counts * gain  # (B, P)
-    uu = (m.z1[:, :, None] * m.z1[:, None, :]).reshape(len(m.n), -1)
+    uu = (u[:, :, None] * u[:, None, :]).reshape(len(n_p), -1)
     h = np.zeros((len(counts), width + 1, width + 1))
-    h[:, :width, :width] = (counts @ m.zz - f @ uu).reshape(-1, width, width)
-    fu = f @ m.z1  # (B, D)
+    h[:, :width, :width] = _gram(m, counts) - (f @ uu).reshape(-1, width, width)
+    fu = f @ u  # (B, D)
     h[:, :width, width] = h[:, width, :width] = -fu
     h[:, width, width] = -f.sum(axis=1)
     r = np.zeros((len(counts), width + 1))
-    r[:, :width] = counts @ m.zy - f @ (m.z1 * m.y[:, None])
-    r[:, width] = -(f @ m.y)
+    r[:, :width] = counts @ m.zy - f @ (u * t_p[:, None])
+    r[:, width] = -(f @ t_p)
     diag = np.arange(n_keys)
     h[:, diag, diag] += wins + losses + 1e-9
     r[:, :n_keys] += 0.5 * (wins - losses)
-    if with_length:
+    if m.with_length:
         slopes = np.arange(n_keys, 2 * n_keys)
         h[:, slopes, slopes] += model.slope_ridge + 1e-9
         h[:, width - 1, width - 1] += model.shared_slope_ridge + 1e-9
@@ -336,9 +345,9 @@ def joint_bootstrap(
     ones, prior = np.ones((1, n_p)), np.full((1, n_k), model.virtual_ties / 2)
     fitted = {}
     for with_length in (False, True):
-        m = _Moments.of(table, _design(table, with_length))
-        point = _solve(m, ones, prior, prior, n_k, model, with_length)[0]
-        fitted[with_length] = point, _solve(m, counts, wins, losses, n_k, model, with_length)
+        m = _Moments.of(table, with_length)
+        point = _solve(m, ones, prior, prior, model)[0]
+        fitted[with_length] = point, _solve(m, counts, wins, losses, model)
     judged = table.per_prompt(table.votes) > 0
     return Estimates(
         keys=table.keys,

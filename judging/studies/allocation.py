@@ -52,6 +52,7 @@ from judging.data.models import (
     Judgement,
     Prompt,
     Study,
+    StudyCheckpoint,
     StudyRater,
 )
 from judging.errors import ConflictError
@@ -181,7 +182,7 @@ def _update_state(session: Session, study: Study) -> None:
     prompts = _prompt_count(session, study)
     rule = AllocationRule(target=study.allocation_target, burn_in=_burn_in(prompts))
     evidence = load_study_evidence(session, study.id).evidence
-    state = allocation_state(evidence, RecommendationRule(), rule)
+    state = allocation_state(evidence, RecommendationRule(), rule, _exhausted(session, study))
     study.allocation_leader_id, study.allocation_p = state.leader, state.p_within_delta
     if state.decided:
         study.allocation_contenders = []
@@ -192,6 +193,21 @@ def _update_state(session: Session, study: Study) -> None:
     study.allocation_contenders = contenders
     study.allocation_batch = max(1, study.raters_per_comparison * len(contenders))
     study.allocation_frontier = _advance(session, study, contenders, prompts, rule.burn_in)
+
+
+def _exhausted(session: Session, study: Study) -> set[int]:
+    """Checkpoints with no comparison left to serve (every item judged, flagged or handed on):
+    more verdicts cannot come, so they neither hold up the burn-in nor the decision."""
+    left = (
+        select(Comparison.checkpoint_id)
+        .join(Assignment, Assignment.comparison_id == Comparison.id)
+        .where(
+            Assignment.study_id == study.id,
+            Assignment.status.in_((*QUEUED_STATUSES, "parked")),
+        )
+    )
+    judged = select(StudyCheckpoint.checkpoint_id).where(StudyCheckpoint.study_id == study.id)
+    return set(session.scalars(judged)) - set(session.scalars(left.distinct()))
 
 
 def _advance(

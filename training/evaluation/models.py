@@ -11,7 +11,12 @@ import torch
 from judging.data.models import Checkpoint
 from judging.errors import ConfigError
 from judging.evaluation.config import EvalConfig
-from training.evaluation.scoring import KLScorer, RewardScorer
+from training.evaluation.scoring import (
+    KLScorer,
+    RewardScorer,
+    shared_prompt_cache,
+    weights_key,
+)
 from training.generation.base import Generator, ModelRef, load_tokenizer, model_ref_for
 from training.generation.hf import TransformersGenerator, load_causal_lm
 
@@ -38,7 +43,7 @@ class JobModels:
 def make_generator(config: EvalConfig, ref: ModelRef, policy: Any, tokenizer: Any) -> Generator:
     if config.backend == "transformers":
         if config.generation_dtype == "bfloat16":  # a bf16 copy samples; KL keeps the fp32 one
-            policy = load_causal_lm(ref, device=config.device, dtype=torch.bfloat16)
+            policy = sampling_copy(ref, config.device)
         return TransformersGenerator(
             ref,
             device=config.device,
@@ -55,6 +60,20 @@ def make_generator(config: EvalConfig, ref: ModelRef, policy: Any, tokenizer: An
 
         return VllmServerGenerator(config.server, ref, tokenizer=tokenizer)
     raise ConfigError(f"unknown backend {config.backend!r}")
+
+
+def sampling_copy(ref: ModelRef, device: str) -> Any:
+    """The checkpoint in bf16 for sampling, a LoRA adapter merged into the weights.
+
+    Merged in fp32, then cast: each weight is bf16(W + BA), the nearest bf16 model to the
+    checkpoint, and decoding runs plain linear layers instead of peft's three matmuls and their
+    Python per LoRA module and step. Its samples come from the same distribution as the peft
+    model's up to bf16 rounding (KL is recomputed in fp32 on whatever was sampled).
+    """
+    if not ref.adapter_path:
+        return load_causal_lm(ref, device=device, dtype=torch.bfloat16)
+    merged = load_causal_lm(ref, device="cpu").merge_and_unload()
+    return merged.to(device=device, dtype=torch.bfloat16).eval()
 
 
 def load_job_models(checkpoint: Checkpoint, config: EvalConfig) -> JobModels:
@@ -77,6 +96,9 @@ def load_job_models(checkpoint: Checkpoint, config: EvalConfig) -> JobModels:
             base=base,
             pad_id=int(tokenizer.pad_token_id),
             end_id=_end_id(tokenizer),
+            # The base's prompt prefixes, computed once per worker process for a run's base
+            # weights (fp32) and reused by every checkpoint it evaluates.
+            base_cache=shared_prompt_cache(weights_key(run.base_model, torch.float32)),
             device=config.device,
             # A teacher-forced pass, like the reward model's: `score_batch_size` (documented so,
             # and what bench/bench_evaluate.py measures), not the generation batch.

@@ -137,8 +137,11 @@ class KLScorer:
         device: str = "cpu",
         batch_size: int = 16,
         end_id: int | None = None,
+        base_cache: PromptCache | None = None,
     ) -> None:
         self.policy = policy
+        self.base_cache = base_cache
+        """The base's per-prompt KV and last hidden state, shared by a run's checkpoints."""
         self.base = base
         self.pad_id = pad_id
         self.end_id = end_id
@@ -187,7 +190,19 @@ class KLScorer:
         )
         with self._base_context():
             model = self.base if self.base is not None else self.policy
-            theirs = self._logprobs(model, prompts, responses, t)
+            if self.base_cache is None:
+                theirs = self._logprobs(model, prompts, responses, t)
+            else:
+                theirs = cached_response_logprobs(
+                    model,
+                    self.base_cache,
+                    prompts,
+                    responses,
+                    pad_id=self.pad_id,
+                    temperature=t,
+                    device=self.device,
+                    batch_size=self.batch_size,
+                )
         return [kl_estimates(a, b) for a, b in zip(mine, theirs, strict=True)]
 
 
@@ -279,3 +294,146 @@ class RewardScorer:
                 for i, value in zip(batch, values.tolist(), strict=True):
                     short[i] = value
         return scores, short
+
+
+class PromptCache:
+    """Each prompt's KV cache (every layer) and last hidden state under one frozen model.
+
+    The base model (and its dtype) is the same for every checkpoint of a run, and so is each
+    held-out prompt: its teacher-forced prefix need not be computed again per checkpoint. Keyed
+    by the caller on the weights' identity (`weights_key`) and dtype; entries by prompt ids.
+    Bounded: past `max_prompts` it starts over (a 135M model's fp32 KV is ~4 MB per prompt).
+    """
+
+    def __init__(self, max_prompts: int = 256) -> None:
+        self.max_prompts = max_prompts
+        self.entries: dict[
+            tuple[int, ...], tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]
+        ] = {}
+
+    @torch.no_grad()
+    def fill(
+        self,
+        backbone: Any,
+        prompts: Sequence[Sequence[int]],
+        pad_id: int,
+        device: str,
+        batch_size: int,
+    ) -> None:
+        """Compute what is missing (right-padded batches: a prompt's first positions do not
+        depend on the padding after them, so its slice of the batch's cache is its own)."""
+        missing = list(
+            dict.fromkeys(
+                tuple(int(t) for t in p)
+                for p in prompts
+                if tuple(int(t) for t in p) not in self.entries
+            )
+        )
+        if len(self.entries) + len(missing) > self.max_prompts:
+            self.entries.clear()
+        for batch in _batches([len(p) for p in missing], batch_size):
+            ids, mask = _right_pad([missing[i] for i in batch], pad_id, device)
+            out = backbone(input_ids=ids, attention_mask=mask, use_cache=True)
+            layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            for row, i in enumerate(batch):
+                n = len(missing[i])
+                kv = [(k[row, :, :n].clone(), v[row, :, :n].clone()) for k, v in layers]
+                self.entries[missing[i]] = (kv, out.last_hidden_state[row, n - 1].clone())
+
+
+_PROMPT_CACHES: dict[str, PromptCache] = {}
+
+
+def shared_prompt_cache(key: str) -> PromptCache:
+    """The process's cache for one model's weights and dtype (one worker evaluates a run's
+    checkpoints one after another: the base's prompts are computed once)."""
+    return _PROMPT_CACHES.setdefault(key, PromptCache())
+
+
+def weights_key(folder: str, dtype: torch.dtype) -> str:
+    """A model's weights identity: its folder, the sha256 of its weight files (a folder whose
+    weights were replaced gets another key) and the dtype."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.safetensors")) + sorted(Path(folder).glob("*.bin")):
+        with path.open("rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return f"{Path(folder).resolve()}:{digest.hexdigest()[:16]}:{dtype}"
+
+
+@torch.no_grad()
+def cached_response_logprobs(
+    model: Any,
+    cache: PromptCache,
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    temperature: float = 1.0,
+    device: str = "cpu",
+    batch_size: int = 16,
+) -> list[list[float]]:
+    """`response_logprobs` with each prompt's KV and last hidden state from `cache`: only the
+    response tokens (all but the last, whose output predicts nothing scored) run through.
+
+    A batch stacks the prompts' caches left-padded to the longest (masked), the responses
+    follow right-padded at their own positions (position ids len(prompt) + j), as left-padded
+    generation does. fp32 sums in another order than the full pass: within ~1e-5 of it.
+    """
+    from transformers import DynamicCache
+
+    inner = _inner(model)
+    backbone = getattr(inner, inner.base_model_prefix)
+    head = inner.get_output_embeddings()
+    cache.fill(backbone, prompts, pad_id, device, batch_size)
+    keys = [tuple(int(t) for t in p) for p in prompts]
+    out: list[list[float]] = [[] for _ in prompts]
+    todo = [i for i, r in enumerate(responses) if len(r) > 0]
+    for chunk in _batches([len(responses[i]) for i in todo], batch_size):
+        batch = [todo[j] for j in chunk]
+        entries = [cache.entries[keys[i]] for i in batch]
+        lengths = [len(keys[i]) for i in batch]
+        width = max(lengths)
+        steps = max(len(responses[i]) for i in batch) - 1  # inputs: all but each last token
+        hidden_rows: list[torch.Tensor] = []
+        if steps > 0:
+            layers = []
+            for layer in range(len(entries[0][0])):
+                k0, v0 = entries[0][0][layer]
+                k = k0.new_zeros((len(batch), k0.shape[0], width, k0.shape[2]))
+                v = v0.new_zeros((len(batch), v0.shape[0], width, v0.shape[2]))
+                for row, (kv, _) in enumerate(entries):
+                    n = lengths[row]
+                    k[row, :, width - n :] = kv[layer][0]
+                    v[row, :, width - n :] = kv[layer][1]
+                layers.append((k, v))
+            past = DynamicCache(layers, config=getattr(inner, "config", None))
+            ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width + steps), dtype=torch.long)
+            for row, i in enumerate(batch):
+                r = list(responses[i])[:-1]
+                ids[row, : len(r)] = torch.tensor(r, dtype=torch.long)
+                mask[row, width - lengths[row] : width + len(r)] = 1
+            positions = torch.tensor(lengths)[:, None] + torch.arange(steps)[None, :]
+            hidden = backbone(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                past_key_values=past,
+                use_cache=False,
+            ).last_hidden_state  # (B, steps, H)
+        for row, i in enumerate(batch):
+            first = entries[row][1][None, :]
+            rest = hidden[row, : len(responses[i]) - 1] if steps > 0 else first[:0]
+            hidden_rows.append(torch.cat([first, rest]))
+        picked = torch.cat(hidden_rows)  # (N, H)
+        targets = torch.tensor([t for i in batch for t in responses[i]])
+        logits = head(picked).float() / temperature
+        logps = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0].tolist()
+        at = 0
+        for i in batch:
+            out[i] = logps[at : at + len(responses[i])]
+            at += len(responses[i])
+    return out
