@@ -66,8 +66,9 @@ def _colour(run_id: int) -> str:
 
 
 def _is_reference(algorithm: str) -> bool:
-    """SFT/DPO runs (and imports) are reference points on per-step charts, not curves."""
-    return algorithm != "ppo"
+    """SFT/DPO runs (and imports) are reference points on per-step charts, not curves; a
+    best-of-n ladder is a curve (step = n, KL = log n - (n-1)/n)."""
+    return algorithm not in ("ppo", "best-of-n")
 
 
 def _finite(value: float | None) -> bool:

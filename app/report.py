@@ -75,7 +75,8 @@ def _sureness_lines(evidence: dict[str, Any]) -> list[str]:
     if p is None or regret is None or delta is None:
         return []
     return [
-        f"P(within {delta:.2f} of the best) = {p:.2f}; expected regret {regret:.3f} "
+        f"P(within {delta:.2f} of the best) {'> 0.99' if p > 0.99 else f'= {p:.2f}'}; "
+        f"expected regret {regret:.3f} "
         "win-rate points (joint prompt resamples).",
         "",
     ]

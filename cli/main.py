@@ -20,6 +20,7 @@ from cli import (
     export,
     export_report,
     imports,
+    ladder,
     models,
     prompts,
     raters,
@@ -49,6 +50,7 @@ app.add_typer(train.app, name="train")
 app.command("evaluate")(evaluate.evaluate)
 app.command("rescore")(evaluate.rescore)
 app.add_typer(imports.app, name="import")
+app.add_typer(ladder.app, name="ladder")
 export.app.command("report")(export_report.report)
 app.add_typer(export.app, name="export")
 app.add_typer(registry.app, name="registry")

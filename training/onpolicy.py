@@ -41,6 +41,24 @@ class SampleSpec:
     """The PPO rollout temperature: the pairs are what the policy itself would say."""
     seed: int = 0
     batch_size: int = 16
+    styles: tuple[str, ...] = ()
+    """Instructions appended to the prompt for sample 0 and sample 1 (empty: the prompt as is).
+    A brief and a detailed one make the two answers of a pair differ in length, so a labeller's
+    length bias has something to act on; the pair is labelled and trained on the plain prompt."""
+
+
+BRIEF_DETAILED = (
+    "Answer briefly, in one or two sentences.",
+    "Answer in detail: explain your reasoning and give examples.",
+)
+"""The styles of the ladder's proxy pairs (`rlhf ladder pairs`)."""
+
+
+def styled(prompt: str, spec: SampleSpec, k: int) -> str:
+    """The text sample k answers: the prompt, then its style's instruction (if any)."""
+    if not spec.styles:
+        return prompt
+    return f"{prompt}\n\n{spec.styles[k % len(spec.styles)]}"
 
 
 def sample_seed(seed: int, prompt_id: str, k: int) -> int:
@@ -108,7 +126,7 @@ def generate_samples(
     added = 0
     with out.open("a", encoding="utf-8") as handle:
         for batch in _batches(pending, spec.batch_size):
-            prompts = [r["prompt"] for r in batch for _ in (0, 1)]
+            prompts = [styled(r["prompt"], spec, k) for r in batch for k in (0, 1)]
             seeds = [sample_seed(spec.seed, r["id"], k) for r in batch for k in (0, 1)]
             results = gen.generate(prompts, params, seeds)
             tokens = 0
@@ -125,7 +143,8 @@ def generate_samples(
                             "n_tokens": len(r.token_ids),
                             "finish_reason": r.finish_reason,
                         }
-                        for r in pair
+                        | ({"style": spec.styles[k % len(spec.styles)]} if spec.styles else {})
+                        for k, r in enumerate(pair)
                     ],
                 }
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -83,12 +83,17 @@ def _rule_line(d: Decision) -> str:
     )
 
 
+def _probability(p: float) -> str:
+    """A probability from a finite number of draws: never shown as certain."""
+    return "> 0.99" if p > 0.99 else "< 0.01" if p < 0.01 else f"= {p:.2f}"
+
+
 def _sureness(d: Decision) -> str:
-    n = d.rule.n_boot
     p, regret = d.p_within_delta or 0.0, d.expected_regret or 0.0
     return (
-        f"In {p:.0%} of {n} joint prompt resamples it is within {d.rule.delta:.2f} of the best "
-        f"candidate; its expected shortfall from the best is {regret:.3f} win-rate points."
+        f"P(it is within {d.rule.delta:.2f} of the best candidate) {_probability(p)}, expected "
+        f"shortfall from the best {regret:.3f} win-rate points ({d.rule.n_boot} draws from the "
+        f"posterior built on the joint prompt resamples)."
     )
 
 

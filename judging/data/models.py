@@ -30,7 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from judging.data.db import Base, JSONType
 
-RUN_ALGORITHMS = ("ppo", "dpo", "sft", "rm", "external")
+RUN_ALGORITHMS = ("ppo", "dpo", "sft", "rm", "external", "best-of-n")
 RUN_STATUSES = ("pending", "running", "finished", "stopped", "failed")
 CHECKPOINT_KINDS = ("base", "trained")
 CHECKPOINT_STATUSES = ("registered", "evaluating", "evaluated", "failed")

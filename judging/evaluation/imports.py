@@ -22,6 +22,7 @@ from judging.errors import ConflictError, InputFileError
 from judging.evaluation.config import EvalConfig
 from judging.evaluation.results import (
     NewGeneration,
+    Scorers,
     finalize,
     job_prompts,
     prompt_seed,
@@ -123,6 +124,44 @@ def _evaluation(session: Session, checkpoint_id: int, prompt_set_id: int) -> Eva
     return evaluation
 
 
+def attach_responses(
+    session: Session,
+    *,
+    checkpoint_id: int,
+    prompt_set_id: int,
+    prompts: list[Prompt],
+    items: list[NewGeneration],
+    backend: str,
+    model_ref: str,
+    sampling_params: dict[str, Any],
+    config: EvalConfig,
+    scorers: Scorers | None = None,
+    job_config: dict[str, Any] | None = None,
+) -> Evaluation:
+    """Store responses made elsewhere for a checkpoint and (re)summarise its evaluation on the
+    set: the one path of `rlhf import generations` and `rlhf ladder import`. `job_config` goes
+    updates the evaluation's config (the reward model and dtype that scored the rows, which
+    `rlhf rescore` and the summary read)."""
+    store_generations(
+        session,
+        checkpoint_id=checkpoint_id,
+        items=items,
+        backend=backend,
+        model_ref=model_ref,
+        sampling_params=sampling_params,
+        config=config,
+        scorers=scorers,
+    )
+    evaluation = _evaluation(session, checkpoint_id, prompt_set_id)
+    # A whole EvalConfig, as the worker stores it: `rlhf rescore` reads it back (a dict of
+    # backend and source made it refuse every imported evaluation). Where the rows came from is
+    # on each row (backend, model_ref).
+    evaluation.config = config.model_copy(update=job_config or {}).model_dump(mode="json")
+    # Coverage in the summary tells how much of the set the responses answered.
+    finalize(session, evaluation, prompts, config)
+    return evaluation
+
+
 def import_generations(
     session: Session, *, path: Path, checkpoint_id: int, prompt_set_id: int, config: EvalConfig
 ) -> Evaluation:
@@ -143,17 +182,14 @@ def import_generations(
         )
         for i in items
     ]
-    store_generations(
+    return attach_responses(
         session,
         checkpoint_id=checkpoint.id,
+        prompt_set_id=prompt_set_id,
+        prompts=prompts,
         items=rows,
         backend="import",
         model_ref=str(path),
         sampling_params={},
         config=config,
     )
-    evaluation = _evaluation(session, checkpoint.id, prompt_set_id)
-    evaluation.config = {"backend": "import", "source": str(path)}
-    # Coverage in the summary tells how much of the set the file answered.
-    finalize(session, evaluation, prompts, config)
-    return evaluation

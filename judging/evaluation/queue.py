@@ -58,9 +58,10 @@ def ensure_evaluations(
     check-then-insert. Returns the number of rows created.
     """
     # A reward-model run's checkpoints are classifiers, not policies, and an external run has no
-    # weights here (its responses come in through `rlhf import generations`).
+    # weights here (its responses come in through `rlhf import generations`); nor has a
+    # best-of-n run (base + proxy + n: its chosen responses come in through `rlhf ladder import`).
     query = select(Checkpoint.id).join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
-    query = query.where(TrainingRun.algorithm.not_in(("rm", "external"))).where(
+    query = query.where(TrainingRun.algorithm.not_in(("rm", "external", "best-of-n"))).where(
         ~select(Evaluation.id)
         .where(Evaluation.checkpoint_id == Checkpoint.id, Evaluation.prompt_set_id == prompt_set_id)
         .exists()

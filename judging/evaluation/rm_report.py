@@ -86,6 +86,17 @@ def expected_calibration_error(bins: Sequence[CalibrationBin]) -> float:
     )
 
 
+def wilson_interval(successes: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a proportion (95% by default); ties counted half are fine."""
+    if n <= 0:
+        raise ValueError("n must be positive")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     """Pearson correlation; None when either side has no variance or fewer than 2 points."""
     if len(xs) != len(ys):
@@ -115,9 +126,11 @@ def build_report(
     scores = [*chosen, *rejected]
     lengths = [float(n) for n in (*chosen_lengths, *rejected_lengths)]
     margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    accuracy = pairwise_accuracy(chosen, rejected)
     return {
         "pairs": len(chosen),
-        "accuracy": pairwise_accuracy(chosen, rejected),
+        "accuracy": accuracy,
+        "accuracy_ci95": list(wilson_interval(accuracy * len(chosen), len(chosen))),
         "mean_margin": sum(margins) / len(margins),
         "ece": expected_calibration_error(bins),
         "calibration": [asdict(b) for b in bins],
@@ -133,13 +146,18 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _interval(report: dict[str, Any]) -> str:
+    ci = report.get("accuracy_ci95")  # absent from reports written before it existed
+    return f" (95% Wilson interval {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+
+
 def report_markdown(report: dict[str, Any], card: dict[str, Any]) -> str:
     """A short human-readable report plus model card."""
     lines = [
         f"# Reward model report: {card.get('run', '')}",
         "",
         f"- Held-out pairs: {report['pairs']}",
-        f"- Pairwise accuracy: {_fmt(report['accuracy'])}",
+        f"- Pairwise accuracy: {_fmt(report['accuracy'])}{_interval(report)}",
         f"- Mean margin (chosen - rejected): {_fmt(report['mean_margin'])}",
         f"- Expected calibration error: {_fmt(report['ece'])}",
         f"- Pearson(score, response length in tokens): {_fmt(report['reward_length_pearson'])}",

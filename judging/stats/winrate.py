@@ -159,8 +159,11 @@ def win_rate_interval(
     estimate = win_rate(votes)
     if estimate is None:
         return None
-    clusters: dict[Hashable, int] = {}
-    where = np.array([clusters.setdefault(v.prompt_id, len(clusters)) for v in votes])
+    # Clusters in a fixed order (by repr), so that the same votes in any order draw the same
+    # resamples and give the same interval.
+    keys = sorted({v.prompt_id for v in votes}, key=repr)
+    clusters: dict[Hashable, int] = {k: i for i, k in enumerate(keys)}
+    where = np.array([clusters[v.prompt_id] for v in votes])
     scores = np.array([v.score for v in votes], dtype=np.float64)
     per_prompt = np.stack(
         [
