@@ -1,8 +1,8 @@
 """adaptive allocation (issue 25): studies.allocation and its state, comparisons.prompt_rank,
 assignment status parked
 
-Revision ID: 0114
-Revises: 0113
+Revision ID: 0115
+Revises: 0114
 Create Date: 2026-12-06 16:10:00
 
 Existing studies are uniform (every comparison asked for), the behaviour they were created with;
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0114"
-down_revision: str | None = "0113"
+revision: str = "0115"
+down_revision: str | None = "0114"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
