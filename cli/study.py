@@ -41,6 +41,15 @@ def create(
         help="Comparisons that may share one base response (to disjoint raters): fewer base "
         "samples, needs base-reuse x raters-per-comparison raters.",
     ),
+    allocation: str = typer.Option(
+        "uniform",
+        help="uniform: every comparison is judged. adaptive: verdicts go to the checkpoints "
+        "still in contention, and the study stops once the leader is within delta of the best "
+        "with probability --target.",
+    ),
+    target: float = typer.Option(
+        0.9, help="Adaptive only: the stopping probability, within (0.5, 1)."
+    ),
 ) -> None:
     """Create a study: one comparison per prompt and checkpoint, each given to N raters."""
     from sqlalchemy import select
@@ -66,6 +75,8 @@ def create(
             attention_check_rate=attention_rate,
             seed=seed,
             base_reuse=base_reuse,
+            allocation=allocation,
+            allocation_target=target,
         )
         count = len(
             session.scalars(select(Comparison.id).where(Comparison.study_id == study.id)).all()
@@ -73,23 +84,47 @@ def create(
         console.print(
             f"study {study.id} {study.name!r}: {count} comparisons x {raters_per_comparison} raters"
         )
+        if study.allocation == "adaptive":
+            console.print(
+                f"adaptive allocation: stops at P(leader within delta of the best) >= {target}"
+            )
         warning = attention_warning(session, study)
         if warning:
             console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
 
 
+@app.command("resume")
+def resume(
+    study_id: int = typer.Argument(..., help="Study id."),
+    target: float | None = typer.Option(
+        None, help="New stopping probability (default: halve the remaining doubt)."
+    ),
+) -> None:
+    """Serve a decided adaptive study again, for more precision."""
+    from judging.studies.allocation import resume as resume_study
+    from judging.studies.service import get_study
+
+    with db_session() as session:
+        reached = resume_study(session, get_study(session, study_id), target)
+        console.print(f"study {study_id}: serving again until P reaches {reached:.3f}")
+
+
 @app.command("list")
 def list_() -> None:
     """List studies with their progress."""
+    from judging.studies.allocation import describe
     from judging.studies.qc import study_qc
     from judging.studies.service import list_studies
 
     with db_session() as session:
         for s in list_studies(session):
             report = study_qc(session, s, n_boot=0)  # progress only: no intervals
+            view = describe(session, s)
             console.print(
-                f"{s.id}\t{s.name}\t{s.status}\t{report.done}/{report.total} judged",
+                f"{s.id}\t{s.name}\t{s.status}\t{report.done}/{report.total} judged"
+                + (f"\t{view.line}" if view else ""),
                 highlight=False,
+                soft_wrap=True,  # one line per study, whatever the terminal's width
             )
 
 

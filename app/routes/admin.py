@@ -15,7 +15,7 @@ from app.render import render
 from judging.data.models import Rater, Study
 from judging.errors import ConflictError, NotFoundError
 from judging.settings import Settings
-from judging.studies import audit, departures, leases, qc
+from judging.studies import allocation, audit, departures, leases, qc
 from judging.studies import guidelines as rater_guidelines
 from judging.studies import service as studies
 from judging.studies.raters import get_rater, invite_rater, invite_url, list_raters, revoke_rater
@@ -112,6 +112,8 @@ def create_study(session: SessionDep, form: AdminForm) -> Response:
         raters_per_comparison=_number(form, "raters_per_comparison", 2, int),
         attention_check_rate=_number(form, "attention_check_rate", 0.05),
         base_reuse=_number(form, "base_reuse", 1, int),
+        allocation=str(form.get("allocation") or allocation.UNIFORM),
+        allocation_target=_number(form, "allocation_target", allocation.DEFAULT_TARGET),
     )
     min_pass = _number(form, "min_attention_pass_rate", 0.8)
     if not 0 <= min_pass <= 1:
@@ -150,6 +152,7 @@ def study_page(
         "reference": qc.checkpoint_label(session, study.reference_checkpoint_id),
         "message": request.query_params.get("message"),
         "attention_warning": studies.attention_warning(session, study),
+        "allocation": allocation.describe(session, study),
         **_addable(session, study),
     }
     return render(request, "admin/study.html", context)
@@ -166,6 +169,7 @@ def qc_page(request: Request, study_id: int, session: SessionDep, who: AdminRate
         "message": request.query_params.get("message"),
         "attention_warning": studies.attention_warning(session, study),
         **_integrity(request, session, study),
+        "allocation": allocation.describe(session, study),
     }
     return render(request, "admin/qc.html", context)
 
@@ -247,6 +251,15 @@ def set_guidelines(study_id: int, session: SessionDep, form: AdminForm) -> Respo
     text = str(form.get("guidelines") or "")
     rater_guidelines.set_guidelines(session, _study(session, study_id), text)
     return _back(session, study_id, "guidelines saved; raters see them again on their next visit")
+
+
+@router.post("/studies/{study_id}/resume", response_model=None)
+def resume(study_id: int, session: SessionDep, form: AdminForm) -> Response:
+    """Serve a decided adaptive study again, up to a higher target."""
+    raw = str(form.get("target") or "").strip()
+    target = _number(form, "target", 0.0) if raw else None
+    reached = allocation.resume(session, _study(session, study_id), target)
+    return _back(session, study_id, f"resumed: serving again until P reaches {reached:.3f}")
 
 
 @router.post("/studies/{study_id}/status", response_model=None)

@@ -29,7 +29,7 @@ from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
 from app.threads import offloaded
 from judging.settings import Settings
-from judging.studies import departures, leases, rating
+from judging.studies import allocation, departures, leases, rating
 from judging.studies import guidelines as rater_guidelines
 from judging.studies.raters import end_sessions, invite_issued, redeem_invite
 
@@ -132,6 +132,9 @@ def _page(
         release=lambda: leases.release_expired(session, lease=lease, now=now, idle=idle),
     )
     state = rating.queue_state(session, who.rater_id, undo_window(request), expired)
+    if state.item is None and allocation.top_up(session, who.rater_id):
+        # An adaptive study held this rater's next items beyond its frontier: opened now.
+        state = rating.queue_state(session, who.rater_id, undo_window(request), expired)
     context = {
         "who": who,
         "state": state,
@@ -155,6 +158,9 @@ def rate_page(request: Request, session: SessionDep, claim: RaterClaim) -> HTMLR
 
 def _after(request: Request, session: SessionDep, who: Identity, flash: str) -> Response:
     session.commit()  # the verdict is durable before anyone (htmx or a redirect) asks again
+    # Adaptive studies whose batch of verdicts just completed: recomputed in their own
+    # transaction, after the verdict is safe.
+    allocation.recompute_due(session)
     if is_htmx(request):
         return _page(request, session, who, flash)
     return RedirectResponse(f"/rate?flash={flash}", status_code=303)

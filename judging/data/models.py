@@ -39,10 +39,14 @@ FINISH_REASONS = ("stop", "length")
 EVALUATION_STATUSES = ("pending", "running", "done", "failed")
 STUDY_STATUSES = ("draft", "running", "closed")
 COMPARISON_KINDS = ("normal", "attention")
-ASSIGNMENT_STATUSES = ("pending", "served", "skipped", "done", "flagged", "released")
+ASSIGNMENT_STATUSES = ("pending", "served", "skipped", "done", "flagged", "released", "parked")
 QUEUED_STATUSES = ASSIGNMENT_STATUSES[:3]
 """Still waiting in a rater's queue; done and flagged are finished, released moved on."""
-"""flagged: marked cannot-judge by its rater; released: handed back to the pool."""
+"""flagged: marked cannot-judge by its rater; released: handed back to the pool; parked: held
+back by adaptive allocation (its checkpoint left contention, its prompt is beyond the served
+frontier, or the study is decided). A parked item is never served, still takes the verdict of a
+rater who had it on screen, and is opened again when the allocation changes (resume)."""
+ALLOCATIONS = ("uniform", "adaptive")
 FLAG_KINDS = ("broken", "unsafe", "other")
 AUTO_CHOICES = ("tie",)
 AUDIT_ACTIONS = (
@@ -320,6 +324,10 @@ class Study(Base):
             "min_attention_pass_rate >= 0 AND min_attention_pass_rate <= 1",
             name="attention_pass_range",
         ),
+        _one_of("allocation", ALLOCATIONS),
+        CheckConstraint(
+            "allocation_target > 0.5 AND allocation_target < 1", name="allocation_target_range"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -339,6 +347,29 @@ class Study(Base):
     base_reuse: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     """Comparisons (of different checkpoints, one prompt) that may share one base response; they
     go to disjoint raters. 1: every comparison has a base response of its own."""
+    allocation: Mapped[str] = mapped_column(String(16), default="uniform", server_default="uniform")
+    """uniform: every comparison is asked for. adaptive: `judging.studies.allocation` serves only
+    the comparisons of checkpoints still in contention, prompt by prompt in a fixed random order,
+    and stops once the study is decided."""
+    allocation_target: Mapped[float] = mapped_column(Float, default=0.9, server_default="0.9")
+    """Adaptive: decided once P(the leader is within delta of the best) reaches this."""
+    allocation_contenders: Mapped[list[int] | None] = mapped_column(JSONType)
+    """Adaptive: checkpoint ids still served, as of the last recomputation (empty once decided)."""
+    allocation_frontier: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Adaptive: prompts with `Comparison.prompt_rank` below this are open to the contenders."""
+    allocation_batch: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Adaptive: new verdicts after `allocation_checked_at` that make a recomputation due."""
+    allocation_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Adaptive: when the contention state was last recomputed."""
+    allocation_leader_id: Mapped[int | None] = mapped_column(Integer)
+    """Adaptive: the leading checkpoint's id at the last recomputation (a plain id: a key to
+    checkpoints would make every join of studies to checkpoints ambiguous)."""
+    allocation_p: Mapped[float | None] = mapped_column(Float)
+    """Adaptive: the leader's P(within delta of the best) at the last recomputation."""
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Adaptive: when the stopping rule was met (None: not decided, or resumed since)."""
+    decided_after: Mapped[int | None] = mapped_column(Integer)
+    """Adaptive: live verdicts on normal comparisons when the study was decided."""
     created_at: Mapped[datetime] = _now()
 
     reference: Mapped[Checkpoint] = relationship()
@@ -427,6 +458,9 @@ class Comparison(Base):
     """Set when no human is asked: identical texts on both sides are recorded as a tie."""
     closed_reason: Mapped[str | None] = mapped_column(Text)
     """Why the comparison ends with fewer than N human verdicts (identical texts, flagged...)."""
+    prompt_rank: Mapped[int | None] = mapped_column(Integer)
+    """Adaptive studies: the prompt's place in the study's random prompt order, fixed at
+    creation from the study seed and the same for every checkpoint (None in uniform studies)."""
     created_at: Mapped[datetime] = _now()
 
     prompt: Mapped[Prompt] = relationship()

@@ -14,16 +14,23 @@ served the same prompt, so they share prompts and paired differences stay availa
 eliminated checkpoint simply stops early, on a prefix of the order. Every checkpoint gets at
 least `burn_in` prompts before it can be eliminated.
 
+A checkpoint the rule leaves out only for want of evidence (too few prompts, an interval wider
+than `max_interval_width`) is *undetermined*: it is not a candidate yet, so the candidates'
+posterior says nothing about it. It stays in contention and the study is not decided while any
+remains with comparisons left to serve, or a lone eligible leader would be "decided" at P = 1
+against rivals that more verdicts could make eligible (and better). Checkpoints out for good
+reasons (hard flags, the KL guard) never block the decision.
+
 Pure: evidence in, a state out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from judging.stats.recommend import decide, fit_evidence
-from judging.stats.rule import CheckpointEvidence, RecommendationRule
+from judging.stats.recommend import decide, exclusion_reasons, fit_evidence
+from judging.stats.rule import CheckpointEvidence, CheckpointScore, RecommendationRule
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,27 @@ def allocation_state(
     decision = decide(evidence, fit_evidence(evidence, rule), rule)
     if decision.choice is None:
         return AllocationState(ids, False, None, None)
+    by_id = {e.checkpoint_id: e for e in evidence}
+    undetermined = {
+        s.checkpoint_id
+        for s in decision.scores
+        if s.checkpoint_id not in exhausted and _undetermined(by_id[s.checkpoint_id], s, rule)
+    }
     p = decision.p_within_delta
-    if p is not None and p >= allocation.target:
+    if p is not None and p >= allocation.target and not undetermined:
         return AllocationState((), True, decision.choice, p)
     contenders = tuple(
         s.checkpoint_id
         for s in decision.scores
-        if s.eligible and s.p_within_delta >= allocation.keep
+        if (s.eligible and s.p_within_delta >= allocation.keep) or s.checkpoint_id in undetermined
     )
     return AllocationState(contenders or (decision.choice,), False, decision.choice, p)
+
+
+def _undetermined(e: CheckpointEvidence, score: CheckpointScore, rule: RecommendationRule) -> bool:
+    """Not a candidate only for want of evidence: without the prompt minimum and the interval
+    limit the rule would have nothing against it."""
+    if score.eligible:
+        return False
+    lenient = replace(rule, min_prompts=0, max_interval_width=None)
+    return not exclusion_reasons(e, score.metric(rule), lenient)

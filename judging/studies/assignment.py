@@ -328,10 +328,14 @@ def pick_replacement(
     return min(eligible, key=lambda r: (load.get(r, 0), rng.random()))
 
 
+PARKED = "held back by adaptive allocation (released, not deleted: resuming serves it again)"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """Where a comparison stands: complete (N live verdicts, or decided without humans), open
-    (someone still holds it) or short (fewer than N verdicts, and `reason` says why)."""
+    (someone still holds it), parked (held back by adaptive allocation, not asked for now) or
+    short (fewer than N verdicts, and `reason` says why)."""
 
     state: str
     reason: str | None = None
@@ -344,6 +348,7 @@ def comparison_outcome(
     flags: Sequence[str] = (),
     auto_choice: str | None = None,
     closed_reason: str | None = None,
+    parked_items: int = 0,
 ) -> Outcome:
     if auto_choice is not None:
         return Outcome("complete", closed_reason)
@@ -351,5 +356,7 @@ def comparison_outcome(
         return Outcome("complete")
     if open_items:
         return Outcome("open")
+    if parked_items:
+        return Outcome("parked", PARKED)
     reasons = [*flags, *([closed_reason] if closed_reason else [])]
     return Outcome("short", "; ".join(reasons) or "no eligible rater was left to judge it")

@@ -277,12 +277,15 @@ class Completion:
     needed: int
     complete: int = 0
     open: int = 0
+    parked: int = 0
+    """Comparisons an adaptive study held back (checkpoint out of contention, or decided)."""
     short: list[ShortComparison] = field(default_factory=list)
 
 
 def completion(session: Session, study: Study) -> Completion:
     verdicts: Counter[int] = Counter()
     open_items: Counter[int] = Counter()
+    parked: Counter[int] = Counter()
     flags: dict[int, list[str]] = defaultdict(list)
     rows = session.execute(
         select(Assignment, Judgement.id)
@@ -300,6 +303,8 @@ def completion(session: Session, study: Study) -> Completion:
             open_items[a.comparison_id] += 1
         elif a.status == "flagged":
             flags[a.comparison_id].append(f"flagged {a.flag_kind}: {a.flag_reason}")
+        elif a.status == "parked":
+            parked[a.comparison_id] += 1
     report = Completion(study.raters_per_comparison)
     comparisons = session.execute(
         select(Comparison, Prompt.external_id)
@@ -315,11 +320,14 @@ def completion(session: Session, study: Study) -> Completion:
             flags[c.id],
             c.auto_choice,
             c.closed_reason,
+            parked[c.id],
         )
         if outcome.state == "complete":
             report.complete += 1
         elif outcome.state == "open":
             report.open += 1
+        elif outcome.state == "parked":
+            report.parked += 1
         else:
             report.short.append(
                 ShortComparison(c.id, external_id, verdicts[c.id], outcome.reason or "")

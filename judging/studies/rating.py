@@ -30,7 +30,7 @@ from judging.data.models import (
 )
 from judging.errors import ConflictError, LabError, NotFoundError
 from judging.settings import new_token
-from judging.studies import audit
+from judging.studies import allocation, audit
 from judging.studies.guidelines import GuidelinesView
 
 MAX_RATIONALE_CHARS = 2000
@@ -84,6 +84,11 @@ def _open_queue(rater_id: int | BindParameter[int]) -> Select[Assignment]:
 
 
 QUEUED = QUEUED_STATUSES
+NOT_IN_QUEUE = ("released", "parked")
+"""Not the rater's work now: handed to others, or held back by adaptive allocation."""
+SUBMITTABLE = (*QUEUED_STATUSES, "parked")
+"""Statuses that take a verdict: a parked item may still be on its rater's screen, and a
+verdict given there is stored and counted (adaptive allocation parks, it never discards)."""
 
 
 def progress(session: Session, rater_id: int) -> tuple[int, int]:
@@ -94,7 +99,8 @@ def progress(session: Session, rater_id: int) -> tuple[int, int]:
         .group_by(Assignment.status)
     )
     counts = dict(rows.all())
-    counts.pop("released", None)
+    for gone in NOT_IN_QUEUE:
+        counts.pop(gone, None)
     return counts.get("done", 0) + counts.get("flagged", 0), sum(counts.values())
 
 
@@ -249,7 +255,7 @@ def _summary_query() -> Select[*tuple[Any, ...]]:
     counts = (
         _open_queue(_RATER)
         .with_only_columns(func.coalesce(func.sum(finished), 0), func.count())
-        .where(Assignment.status != "released")  # handed to others: not this rater's work
+        .where(Assignment.status.not_in(NOT_IN_QUEUE))  # not this rater's work now
         .subquery()
     )
     following = (
@@ -383,13 +389,21 @@ class _Submitted(NamedTuple):
     status: str
     served_at: datetime | None
     study_status: str
+    study_id: int
+    allocation: str
 
 
 # A verdict is the hottest write: plain columns (no entity, identity map or unit of work; the
 # ORM's share was about half of record_judgement's CPU under load), same row lock.
 _SUBMITTED = (
     select(
-        Assignment.id, Assignment.rater_id, Assignment.status, Assignment.served_at, Study.status
+        Assignment.id,
+        Assignment.rater_id,
+        Assignment.status,
+        Assignment.served_at,
+        Study.status,
+        Assignment.study_id,
+        Study.allocation,
     )
     .join(Study, Study.id == Assignment.study_id)
     .where(Assignment.public_id == bindparam("public_id"))
@@ -429,6 +443,11 @@ def item_gone(assignment: Assignment | _Submitted) -> ConflictError:
         )
     if assignment.status == "flagged":
         return ConflictError("you marked this item as one you cannot judge")
+    if assignment.status == "parked":
+        return ConflictError(
+            "this item is no longer needed (the study has enough verdicts on it for now); "
+            "here is your next one"
+        )
     return ConflictError("this item already has your verdict")
 
 
@@ -480,7 +499,7 @@ def record_judgement(
     assignment = _submitted(session, rater_id, public_id)
     if _already_recorded(session, idempotency_key, assignment.id):
         return False
-    if assignment.status not in QUEUED:
+    if assignment.status not in SUBMITTABLE:
         raise item_gone(assignment)
     values = {
         "assignment_id": assignment.id,
@@ -496,7 +515,32 @@ def record_judgement(
         return False
     core_connection(session).execute(_MARK_DONE, {"assignment_id": assignment.id, "done_at": now})
     _forget(session, assignment.id)
+    if assignment.allocation == allocation.ADAPTIVE:
+        _note_batch(session, assignment.study_id)
     return True
+
+
+# Whether an adaptive study's next recomputation is due: `allocation_batch` verdicts since the
+# last one (judging.studies.allocation). Judgements newer than the check are few, and the
+# partial index on live judgements' created_at finds them without reading the study's others.
+_DUE = select(
+    select(func.count(Judgement.id))
+    .join(Assignment, Assignment.id == Judgement.assignment_id)
+    .where(
+        Assignment.study_id == Study.id,
+        Judgement.withdrawn_at.is_(None),
+        Judgement.created_at >= func.coalesce(Study.allocation_checked_at, Study.created_at),
+    )
+    .scalar_subquery()
+    >= Study.allocation_batch
+).where(Study.id == bindparam("study_id"), Study.decided_at.is_(None))
+
+
+def _note_batch(session: Session, study_id: int) -> None:
+    """One statement: if a batch of verdicts has arrived, note the study for a recomputation
+    after the commit (`judging.studies.allocation.recompute_due`, run by the caller)."""
+    if core_connection(session).scalar(_DUE, {"study_id": study_id}):
+        session.info.setdefault(allocation.DUE, set()).add(study_id)
 
 
 def _insert_new(session: Session, values: dict[str, object]) -> ReturningInsert[tuple[int]]:

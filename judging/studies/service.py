@@ -17,7 +17,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from judging.data.models import (
@@ -35,6 +35,7 @@ from judging.data.models import (
 )
 from judging.errors import ConflictError, NotFoundError
 from judging.settings import new_token
+from judging.studies import allocation as adaptive
 from judging.studies import assignment as plan
 from judging.studies import attention, audit
 from judging.studies.rating import comparison_texts
@@ -100,12 +101,20 @@ def create_study(
     attention_check_rate: float = 0.05,
     seed: int | None = None,
     base_reuse: int = 1,
+    allocation: str = adaptive.UNIFORM,
+    allocation_target: float = adaptive.DEFAULT_TARGET,
 ) -> Study:
     """Create a running study with its comparisons and every rater's shuffled queue.
 
     `base_reuse` > 1 lets one base response be the reference of that many comparisons on its
     prompt (fewer base samples to generate); those comparisons go to disjoint raters, so it
     needs `base_reuse * raters_per_comparison` raters at least.
+
+    `allocation="adaptive"` (`judging.studies.allocation`) serves only the comparisons of the
+    checkpoints still in contention and stops at P(leader within delta of the best) >=
+    `allocation_target`. It needs two checkpoints at least and every comparison given its full
+    `raters_per_comparison` raters under the blindness rules; otherwise nothing is created (the
+    error is raised before the caller commits).
     """
     checkpoint_ids = list(dict.fromkeys(checkpoint_ids))
     rater_ids = list(dict.fromkeys(rater_ids))
@@ -136,6 +145,7 @@ def create_study(
     if not 0 <= attention_check_rate <= 1:
         raise ConflictError("the attention-check rate must be within 0..1")
     _check_base_reuse(base_reuse, raters_per_comparison, len(rater_ids))
+    adaptive.check_settings(allocation, allocation_target, len(checkpoint_ids))
     study = Study(
         name=name.strip(),
         reference_checkpoint_id=reference_id,
@@ -145,12 +155,41 @@ def create_study(
         seed=seed if seed is not None else random.SystemRandom().randrange(2**31),
         status="running",
         base_reuse=base_reuse,
+        allocation=allocation,
+        # A uniform study never stops early: its target is only the default, whatever was asked.
+        allocation_target=(
+            allocation_target if allocation == adaptive.ADAPTIVE else adaptive.DEFAULT_TARGET
+        ),
     )
     session.add(study)
     session.flush()
     session.add_all(StudyRater(study_id=study.id, rater_id=r) for r in rater_ids)
     _extend(session, study, checkpoint_ids)
+    if study.allocation == adaptive.ADAPTIVE:
+        _check_full_raters(session, study, len(rater_ids))
+        adaptive.start(session, study)
     return study
+
+
+def _check_full_raters(session: Session, study: Study, raters: int) -> None:
+    """An adaptive study serves a prompt for every contender at once and compares them on it:
+    each comparison needs its full set of raters, none of whom has seen its texts."""
+    short = session.scalar(
+        select(func.count())
+        .select_from(Comparison)
+        .where(
+            Comparison.study_id == study.id,
+            Comparison.kind == "normal",
+            Comparison.closed_reason == NO_UNSEEN_RATER,
+        )
+    )
+    if short:
+        raise ConflictError(
+            f"too few raters for adaptive allocation: with {_plural(raters, 'rater')}, "
+            f"{_plural(short or 0, 'comparison')} could not get {study.raters_per_comparison} "
+            "raters who had not seen one of its texts (blind judging shows no text twice to a "
+            "rater); add raters or lower the raters per comparison"
+        )
 
 
 def _check_base_reuse(reuse: int, per_comparison: int, raters: int) -> None:
@@ -379,6 +418,9 @@ def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> in
     rng = _rng(study, f"extend:{','.join(map(str, checkpoint_ids))}")
     gens = _generations(session, checkpoint_ids, study.prompt_set_id)
     paired = _pair_normal(session, study, checkpoint_ids, rng)
+    ranks = adaptive.prompt_ranks(session, study) if study.allocation == adaptive.ADAPTIVE else {}
+    for comparison in paired:
+        comparison.prompt_rank = ranks.get(comparison.prompt_id)
     session.add_all(paired)
     normal = [c for c in paired if c.auto_choice is None]
     attention = []
@@ -403,6 +445,7 @@ def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> in
                 reference_generation_id=None,
                 degraded_text=text,
                 degradation=how,
+                prompt_rank=ranks.get(twin.prompt_id),
             )
         )
     session.add_all(attention)
@@ -631,7 +674,11 @@ def add_checkpoints(session: Session, study: Study, checkpoint_ids: Sequence[int
     _checkpoints(session, new)
     if study.reference_checkpoint_id in new:
         raise ConflictError("the reference cannot also be one of the judged checkpoints")
-    return _extend(session, study, new)
+    created = _extend(session, study, new)
+    # Adaptive: the new checkpoints join the contention (too few prompts judged to be out) and
+    # their items beyond the frontier are parked; a decided study parks them all until resumed.
+    adaptive.recompute(session, study, wait=True)
+    return created
 
 
 def add_rater(session: Session, study: Study, rater_id: int, *, actor_id: int | None = None) -> int:
@@ -695,7 +742,8 @@ def rebalance(session: Session, study: Study, *, actor_id: int | None = None) ->
     )
 
 
-HANDOVER_STATUSES = ("pending", "served", "skipped")
+HANDOVER_STATUSES = ("pending", "served", "skipped", "parked")
+"""Unfinished work a leaving rater hands on; a parked item stays parked with its new rater."""
 
 
 def _apply_moves(
@@ -724,7 +772,7 @@ def _apply_moves(
         conditions = [
             Assignment.id == a.id,
             Assignment.rater_id == source,
-            Assignment.status.in_(("pending",) if unstarted else HANDOVER_STATUSES),
+            Assignment.status.in_(("pending", "parked") if unstarted else HANDOVER_STATUSES),
         ]
         if unstarted:
             conditions.append(Assignment.served_at.is_(None))
@@ -735,7 +783,7 @@ def _apply_moves(
             .values(
                 rater_id=target,
                 public_id=new_token(),
-                status="pending",
+                status=case((Assignment.status == "parked", "parked"), else_="pending"),
                 served_at=None,
                 skip_reason=None,
                 skip_count=0,

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -110,3 +110,40 @@ def test_revoke_from_the_cli_ends_sessions(cli_db: Session, tmp_path: Path) -> N
     assert "revoked" in runner.invoke(app, ["raters", "list"]).output
     missing = runner.invoke(app, ["raters", "revoke", "nobody"])
     assert missing.exit_code == 1 and "does not exist" in str(missing.exception)
+
+
+def test_cli_creates_lists_and_resumes_an_adaptive_study(cli_db: Session, tmp_path: Path) -> None:
+    from judging.studies import allocation
+
+    runner = CliRunner()
+    lab = build_lab(cli_db, tmp_path, prompts=40, steps=(10, 20), raters=("ann", "ben"))
+    cli_db.commit()
+    base = ["study", "create"]
+    common = ["--prompt-set", "ppo-lab-heldout", "-r", "ann", "-r", "ben", "--attention-rate", "0"]
+    two = ["-c", str(lab.trained[0].id), "-c", str(lab.trained[1].id)]
+    refused = runner.invoke(
+        app, [*base, "one", "-c", str(lab.trained[0].id), *common, "--allocation", "adaptive"]
+    )
+    assert refused.exit_code != 0 and "at least two" in str(refused.exception)
+    refused = runner.invoke(
+        app, [*base, "sure", *two, *common, "--allocation", "adaptive", "--target", "1"]
+    )
+    assert refused.exit_code != 0 and "(0.5, 1)" in str(refused.exception)
+    assert cli_db.scalar(select(Study)) is None
+    created = runner.invoke(app, [*base, "adaptive", *two, *common, "--allocation", "adaptive"])
+    assert created.exit_code == 0, created.output
+    assert "adaptive allocation" in created.output
+    listed = runner.invoke(app, ["study", "list"])
+    assert "adaptive: 0 of 160 verdicts so far" in listed.output, listed.output
+    study = cli_db.scalar(select(Study).where(Study.name == "adaptive"))
+    assert study is not None
+    not_decided = runner.invoke(app, ["study", "resume", str(study.id)])
+    assert not_decided.exit_code != 0 and "not decided" in str(not_decided.exception)
+    # Decided as the stopping rule would have it (the rule itself is tested elsewhere).
+    study.decided_at, study.decided_after, study.allocation_p = func.now(), 0, 0.92
+    cli_db.commit()
+    allocation.recompute(cli_db, study, wait=True)
+    cli_db.commit()
+    assert "decided after 0 of 160 verdicts" in runner.invoke(app, ["study", "list"]).output
+    resumed = runner.invoke(app, ["study", "resume", str(study.id), "--target", "0.95"])
+    assert resumed.exit_code == 0 and "until P reaches 0.950" in resumed.output, resumed.output

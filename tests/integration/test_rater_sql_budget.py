@@ -65,30 +65,45 @@ class Traffic:
         return len(self.statements), self.commits, self.checkouts
 
 
-@pytest.fixture
+@pytest.fixture(params=["uniform", "adaptive"])
 def rater_app(
-    pg_engine: Engine, pg_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, pg_engine: Engine, pg_url: str, tmp_path: Path
 ) -> Iterator[tuple[TestClient, Traffic]]:
-    """A study of 10 checkpoints x 60 prompts, 3 raters (2 per comparison), half of it judged,
-    committed (the app runs on its own sessions); the tables are emptied afterwards."""
+    """A study of 10 (adaptive: 9) checkpoints x 60 prompts, 3 raters (2 per comparison), half
+    of it judged, committed (the app runs on its own sessions); the tables are emptied afterwards.
+
+    Adaptive: half of what its burn-in serves is judged, and the contention state was just
+    recomputed (the next verdicts are not a batch yet); `app.state.study_id` names the study."""
     from app.main import create_app
 
     with Session(pg_engine, expire_on_commit=False) as session:
+        # Adaptive: 9 checkpoints, as the lab's 10th answers like the base (same variant letter)
+        # and an adaptive study refuses comparisons short of raters.
+        last = 101 if request.param == "uniform" else 91
         lab = build_lab(
-            session, tmp_path, prompts=60, steps=tuple(range(10, 101, 10)), raters=("a", "b", "c")
+            session, tmp_path, prompts=60, steps=tuple(range(10, last, 10)), raters=("a", "b", "c")
         )
-        studies.create_study(
+        study = studies.create_study(
             session,
             name="budget",
             checkpoint_ids=[c.id for c in lab.trained],
             prompt_set_id=lab.prompt_set_id,
             rater_ids=[r.id for r in lab.raters],
             attention_check_rate=0.05,
+            allocation=request.param,
         )
         session.commit()
         _judge_half(session)
         session.commit()
+        study_id = study.id
+        if request.param == "adaptive":
+            session.execute(
+                text("UPDATE studies SET allocation_checked_at = now() WHERE id = :id"),
+                {"id": study_id},
+            )
+            session.commit()
     app = create_app(Settings(DATABASE_URL=pg_url, RLHF_DATA_DIR=tmp_path, RLHF_ENV="test"))  # type: ignore[call-arg]
+    app.state.study_id, app.state.allocation = study_id, request.param
     traffic = Traffic()
     traffic.attach(app.state.engine)
     try:
@@ -108,7 +123,7 @@ def _judge_half(session: Session) -> None:
     session.execute(
         text(
             "WITH half AS (UPDATE assignments SET status = 'done', done_at = now() "
-            "WHERE id % 2 = 0 RETURNING id) "
+            "WHERE id % 2 = 0 AND status <> 'parked' RETURNING id) "
             "INSERT INTO judgements (assignment_id, choice, idempotency_key) "
             "SELECT id, 'tie', 'seed-' || id FROM half"
         )
@@ -161,6 +176,10 @@ def test_next_item_and_verdict_stay_within_their_sql_budget(
         "verdict": (5, 1, 1),
         "htmx verdict + next": (8, 2, 2),
     }
+    if client.app.state.allocation == "adaptive":  # type: ignore[attr-defined]
+        # One statement more per verdict: is a batch for a recomputation complete?
+        budget["verdict"] = (6, 1, 1)
+        budget["htmx verdict + next"] = (9, 2, 2)
     over = {
         kind: counts
         for kind, counts in measured.items()
@@ -170,6 +189,35 @@ def test_next_item_and_verdict_stay_within_their_sql_budget(
     again, later = _measure(traffic, lambda: client.get("/rate"))
     assert again.status_code == 200
     assert all(n <= m for n, m in zip(later, (4, 1, 1), strict=True)), f"later page: {later}"
+
+
+def test_a_verdict_that_completes_a_batch_recomputes_the_allocation_once(
+    rater_app: tuple[TestClient, Traffic], pg_engine: Engine
+) -> None:
+    """Adaptive: the recomputation runs after the verdict's commit, in its own transaction, a
+    fixed number of statements whatever the study's size (the figure is in the message)."""
+    client, traffic = rater_app
+    app = client.app
+    if app.state.allocation != "adaptive":  # type: ignore[attr-defined]
+        pytest.skip("uniform studies never recompute")
+    with pg_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE studies SET allocation_batch = 1 WHERE id = :id"),
+            {"id": app.state.study_id},  # type: ignore[attr-defined]
+        )
+    item, form = _form(client.get("/rate").text)
+    saved, counts = _measure(
+        traffic, lambda: client.post(f"/rate/{item}", data=form, follow_redirects=False)
+    )
+    assert "flash=recorded" in saved.headers["location"]
+    statements, commits, checkouts = counts
+    assert commits == 2 and checkouts <= 2, counts
+    assert statements <= 30, f"{statements} statements: {traffic.statements}"
+    with pg_engine.connect() as conn:
+        checked = conn.execute(
+            text("SELECT allocation_checked_at > now() - interval '1 minute' FROM studies")
+        ).scalar()
+    assert checked
 
 
 def test_a_retried_verdict_costs_no_more_than_the_first(

@@ -127,3 +127,71 @@ def test_simulated_raters_fill_a_study_over_http(
     assert abs(observed - expected) < 0.15, (observed, expected)
     # Nothing is left for them: the queue page shows no item any more.
     assert parse_item("<html></html>") is None
+
+
+def test_simulated_raters_stop_when_an_adaptive_study_is_decided(
+    live_server: str,  # noqa: F811
+    committed_session: Session,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The simulated raters just keep asking until nothing is served: an adaptive study stops
+    serving once decided, before its budget, and every verdict they gave is stored."""
+    from judging.data.models import Study
+    from judging.studies import allocation
+
+    session = committed_session
+    prompts = 60
+    lab, gold = _lab(session, tmp_path, prompts=prompts, steps=(10, 20, 30))
+    # Gold by who wrote the text: step 10 clearly better than the base (random, at most 0.6),
+    # step 20 about as good, step 30 clearly worse.
+    level = {"10": 0.9, "20": 0.3, "30": 0.0}
+    for (who, i), text in _texts_by_who(session, lab).items():
+        gold[text_key(text)] = level[who] + 0.001 * (i % 7)
+    tokens, rater_ids = {}, []
+    for index in (1, 2, 3):
+        rater, token = invite_rater(session, name=sim_rater_name(1, index))
+        tokens[rater.name] = token
+        rater_ids.append(rater.id)
+    study = create_study(
+        session,
+        name="simulated-adaptive",
+        checkpoint_ids=[c.id for c in lab.trained],
+        prompt_set_id=lab.prompt_set_id,
+        rater_ids=rater_ids,
+        attention_check_rate=0.0,
+        seed=1,
+        allocation="adaptive",
+    )
+    session.commit()
+    budget = allocation.budget(session, study)
+    assert budget == prompts * 3 * 2
+
+    result = run_raters(
+        live_server, tokens, lambda _p, r: gold[text_key(r)], RaterSpec(temperature=0.05), seed=3
+    )
+
+    session.expire_all()
+    decided = session.get(Study, study.id)
+    assert decided is not None and decided.decided_at is not None
+    assert decided.decided_after is not None
+    verdicts = session.scalars(
+        select(Judgement).join(Assignment).where(Assignment.study_id == study.id)
+    ).all()
+    # Raters who had an item on screen when it stopped still gave (and kept) their verdict.
+    assert decided.decided_after <= len(verdicts) == result.total < budget / 2
+
+
+def _texts_by_who(session: Session, lab: object) -> dict[tuple[str, int], str]:
+    """(who, prompt position) -> text of the trained checkpoints, who being the step."""
+    from judging.data.models import Checkpoint, Prompt
+
+    rows = session.execute(
+        select(Checkpoint.step, Prompt.position, Generation.text)
+        .join(Checkpoint, Checkpoint.id == Generation.checkpoint_id)
+        .join(Prompt, Prompt.id == Generation.prompt_id)
+        .where(
+            Prompt.prompt_set_id == lab.prompt_set_id,  # type: ignore[attr-defined]
+            Checkpoint.kind == "trained",
+        )
+    )
+    return {(str(step), position): text for step, position, text in rows}
