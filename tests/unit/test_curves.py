@@ -1,44 +1,13 @@
-"""Paired test between two checkpoints, the divergence alarm, and the Gao et al. curve fit."""
+"""The divergence alarm and the Gao et al. curve fit."""
 
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 
 from judging.stats.divergence import CurvePoint, Estimate, divergence_alarms
 from judging.stats.gao import fit_gao
-from judging.stats.paired import paired_test, sign_flip_p_value
-from judging.stats.winrate import Vote
-
-
-def test_sign_flip_exact_hand_computed() -> None:
-    # Three positive differences: only all-plus and all-minus reach |sum| = 3 of 8 patterns.
-    assert sign_flip_p_value([1.0, 1.0, 1.0]) == (pytest.approx(2 / 8), True)
-    # [1, 1, -1]: |sum| >= 1 for every pattern (sums are odd).
-    assert sign_flip_p_value([1.0, 1.0, -1.0]) == (pytest.approx(1.0), True)
-
-
-def test_paired_test_on_shared_prompts_only() -> None:
-    a = [Vote(p, 1.0) for p in range(20)] + [Vote(99, 0.0)]  # prompt 99 only judged for A
-    b = [Vote(p, 0.0 if p % 4 else 1.0) for p in range(20)]
-    result = paired_test(a, b, n_boot=500)
-    assert result is not None
-    assert result.n_prompts == 20 and not result.exact
-    assert result.a_rate == 1.0 and result.b_rate == pytest.approx(0.25)
-    assert result.difference == pytest.approx(0.75)
-    assert result.low > 0.4 and result.p_value < 0.001
-    assert paired_test(a, [Vote(500, 1.0)]) is None
-
-
-def test_identical_checkpoints_are_not_significant() -> None:
-    rng = random.Random(3)
-    scores = {p: rng.choice([0.0, 0.5, 1.0]) for p in range(30)}
-    a = [Vote(p, s) for p, s in scores.items()]
-    result = paired_test(a, list(a))
-    assert result is not None
-    assert result.difference == 0.0 and result.p_value == 1.0
 
 
 def _pt(
@@ -83,29 +52,3 @@ def test_gao_fit_refuses_too_few_points_and_curves_without_a_peak() -> None:
     assert fit_gao([(0.0, 0.5), (0.0, 0.5), (1.0, 0.6), (4.0, 0.7)]) is None  # zero KL ignored
     rising = [(kl, 0.1 * kl) for kl in (1.0, 4.0, 9.0, 16.0)]  # grows faster than d: b < 0
     assert fit_gao(rising) is None
-
-
-def _sign_flips_one_by_one(diffs: list[float], n_perm: int, seed: int) -> tuple[float, int]:
-    """The Monte Carlo sign-flip test written plainly, one rng.random() per prompt."""
-    rng = random.Random(seed)
-    observed = abs(sum(diffs))
-    eps = 1e-12 * max(1.0, observed)
-    hits = 0
-    for _ in range(n_perm):
-        flipped = sum(d if rng.random() < 0.5 else -d for d in diffs)
-        hits += abs(flipped) >= observed - eps
-    return (hits + 1) / (n_perm + 1), rng.getrandbits(32)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 7])
-def test_sign_flips_draw_the_same_signs_as_one_random_call_per_prompt(seed: int) -> None:
-    # Same seed, same p-value, and the generator left in the same state (the paired bootstrap
-    # draws from it next), on rater-mean differences and on arbitrary ones.
-    rng = random.Random(100 + seed)
-    quarters = [rng.choice([-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0]) for _ in range(150)]
-    floats = [rng.gauss(0.05, 0.3) for _ in range(40)]
-    for diffs in (quarters, floats):
-        expected, next_word = _sign_flips_one_by_one(diffs, 2000, seed)
-        mine = random.Random(seed)
-        assert sign_flip_p_value(diffs, 2000, mine) == (expected, False)
-        assert mine.getrandbits(32) == next_word
