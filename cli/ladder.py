@@ -40,6 +40,18 @@ def _bar(label: str):  # type: ignore[no-untyped-def]
     )
 
 
+def _check_backend(backend: str) -> None:
+    from judging.errors import ConfigError
+
+    if backend not in ("transformers", "vllm"):
+        raise ConfigError(f"--backend must be transformers or vllm, not {backend!r}")
+    if backend == "vllm":
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ConfigError("--backend vllm needs vLLM: run it from .venv-vllm (make vllm-venv)")
+
+
 @app.command("build")
 def build(
     prompts: Path = typer.Option(
@@ -62,6 +74,12 @@ def build(
     dtype: str = typer.Option("float32", "--dtype", help="float32 or bfloat16 (sampling)."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when there is one), cpu."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: as is)."),
+    backend: str = typer.Option(
+        "transformers", "--backend", help="transformers or vllm (needs the vLLM environment)."
+    ),
+    chunk: int = typer.Option(
+        1, "--chunk", min=1, help="Prompts per write (and per vLLM call; e.g. 16 with vllm)."
+    ),
 ) -> None:
     """Sample n_max responses per prompt from the base and score each with the proxy; resumes
     (finished prompts are skipped) and an interrupt leaves the last complete file."""
@@ -73,6 +91,7 @@ def build(
 
     if dtype not in ("float32", "bfloat16"):
         raise ConfigError(f"--dtype must be float32 or bfloat16, not {dtype!r}")
+    _check_backend(backend)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if threads:
@@ -90,6 +109,8 @@ def build(
         batch_size=batch_size,
         dtype=dtype,
         device=device,
+        backend=backend,
+        chunk=chunk,
     )
     started = time.monotonic()
     tokens = 0
@@ -182,6 +203,9 @@ def pairs(
     ),
     ship_to: Path = typer.Option(Path("data/reward_models"), "--ship-to"),
     threads: int = typer.Option(1, "--threads", min=0, help="torch CPU threads (0: as is)."),
+    backend: str = typer.Option(
+        "transformers", "--backend", help="transformers or vllm (needs the vLLM environment)."
+    ),
 ) -> None:
     """Sample brief/detailed answer pairs, label them by the gold (flips, length bias), then
     train and ship the proxy and the evaluation reward model (disjoint prompts)."""
@@ -190,6 +214,7 @@ def pairs(
     from cli.train import _log_training_events
     from training.ladder_pairs import CONFIGS, PairsSpec, build_pairs, train_and_ship
 
+    _check_backend(backend)
     if threads:
         torch.set_num_threads(threads)
     spec = PairsSpec(
@@ -205,6 +230,7 @@ def pairs(
         flip=flip,
         length_bias=length_bias,
         heldout_share=heldout_share,
+        backend=backend,
     )
     started = time.monotonic()
     tokens = 0

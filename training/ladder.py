@@ -59,8 +59,11 @@ class LadderSpec:
     """Samples per forward pass (at most n_max are ever batched: one prompt at a time)."""
     dtype: str = "float32"
     device: str = "cpu"
+    backend: str = "transformers"
+    """transformers (the seeded inverse-CDF sampler) or vllm (vLLM's own seeded sampler)."""
     chunk: int = 1
-    """Prompts between two rewrites of the file (what an interrupt can lose)."""
+    """Prompts between two rewrites of the file (what an interrupt can lose), sampled in one
+    generate call: vLLM batches them all at once, transformers still one prompt per batch."""
 
 
 def header_for(spec: LadderSpec, prompts: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -83,7 +86,7 @@ def header_for(spec: LadderSpec, prompts: Sequence[dict[str, Any]]) -> dict[str,
             "dtype": spec.dtype,
             "batch_size": min(spec.batch_size, spec.n_max),
             "device": spec.device,
-            "sampler": "inverse-cdf",
+            "sampler": "inverse-cdf" if spec.backend == "transformers" else spec.backend,
         },
     }
 
@@ -197,7 +200,11 @@ def build_ladder(
     from training.generation.hf import TransformersGenerator, load_causal_lm
 
     ref = ModelRef(base_path=spec.base_model)
-    if generator is None:
+    if generator is None and spec.backend == "vllm":
+        from training.generation.vllm_offline import offline_generator
+
+        generator = offline_generator(spec.base_model, spec.dtype)
+    elif generator is None:
         model = load_causal_lm(ref, device=spec.device, dtype=getattr(torch, spec.dtype))
         generator = TransformersGenerator(
             ref, device=spec.device, batch_size=min(spec.batch_size, spec.n_max), model=model
@@ -211,20 +218,27 @@ def build_ladder(
     )
     added = tokens = 0
     for start in range(0, len(pending), spec.chunk):
-        for row in pending[start : start + spec.chunk]:
-            pid = str(row["id"])
-            seeds = [sample_seed(spec.seed, pid, k) for k in range(spec.n_max)]
-            results = generator.generate([row["prompt"]] * spec.n_max, params, seeds)
+        chunk = pending[start : start + spec.chunk]
+        seeds = [
+            [sample_seed(spec.seed, str(row["id"]), k) for k in range(spec.n_max)] for row in chunk
+        ]
+        flat = generator.generate(
+            [row["prompt"] for row in chunk for _ in range(spec.n_max)],
+            params,
+            [s for per_prompt in seeds for s in per_prompt],
+        )
+        for i, row in enumerate(chunk):
+            results = flat[i * spec.n_max : (i + 1) * spec.n_max]
             prompt_ids = chat_prompt_ids(generator.tokenizer, row["prompt"])
             scores = scorer.score([prompt_ids] * spec.n_max, [r.token_ids for r in results])
             for k, (result, score) in enumerate(zip(results, scores, strict=True)):
                 lines.append(
                     _dumps(
                         {
-                            "prompt_id": pid,
+                            "prompt_id": str(row["id"]),
                             "prompt": row["prompt"],
                             "sample": k,
-                            "seed": seeds[k],
+                            "seed": seeds[i][k],
                             "text": result.text,
                             "tokens": [int(t) for t in result.token_ids],
                             "finish_reason": result.finish_reason,

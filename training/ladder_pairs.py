@@ -53,6 +53,9 @@ class PairsSpec:
     brief and a detailed answer (~100 words apart) length outweighs most gold gaps and the
     proxy learns to pay for length (its report's Pearson(score, length) is then positive)."""
     heldout_share: float = 0.15
+    backend: str = "transformers"
+    """transformers (seeded inverse-CDF sampler, batch_size prompts per batch) or vllm (vLLM's
+    seeded sampler, batch_size prompts per call: ~3x faster on CPU)."""
 
 
 def sample_spec(spec: PairsSpec, role: str) -> SampleSpec:
@@ -96,6 +99,10 @@ def build_pairs(
             f"{spec.prompts} has {len(ids['proxy']) + len(ids['eval'])} prompts, fewer than "
             f"{spec.proxy_prompts} + {spec.eval_prompts}"
         )
+    if generator is None and spec.backend == "vllm":
+        from training.generation.vllm_offline import offline_generator
+
+        generator = offline_generator(spec.base_model, spec.dtype)
     stats: dict[str, Any] = {}
     labeller = LabellerSpec(flip=spec.flip, length_bias=spec.length_bias)
     for role, sample in specs.items():
@@ -116,6 +123,7 @@ def build_pairs(
         )
         stats[role]["prompts"] = {"first": sample.first, "count": sample.n_prompts}
         stats[role]["styles"] = list(sample.styles)
+        stats[role]["sampler"] = spec.backend
         (path.parent / "stats.json").write_text(json.dumps(stats[role], indent=2) + "\n", "utf-8")
     return stats
 

@@ -104,6 +104,7 @@ class VllmGenerator:
     def __init__(self, engine: VllmEngine, ref: ModelRef) -> None:
         self.engine = engine
         self.ref = ref
+        self.tokenizer = engine.tokenizer
 
     def generate(
         self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int]
@@ -112,6 +113,12 @@ class VllmGenerator:
 
     def close(self) -> None:
         """The engine outlives the job: the next checkpoint of the run reuses it."""
+
+
+def offline_generator(base_path: str, dtype: str = "float32") -> VllmGenerator:
+    """A vLLM generator on the base folder alone (no LoRA), for bulk sampling: the ladder and
+    its reward models' pairs, where vLLM's continuous batching is ~3x transformers on CPU."""
+    return VllmGenerator(VllmEngine(base_path, VllmOptions(dtype=dtype)), ModelRef(base_path))
 
 
 _ENGINES: dict[str, VllmEngine] = {}
