@@ -40,6 +40,18 @@ def _bar(label: str):  # type: ignore[no-untyped-def]
     )
 
 
+def _parse_shard(text: str) -> tuple[int, int]:
+    from judging.errors import ConfigError
+
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must be i/n (e.g. 0/2), not {text!r}") from None
+    if not 0 <= index < count:
+        raise ConfigError(f"--shard {text}: i must be in 0..n-1")
+    return index, count
+
+
 def _check_backend(backend: str) -> None:
     from judging.errors import ConfigError
 
@@ -80,6 +92,12 @@ def build(
     chunk: int = typer.Option(
         1, "--chunk", min=1, help="Prompts per write (and per vLLM call; e.g. 16 with vllm)."
     ),
+    shard: str = typer.Option(
+        "0/1",
+        "--shard",
+        help="i/n: every n-th prompt from the i-th into <out>.shard<i>of<n> "
+        "(one process per core); a later run without --shard merges them.",
+    ),
 ) -> None:
     """Sample n_max responses per prompt from the base and score each with the proxy; resumes
     (finished prompts are skipped) and an interrupt leaves the last complete file."""
@@ -111,6 +129,7 @@ def build(
         device=device,
         backend=backend,
         chunk=chunk,
+        shard=_parse_shard(shard),
     )
     started = time.monotonic()
     tokens = 0
@@ -206,15 +225,27 @@ def pairs(
     backend: str = typer.Option(
         "transformers", "--backend", help="transformers or vllm (needs the vLLM environment)."
     ),
+    only: str = typer.Option(None, "--only", help="proxy or eval: that role alone."),
+    shard: str = typer.Option(
+        "0/1",
+        "--shard",
+        help="i/n: sample every n-th prompt from the i-th (implies --no-train; "
+        "a later run without --shard merges the shards, labels and trains).",
+    ),
 ) -> None:
     """Sample brief/detailed answer pairs, label them by the gold (flips, length bias), then
     train and ship the proxy and the evaluation reward model (disjoint prompts)."""
     import torch
 
     from cli.train import _log_training_events
-    from training.ladder_pairs import CONFIGS, PairsSpec, build_pairs, train_and_ship
+    from judging.errors import ConfigError
+    from training.ladder_pairs import CONFIGS, ROLES, PairsSpec, build_pairs, train_and_ship
 
     _check_backend(backend)
+    shard_of = _parse_shard(shard)
+    roles = ROLES if only is None else (only,)
+    if only is not None and only not in ROLES:
+        raise ConfigError(f"--only must be one of {', '.join(ROLES)}, not {only!r}")
     if threads:
         torch.set_num_threads(threads)
     spec = PairsSpec(
@@ -243,13 +274,16 @@ def pairs(
             rate = tokens / max(time.monotonic() - started, 1e-9)
             bar.update(tasks[role], completed=done, total=total, rate=f"{role} {rate:.0f} tok/s")
 
-        stats = build_pairs(spec, on_batch=on_batch)
+        stats = build_pairs(spec, on_batch=on_batch, roles=roles, shard=shard_of)
+    if shard_of[1] > 1:
+        console.print(f"shard {shard}: sampled; run again without --shard to merge and label")
+        return
     for role, figures in stats.items():
         console.print(
             f"{role}: {figures['pairs']}, chosen longer {figures['train_chosen_longer_share']}, "
             f"labels agreeing with gold {figures['train_labels_agreeing_with_gold']}"
         )
-    held = stats["proxy"]["pairs"]["heldout"]
+    held = stats["proxy"]["pairs"]["heldout"] if "proxy" in stats else 300
     if held < 300:  # issue 24 asks for >= 300 gold-labelled pairs behind the proxy's accuracy
         console.print(
             f"[yellow]warning:[/yellow] the proxy has {held} held-out pairs (< 300): its "
@@ -261,6 +295,8 @@ def pairs(
     s = settings()
     base = [f"model.base_model={base_model}"]
     for role, config in (("proxy", proxy_config), ("eval", eval_config)):
+        if role not in roles:
+            continue
         shipped = train_and_ship(
             role,
             config=config or CONFIGS[role],

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,8 +41,8 @@ Progress = Callable[[int, int, int], None]
 
 @dataclass(frozen=True)
 class LadderSpec:
-    """What `rlhf ladder build` samples and how; every field but `out` and `chunk` goes into the
-    file's header (relative paths as given, so a file built elsewhere imports here)."""
+    """What `rlhf ladder build` samples and how; every field but `out`, `shard` and `chunk` goes
+    into the file's header (relative paths as given, so a file built elsewhere imports here)."""
 
     prompts: str
     """JSONL with `id` and `prompt` (the held-out set the ladder is imported against)."""
@@ -61,6 +62,10 @@ class LadderSpec:
     device: str = "cpu"
     backend: str = "transformers"
     """transformers (the seeded inverse-CDF sampler) or vllm (vLLM's own seeded sampler)."""
+    shard: tuple[int, int] = (0, 1)
+    """(i, n): build only prompts i, i+n, ... into `<out>.shard<i>of<n>` (one process per core);
+    a later unsharded build merges the shards into `out` in prompt order, with the very bytes
+    of an unsharded build (each prompt's samples depend on nothing else)."""
     chunk: int = 1
     """Prompts between two rewrites of the file (what an interrupt can lose), sampled in one
     generate call: vLLM batches them all at once, transformers still one prompt per batch."""
@@ -117,6 +122,30 @@ def read_built(out: Path, header: dict[str, Any]) -> tuple[list[str], set[str]]:
         counts[str(row.get("prompt_id"))] = counts.get(str(row.get("prompt_id")), 0) + 1
     # The file only ever holds whole prompts (it is rewritten per chunk, never appended to).
     return lines, {pid for pid, n in counts.items() if n == header["n_max"]}
+
+
+def merge_shards(out: Path, header: dict[str, Any], order: Sequence[str]) -> None:
+    """Fold complete prompts of `<out>.shard*` into `out` (same header), in prompt order."""
+    shards = sorted(
+        path
+        for path in out.parent.glob(f"{out.name}.shard*of*")
+        if re.fullmatch(r"\.shard\d+of\d+", path.name[len(out.name) :])  # not a .partial
+    )
+    if not shards:
+        return
+    by_prompt: dict[str, list[str]] = {}
+    for path in [out, *shards]:
+        lines, done = read_built(path, header)
+        for line in lines:
+            pid = str(json.loads(line)["prompt_id"])
+            if pid in done:
+                by_prompt.setdefault(pid, [])
+                if len(by_prompt[pid]) < header["n_max"]:
+                    by_prompt[pid].append(line)
+    merged = [line for pid in order for line in by_prompt.get(pid, [])]
+    write_atomic(out, [_dumps(header), *merged])
+    for path in shards:
+        path.unlink()
 
 
 def open_lines(out: Path) -> list[str]:
@@ -187,8 +216,17 @@ def build_ladder(
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{spec.prompts} has duplicate prompt ids")
     header = header_for(spec, prompts)
+    index, count = spec.shard
+    if count == 1:
+        merge_shards(out, header, ids)
+    elif not 0 <= index < count:
+        raise ConfigError(f"shard {index} of {count} does not exist")
     lines, done = read_built(out, header)
-    pending = [r for r in prompts if str(r["id"]) not in done]
+    if count > 1:  # a shard is a ladder file of its own over every n-th prompt
+        out = out.with_name(f"{out.name}.shard{index}of{count}")
+        done |= read_built(out, header)[1]
+        lines = read_built(out, header)[0]
+    pending = [r for i, r in enumerate(prompts) if str(r["id"]) not in done and i % count == index]
     if not pending:
         if not out.is_file():
             write_atomic(out, [_dumps(header)])

@@ -85,8 +85,11 @@ def build_pairs(
     generator: Any = None,
     scorer: Any = None,
     on_batch: Callable[[str, int, int, int], None] | None = None,
+    roles: Sequence[str] = ROLES,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, Any]:
-    """Sample (resuming) and label both roles' pairs; returns their stats by role."""
+    """Sample (resuming) and label the roles' pairs; returns their stats by role. A shard
+    (`generate_samples`) only samples: labelling needs every prompt's pair."""
     from judging.gold import LabellerSpec
     from training.onpolicy import generate_samples, label_pairs
 
@@ -106,13 +109,17 @@ def build_pairs(
     stats: dict[str, Any] = {}
     labeller = LabellerSpec(flip=spec.flip, length_bias=spec.length_bias)
     for role, sample in specs.items():
+        if role not in roles:
+            continue
 
         def progress(done: int, total: int, tokens: int, role: str = role) -> None:
             if on_batch is not None:
                 on_batch(role, done, total, tokens)
 
         path = samples_path(spec, role)
-        generate_samples(sample, path, generator=generator, on_batch=progress)
+        generate_samples(sample, path, generator=generator, on_batch=progress, shard=shard)
+        if shard[1] > 1:
+            continue
         stats[role] = label_pairs(
             path,
             path.parent,

@@ -13,7 +13,8 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,35 @@ def read_done(path: Path) -> set[str]:
     return done
 
 
+def shard_path(out: Path, index: int, count: int) -> Path:
+    return out.with_name(f"{out.name}.shard{index}of{count}")
+
+
+def merge_shards(out: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Fold `<out>.shard*` into `out`: one line per prompt, in the order of `rows`."""
+    shards = sorted(
+        path
+        for path in out.parent.glob(f"{out.name}.shard*of*")
+        if re.fullmatch(r"\.shard\d+of\d+", path.name[len(out.name) :])
+    )
+    if not shards:
+        return
+    by_id: dict[str, str] = {}
+    for path in [out, *shards]:
+        read_done(path)  # truncates a torn last line
+        if path.is_file():
+            for line in path.read_text("utf-8").splitlines():
+                if line.strip():
+                    by_id.setdefault(json.loads(line)["prompt_id"], line)
+    order = [str(r["id"]) for r in rows]
+    lines = [by_id[pid] for pid in order if pid in by_id]
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text("".join(line + "\n" for line in lines), "utf-8")
+    partial.replace(out)
+    for path in shards:
+        path.unlink()
+
+
 def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
@@ -100,8 +130,14 @@ def generate_samples(
     *,
     generator: Any = None,
     on_batch: Callable[[int, int, int], None] | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> int:
     """Append two answers per pending prompt to `out`; returns how many prompts were added.
+
+    `shard=(i, n)` samples only prompts i, i+n, i+2n... into `<out>.shard<i>of<n>` (n processes
+    on n cores, each single-threaded, outpace one n-thread process on a busy host); the next
+    unsharded call merges the shards into `out` in prompt order. Every sample has its own seed,
+    so sharding changes nothing but the order lines were written in.
 
     `on_batch(done, total, new_tokens)` is called after each batch is on disk (progress bars).
     """
@@ -109,8 +145,14 @@ def generate_samples(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = chosen_prompts(spec)
+    index, count = shard
+    if count == 1:
+        merge_shards(out, rows)
     done = read_done(out)
-    pending = [r for r in rows if r["id"] not in done]
+    if count > 1:  # a shard appends to a file of its own: two processes never share one
+        out = shard_path(out, index, count)
+        done |= read_done(out)
+    pending = [r for i, r in enumerate(rows) if r["id"] not in done and i % count == index]
     if not pending:
         return 0
     if generator is None:

@@ -117,6 +117,28 @@ def test_build_resumes_after_an_interrupt_to_the_same_bytes(
         build_ladder(_spec(tiny_models, prompts, cut, n_max=8))
 
 
+def test_shards_merge_into_the_bytes_of_an_unsharded_build(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from training.ladder import build_ladder
+
+    prompts = _prompt_file(tmp_path)
+    whole = tmp_path / "whole.jsonl.gz"
+    build_ladder(_spec(tiny_models, prompts, whole))
+    sharded = tmp_path / "sharded.jsonl.gz"
+    spec = _spec(tiny_models, prompts, sharded)
+    first = build_ladder(dataclasses.replace(spec, shard=(1, 2)))
+    assert first.added == N_PROMPTS // 2 and not sharded.exists()
+    build_ladder(dataclasses.replace(spec, shard=(0, 2)))
+    assert len(list(tmp_path.glob("sharded.jsonl.gz.shard*"))) == 2
+    merged = build_ladder(spec)
+    assert merged.added == 0  # every prompt came from a shard
+    assert sharded.read_bytes() == whole.read_bytes()
+    assert not list(tmp_path.glob("sharded.jsonl.gz.shard*"))
+
+
 def test_an_interrupt_while_writing_leaves_the_last_complete_file(
     tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -43,6 +43,10 @@ class VllmEngine:
             dtype=options.dtype,
             max_model_len=options.max_model_len,
             gpu_memory_utilization=options.gpu_memory_utilization,
+            # A split prefill discards its sampled token and rewinds the request's seeded
+            # generator, which CPU generators cannot do ("CPU Generator does not use offset"):
+            # with many seeded requests at once (bulk sampling) vLLM on CPU then crashes.
+            enable_chunked_prefill=False,
         )
         self._lora_ids: dict[str, int] = {}
 
