@@ -24,7 +24,8 @@ from typing import Any
 import typer
 
 from cli.common import console, db_session, settings
-from judging.pipeline_status import PipelineStatus, Stage, read_status, run_stages
+from cli.demo.runner import Stage, run_stages
+from judging.pipeline_status import PipelineStatus, read_status
 from judging.settings import PROJECT_ROOT
 from judging.stopping import stop_on_signals
 
