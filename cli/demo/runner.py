@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from judging.pipeline_status import PipelineStatus, StageState, read_status, write_status
 
@@ -17,10 +17,10 @@ class Stage:
 
     name: str
     title: str
-    done: Any
-    """() -> bool: True when nothing is left to do (checked before and after `run`)."""
-    run: Any
-    """(report: Callable[[str], None]) -> None; `report(detail)` updates the status line."""
+    done: Callable[[], bool]
+    """True when nothing is left to do (checked before and after `run`)."""
+    run: Callable[[Callable[[str], None]], None]
+    """Does the missing work; its argument `report(detail)` updates the status line."""
 
 
 def fresh_status(stages: list[Stage], previous: PipelineStatus | None) -> PipelineStatus:
@@ -35,7 +35,7 @@ def fresh_status(stages: list[Stage], previous: PipelineStatus | None) -> Pipeli
 def run_stages(
     stages: list[Stage],
     data_dir: Path,
-    on_change: Any = None,
+    on_change: Callable[[PipelineStatus], None] | None = None,
 ) -> PipelineStatus:
     """Run every stage whose work is not done; skip the rest. Ctrl-C and errors are recorded.
 
