@@ -9,8 +9,8 @@ from cli.common import db_session
 from cli.demo import queries
 from cli.demo.context import SIM_STUDY, DemoContext
 from cli.demo.status import get_result
-from judging.analysis.evidence import load_study_evidence
 from judging.evaluation.queue import default_prompt_set
+from judging.studies.evidence import load_study_evidence
 from judging.studies.raters import invite_rater
 from judging.studies.service import base_samples_needed, create_study
 from training.config import load_config, saved_steps

@@ -12,11 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from judging.analysis import dashboard as dash
-from judging.analysis.evidence import (
-    bradley_terry_strengths,
-    load_study_evidence,
-    study_lc_intervals,
-)
 from judging.analysis.recommendation import (
     is_stale,
     latest_recommendation,
@@ -26,6 +21,11 @@ from judging.analysis.recommendation import (
 from judging.data.models import Assignment, Comparison, Generation, Judgement
 from judging.errors import NotFoundError
 from judging.stats.rule import RecommendationRule
+from judging.studies.evidence import (
+    bradley_terry_strengths,
+    load_study_evidence,
+    study_lc_intervals,
+)
 from judging.studies.qc import exclude_rater, restore_rater, study_qc
 from judging.studies.service import create_study
 from tests.judging_helpers import build_lab

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from app import plots
 from app.report import build_report, render_html, render_markdown
 from judging.analysis import dashboard as dash
-from judging.analysis.evidence import study_lc_intervals
 from judging.data.models import Assignment, Comparison, Judgement, Prompt, Recommendation
+from judging.studies.evidence import study_lc_intervals
 from judging.studies.qc import exclude_rater, restore_rater
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
 from tests.judging_helpers import login
