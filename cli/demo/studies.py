@@ -11,8 +11,9 @@ from cli.demo.context import SIM_STUDY, DemoContext
 from cli.demo.status import get_result
 from judging.evaluation.queue import default_prompt_set
 from judging.studies.evidence import load_study_evidence
+from judging.studies.pairing import base_samples_needed
 from judging.studies.raters import invite_rater
-from judging.studies.service import base_samples_needed, create_study
+from judging.studies.service import create_study
 from training.config import load_config, saved_steps
 
 RATERS_PER_COMPARISON = 2

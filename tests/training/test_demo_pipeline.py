@@ -130,7 +130,7 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         saved = read_status(tmp_path)
         assert saved is not None and "recommendation" in saved.result
         # People confirm a shortlist that holds the recommendation; the simulation shared bases.
-        from judging.studies.service import study_checkpoint_ids
+        from judging.studies.lookups import study_checkpoint_ids
 
         shortlist = study_checkpoint_ids(session, people.id)
         assert 1 <= len(shortlist) <= studies.PEOPLE_SHORTLIST
