@@ -94,8 +94,8 @@ def hand_back(
         [r for r in lookups.study_rater_ids(session, study.id) if r not in gone],
         holders,
         load,
-        queues._seen(session, study.id),
-        queues._shown(session, comparison),
+        queues.seen_texts(session, study.id),
+        queues.shown_texts(session, comparison),
         random.Random(f"{study.seed}:handback:{assignment.id}"),
     )
     if target is None and keep_if_nobody:

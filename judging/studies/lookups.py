@@ -18,7 +18,7 @@ from judging.data.models import (
 from judging.errors import NotFoundError
 
 
-def _rng(study: Study, purpose: str) -> random.Random:
+def study_rng(study: Study, purpose: str) -> random.Random:
     return random.Random(f"{study.seed}:{purpose}")
 
 
@@ -49,7 +49,7 @@ def study_rater_ids(session: Session, study_id: int) -> list[int]:
     return list(rows)
 
 
-def _checkpoints(session: Session, ids: Sequence[int]) -> list[Checkpoint]:
+def get_checkpoints(session: Session, ids: Sequence[int]) -> list[Checkpoint]:
     found = {c.id: c for c in session.scalars(select(Checkpoint).where(Checkpoint.id.in_(ids)))}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -57,7 +57,7 @@ def _checkpoints(session: Session, ids: Sequence[int]) -> list[Checkpoint]:
     return [found[i] for i in ids]
 
 
-def _check_raters(session: Session, ids: Sequence[int]) -> None:
+def check_raters(session: Session, ids: Sequence[int]) -> None:
     found = set(session.scalars(select(Rater.id).where(Rater.id.in_(ids))))
     missing = [i for i in ids if i not in found]
     if missing:

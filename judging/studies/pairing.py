@@ -22,8 +22,8 @@ from judging.data.models import (
 from judging.errors import ConflictError, NotFoundError
 from judging.studies import assignment as plan
 from judging.studies import attention
-from judging.studies.lookups import _checkpoints, study_checkpoint_ids, study_rater_ids
-from judging.studies.queues import _seen, _shown
+from judging.studies.lookups import get_checkpoints, study_checkpoint_ids, study_rater_ids
+from judging.studies.queues import seen_texts, shown_texts
 
 
 def base_samples_needed(checkpoints: int, reuse: int) -> int:
@@ -31,7 +31,7 @@ def base_samples_needed(checkpoints: int, reuse: int) -> int:
     return -(-checkpoints // max(reuse, 1))
 
 
-def _base_of(session: Session, checkpoint: Checkpoint) -> int:
+def base_checkpoint_of(session: Session, checkpoint: Checkpoint) -> int:
     base = session.scalar(
         select(Checkpoint.id).where(
             Checkpoint.run_id == checkpoint.run_id, Checkpoint.kind == "base"
@@ -44,7 +44,7 @@ def _base_of(session: Session, checkpoint: Checkpoint) -> int:
     return base
 
 
-def _generations(
+def first_generations(
     session: Session, checkpoint_ids: Sequence[int], prompt_set_id: int
 ) -> dict[tuple[int, int], Generation]:
     """(checkpoint, prompt) -> the generation with the lowest seed."""
@@ -100,7 +100,7 @@ def _study_seeds(session: Session, study_id: int) -> dict[int, set[int]]:
 def _missing_base_message(
     session: Session, study: Study, missing: int, prompts: int, needed: int
 ) -> str:
-    ref = _checkpoints(session, [study.reference_checkpoint_id])[0]
+    ref = get_checkpoints(session, [study.reference_checkpoint_id])[0]
     prompt_set = session.get(PromptSet, study.prompt_set_id)
     set_name = prompt_set.name if prompt_set else str(study.prompt_set_id)
     own = (
@@ -116,7 +116,7 @@ def _missing_base_message(
     )
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
@@ -147,17 +147,17 @@ def attention_warning(session: Session, study: Study) -> str | None:
     )
     raters, per = len(study_rater_ids(session, study.id)), study.raters_per_comparison
     why = (
-        f"with {_plural(raters, 'rater')} for {per} verdicts per comparison every rater judges "
+        f"with {plural(raters, 'rater')} for {per} verdicts per comparison every rater judges "
         "every item, so a check cannot reuse a judged response"
         if raters <= per
         else "a check needs a clean response its raters meet nowhere else"
     )
-    ref = _checkpoints(session, [study.reference_checkpoint_id])[0]
+    ref = get_checkpoints(session, [study.reference_checkpoint_id])[0]
     prompt_set = session.get(PromptSet, study.prompt_set_id)
     set_name = prompt_set.name if prompt_set else str(study.prompt_set_id)
     return (
         f"{head}: {why}, and the reference {ref.label} has no spare base sample (one no "
-        f"comparison uses) on the prompts picked for them. {_plural(missing, 'spare base sample')}"
+        f"comparison uses) on the prompts picked for them. {plural(missing, 'spare base sample')}"
         f" needed, one per check; create them with `rlhf evaluate --checkpoint {ref.id} "
         f"--prompt-set {set_name} --replicates {_replicates_for_spares(session, study, missing)}`"
         " before creating a study (this one keeps the checks it has)"
@@ -184,11 +184,11 @@ def _replicates_for_spares(session: Session, study: Study, missing: int) -> int:
 IDENTICAL = "identical texts on both sides: recorded as a tie without asking anyone"
 
 
-def _pair_normal(
+def pair_normal(
     session: Session, study: Study, checkpoint_ids: Sequence[int], rng: random.Random
 ) -> list[Comparison]:
     """One comparison per (checkpoint, prompt), each against its own independent base sample."""
-    gens = _generations(session, checkpoint_ids, study.prompt_set_id)
+    gens = first_generations(session, checkpoint_ids, study.prompt_set_id)
     prompts = session.scalars(
         select(Prompt.id)
         .where(Prompt.prompt_set_id == study.prompt_set_id)
@@ -234,14 +234,14 @@ def _pair_normal(
     return comparisons
 
 
-def _spare_samples(
+def spare_samples(
     session: Session, study: Study, prompt_ids: set[int]
 ) -> dict[int, list[plan.Sample]]:
     """prompt -> reference responses no comparison shows, with texts shown nowhere in the study."""
     session.flush()
-    shown = {key for keys in _seen(session, study.id).values() for key in keys}
+    shown = {key for keys in seen_texts(session, study.id).values() for key in keys}
     for comparison in session.scalars(select(Comparison).where(Comparison.study_id == study.id)):
-        shown |= _shown(session, comparison)
+        shown |= shown_texts(session, comparison)
     spares = _base_samples(session, study, sorted(prompt_ids))
     return {
         p: [s for s in samples if plan.text_key(s.text) not in shown]
@@ -254,7 +254,7 @@ def _clean(session: Session, sample: plan.Sample) -> bool:
     return generation is not None and attention.is_clean(generation.text, generation.finish_reason)
 
 
-def _attention_check(
+def attention_check(
     session: Session,
     spares: dict[int, list[plan.Sample]],
     twin: Comparison,

@@ -33,13 +33,13 @@ def _loads(session: Session, study_id: int) -> Counter[int]:
     return Counter(dict(rows.all()))
 
 
-def _shown(session: Session, comparison: Comparison) -> frozenset[str]:
+def shown_texts(session: Session, comparison: Comparison) -> frozenset[str]:
     """Keys of the texts a rater sees on this comparison."""
     return frozenset(plan.text_key(t) for t in comparison_texts(session, comparison))
 
 
 def comparison_keys(session: Session, study_id: int) -> dict[int, frozenset[str]]:
-    """comparison -> keys of the texts a rater sees on it (as `_shown`), for the whole study in
+    """comparison -> keys of the texts a rater sees on it (as `shown_texts`), for the whole study in
     one query rather than one per comparison."""
     mine, theirs = aliased(Generation), aliased(Generation)
     rows = session.execute(
@@ -55,7 +55,7 @@ def comparison_keys(session: Session, study_id: int) -> dict[int, frozenset[str]
     return out
 
 
-def _seen(session: Session, study_id: int) -> dict[int, set[str]]:
+def seen_texts(session: Session, study_id: int) -> dict[int, set[str]]:
     """rater -> keys of every text their assignments in this study show (or showed)."""
     keys = comparison_keys(session, study_id)
     out: dict[int, set[str]] = defaultdict(set)
@@ -72,13 +72,13 @@ def _seen(session: Session, study_id: int) -> dict[int, set[str]]:
 NO_UNSEEN_RATER = "fewer raters than asked: the others had already been shown one of its texts"
 
 
-def _assign(
+def assign(
     session: Session, study: Study, comparisons: list[Comparison], rng: random.Random
 ) -> int:
     """Give the comparisons their raters; returns how many attention checks were dropped."""
     raters = study_rater_ids(session, study.id)
-    texts = {c.id: _shown(session, c) for c in comparisons}
-    seen, load = _seen(session, study.id), _loads(session, study.id)
+    texts = {c.id: shown_texts(session, c) for c in comparisons}
+    seen, load = seen_texts(session, study.id), _loads(session, study.id)
     chosen: dict[int, list[int]] = {}
     # Real comparisons first: an attention check must never take a rater a real item needed.
     for kind in ("normal", "attention"):
@@ -119,7 +119,7 @@ def _assign(
     return dropped
 
 
-def _study_assignments(session: Session, study_id: int) -> list[tuple[Assignment, int]]:
+def study_assignments(session: Session, study_id: int) -> list[tuple[Assignment, int]]:
     rows = session.execute(
         select(Assignment, Comparison.prompt_id)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
@@ -129,15 +129,15 @@ def _study_assignments(session: Session, study_id: int) -> list[tuple[Assignment
     return [(a, p) for a, p in rows]
 
 
-def _started(a: Assignment) -> bool:
+def is_started(a: Assignment) -> bool:
     return a.status in ("done", "skipped") or a.served_at is not None
 
 
 def requeue(session: Session, study: Study, rater_id: int, rng: random.Random) -> None:
     """Reshuffle a rater's unstarted items after everything started, keeping prompts apart."""
-    mine = [(a, p) for a, p in _study_assignments(session, study.id) if a.rater_id == rater_id]
-    started = [(a, p) for a, p in mine if _started(a)]
-    fresh = [(a, p) for a, p in mine if not _started(a)]
+    mine = [(a, p) for a, p in study_assignments(session, study.id) if a.rater_id == rater_id]
+    started = [(a, p) for a, p in mine if is_started(a)]
+    fresh = [(a, p) for a, p in mine if not is_started(a)]
     last = max(started, key=lambda ap: ap[0].position, default=None)
     base = last[0].position + 1 if last else 0
     by_id = {a.id: a for a, _ in fresh}

@@ -31,21 +31,21 @@ from judging.errors import ConflictError, NotFoundError
 from judging.studies import allocation as adaptive
 from judging.studies import assignment as plan
 from judging.studies.lookups import (
-    _check_raters,
-    _checkpoints,
-    _rng,
+    check_raters,
+    get_checkpoints,
     study_checkpoint_ids,
     study_rater_ids,
+    study_rng,
 )
 from judging.studies.pairing import (
-    _attention_check,
-    _base_of,
-    _generations,
-    _pair_normal,
-    _plural,
-    _spare_samples,
+    attention_check,
+    base_checkpoint_of,
+    first_generations,
+    pair_normal,
+    plural,
+    spare_samples,
 )
-from judging.studies.queues import NO_UNSEEN_RATER, _assign, comparison_keys
+from judging.studies.queues import NO_UNSEEN_RATER, assign, comparison_keys
 from judging.studies.transfers import lock_study, rebalance
 
 
@@ -84,11 +84,11 @@ def create_study(
         raise ConflictError(f"a study named {name!r} already exists")
     if not checkpoint_ids:
         raise ConflictError("pick at least one checkpoint to judge")
-    checkpoints = _checkpoints(session, checkpoint_ids)
-    reference_id = reference_checkpoint_id or _base_of(session, checkpoints[0])
+    checkpoints = get_checkpoints(session, checkpoint_ids)
+    reference_id = reference_checkpoint_id or base_checkpoint_of(session, checkpoints[0])
     if reference_id in checkpoint_ids:
         raise ConflictError("the reference cannot also be one of the judged checkpoints")
-    _checkpoints(session, [reference_id])
+    get_checkpoints(session, [reference_id])
     prompt_set = session.get(PromptSet, prompt_set_id)
     if prompt_set is None:
         raise NotFoundError(f"prompt set {prompt_set_id} does not exist")
@@ -96,7 +96,7 @@ def create_study(
         raise ConflictError(
             f"prompt set {prompt_set.name!r} is a {prompt_set.split} set; use a held-out set"
         )
-    _check_raters(session, rater_ids)
+    check_raters(session, rater_ids)
     if len(rater_ids) < raters_per_comparison:
         raise ConflictError(
             f"{raters_per_comparison} raters per comparison need at least that many raters; "
@@ -145,8 +145,8 @@ def _check_full_raters(session: Session, study: Study, raters: int) -> None:
     )
     if short:
         raise ConflictError(
-            f"too few raters for adaptive allocation: with {_plural(raters, 'rater')}, "
-            f"{_plural(short or 0, 'comparison')} could not get {study.raters_per_comparison} "
+            f"too few raters for adaptive allocation: with {plural(raters, 'rater')}, "
+            f"{plural(short or 0, 'comparison')} could not get {study.raters_per_comparison} "
             "raters who had not seen one of its texts (blind judging shows no text twice to a "
             "rater); add raters or lower the raters per comparison"
         )
@@ -167,22 +167,22 @@ def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> in
     """Add comparisons for these checkpoints and assign them; returns how many were created."""
     session.add_all(StudyCheckpoint(study_id=study.id, checkpoint_id=c) for c in checkpoint_ids)
     session.flush()
-    rng = _rng(study, f"extend:{','.join(map(str, checkpoint_ids))}")
-    gens = _generations(session, checkpoint_ids, study.prompt_set_id)
-    paired = _pair_normal(session, study, checkpoint_ids, rng)
+    rng = study_rng(study, f"extend:{','.join(map(str, checkpoint_ids))}")
+    gens = first_generations(session, checkpoint_ids, study.prompt_set_id)
+    paired = pair_normal(session, study, checkpoint_ids, rng)
     ranks = adaptive.prompt_ranks(session, study) if study.allocation == adaptive.ADAPTIVE else {}
     for comparison in paired:
         comparison.prompt_rank = ranks.get(comparison.prompt_id)
     session.add_all(paired)
     normal = [c for c in paired if c.auto_choice is None]
     attention = []
-    spares = _spare_samples(session, study, {c.prompt_id for c in normal})
+    spares = spare_samples(session, study, {c.prompt_id for c in normal})
     twins = plan.pick_attention(normal, study.attention_check_rate, rng)
     shown = {key for keys in comparison_keys(session, study.id).values() for key in keys}
     for index, twin in enumerate(twins):
         later = {t.prompt_id for t in twins[index + 1 :]}
         candidate = gens[(twin.checkpoint_id, twin.prompt_id)]
-        built = _attention_check(session, spares, twin, candidate, rng, later, shown)
+        built = attention_check(session, spares, twin, candidate, rng, later, shown)
         if built is None:
             continue  # no clean response on this prompt: better no check than an ambiguous one
         source, text, how = built
@@ -202,7 +202,7 @@ def _extend(session: Session, study: Study, checkpoint_ids: Sequence[int]) -> in
         )
     session.add_all(attention)
     session.flush()
-    dropped = _assign(session, study, normal + attention, rng)
+    dropped = assign(session, study, normal + attention, rng)
     # Checks the rate asked for but nobody could get: said at creation and on the QC page.
     study.attention_checks_missing += len(twins) - len(attention) + dropped
     session.flush()
@@ -233,7 +233,7 @@ def add_checkpoints(session: Session, study: Study, checkpoint_ids: Sequence[int
     new = [c for c in dict.fromkeys(checkpoint_ids) if c not in current]
     if not new:
         raise ConflictError("those checkpoints are already in the study")
-    _checkpoints(session, new)
+    get_checkpoints(session, new)
     if study.reference_checkpoint_id in new:
         raise ConflictError("the reference cannot also be one of the judged checkpoints")
     created = _extend(session, study, new)
@@ -246,7 +246,7 @@ def add_checkpoints(session: Session, study: Study, checkpoint_ids: Sequence[int
 def add_rater(session: Session, study: Study, rater_id: int, *, actor_id: int | None = None) -> int:
     """Add a rater and give them a balanced share of unstarted work; returns items moved."""
     lock_study(session, study)
-    _check_raters(session, [rater_id])
+    check_raters(session, [rater_id])
     if rater_id in study_rater_ids(session, study.id):
         raise ConflictError("that rater is already in the study")
     session.add(StudyRater(study_id=study.id, rater_id=rater_id))

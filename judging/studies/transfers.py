@@ -19,8 +19,8 @@ from judging.errors import NotFoundError
 from judging.settings import new_token
 from judging.studies import assignment as plan
 from judging.studies import audit
-from judging.studies.lookups import _rng, study_rater_ids
-from judging.studies.queues import _seen, _shown, _started, _study_assignments, requeue
+from judging.studies.lookups import study_rater_ids, study_rng
+from judging.studies.queues import is_started, requeue, seen_texts, shown_texts, study_assignments
 
 
 def _taken(rows: list[tuple[Assignment, int]]) -> dict[int, set[int]]:
@@ -44,11 +44,11 @@ def _blocked(
 ) -> dict[int, set[int]]:
     """comparison -> raters who may not take it: already on it, or shown one of its texts."""
     blocked = _taken(rows)
-    seen = _seen(session, study_id)
+    seen = seen_texts(session, study_id)
     for comparison_id in list(blocked):
         comparison = session.get(Comparison, comparison_id)
         assert comparison is not None
-        texts = _shown(session, comparison)
+        texts = shown_texts(session, comparison)
         blocked[comparison_id] |= {r for r, keys in seen.items() if keys & texts}
     return blocked
 
@@ -56,17 +56,19 @@ def _blocked(
 def _live_rows(session: Session, study_id: int) -> list[tuple[Assignment, int]]:
     """The study's assignments, re-read after the lock; handed-back ones do not count."""
     session.expire_all()
-    return [(a, p) for a, p in _study_assignments(session, study_id) if a.status != "released"]
+    return [(a, p) for a, p in study_assignments(session, study_id) if a.status != "released"]
 
 
 def rebalance(session: Session, study: Study, *, actor_id: int | None = None) -> int:
     """Move unstarted assignments until rater loads differ by at most one."""
     lock_study(session, study)
     rows = _live_rows(session, study.id)
-    movable = [plan.Movable(a.id, a.comparison_id, a.rater_id) for a, _ in rows if not _started(a)]
+    movable = [
+        plan.Movable(a.id, a.comparison_id, a.rater_id) for a, _ in rows if not is_started(a)
+    ]
     load = Counter(a.rater_id for a, _ in rows)
     raters = study_rater_ids(session, study.id)
-    rng = _rng(study, f"rebalance:{len(rows)}:{len(raters)}")
+    rng = study_rng(study, f"rebalance:{len(rows)}:{len(raters)}")
     moves = plan.plan_rebalance(movable, _blocked(session, study.id, rows), load, raters, rng)
     return _apply_moves(
         session, study, rows, moves, rng, action="rebalance", actor_id=actor_id, unstarted=True
@@ -158,7 +160,7 @@ def reassign_rater_work(
         if a.rater_id == rater_id and a.status in HANDOVER_STATUSES
     ]
     receivers = [r for r in raters if r != rater_id]
-    rng = _rng(study, f"handover:{rater_id}:{len(rows)}")
+    rng = study_rng(study, f"handover:{rater_id}:{len(rows)}")
     load = Counter(a.rater_id for a, _ in rows)
     moves, _ = plan.plan_handover(movable, _blocked(session, study.id, rows), load, receivers, rng)
     moved = _apply_moves(
