@@ -12,17 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from judging.analysis.dashboard import (
-    HELDOUT_METRICS,
-    TRAINING_METRICS,
-    Alarm,
-    CheckpointPoint,
-    RunSummary,
-    Series,
-    WinRates,
-    alarms,
-    smooth,
-)
+from judging.analysis.dashboard.checkpoints import HELDOUT_METRICS, CheckpointPoint
+from judging.analysis.dashboard.runs import RunSummary
+from judging.analysis.dashboard.series import TRAINING_METRICS, Series, smooth
+from judging.analysis.dashboard.win_rates import Alarm, WinRates, alarms
 from judging.stats.gao import GaoFit, fit_gao
 from judging.stats.winrate import Interval
 

@@ -16,7 +16,22 @@ from sqlalchemy.orm import Session
 
 from app import plots
 from app.render import templates
-from judging.analysis import dashboard as dash
+from judging.analysis.dashboard.checkpoints import (
+    HELDOUT_METRICS,
+    CheckpointPoint,
+    Stat,
+    checkpoint_points,
+)
+from judging.analysis.dashboard.runs import RunSummary, list_runs
+from judging.analysis.dashboard.series import metric_series
+from judging.analysis.dashboard.studies import (
+    RecommendationView,
+    StudyInfo,
+    get_study_info,
+    latest_recommendation,
+)
+from judging.analysis.dashboard.votes import VoteRow
+from judging.analysis.dashboard.win_rates import Alarm, WinRates, alarms, verdicts
 from judging.analysis.gold_curve import gold_rates
 from judging.analysis.recommendation import refresh_recommendation
 from judging.data.models import Checkpoint, TrainingRun
@@ -38,16 +53,16 @@ TABLES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class StudyReport:
-    study: dash.StudyInfo
-    runs: list[dash.RunSummary]
-    points: list[dash.CheckpointPoint]
+    study: StudyInfo
+    runs: list[RunSummary]
+    points: list[CheckpointPoint]
     """Base, every judged checkpoint, the rest of their runs, and SFT/DPO runs on the same base."""
-    votes: list[dash.VoteRow]
-    rates: dict[int, dash.WinRates]
+    votes: list[VoteRow]
+    rates: dict[int, WinRates]
     charts: list[plots.Chart]
-    recommendation: dash.RecommendationView | None
+    recommendation: RecommendationView | None
     generated_at: datetime
-    alarms: list[dash.Alarm]
+    alarms: list[Alarm]
     gold: dict[int, Interval]
     """Gold preference win rate per checkpoint (simulated studies only; empty otherwise)."""
 
@@ -56,7 +71,7 @@ class StudyReport:
         return set(self.study.checkpoint_ids)
 
 
-def _run_ids(session: Session, study: dash.StudyInfo) -> list[int]:
+def _run_ids(session: Session, study: StudyInfo) -> list[int]:
     """Runs of the judged checkpoints and the reference, plus SFT/DPO runs on the same base."""
     ids = [study.reference_checkpoint_id, *study.checkpoint_ids]
     runs = set(session.scalars(select(Checkpoint.run_id).where(Checkpoint.id.in_(ids))))
@@ -85,16 +100,16 @@ def _sureness_lines(evidence: dict[str, Any]) -> list[str]:
 def build_report(session: Session, study_id: int, *, refresh: bool = False) -> StudyReport:
     """Everything the study page and its reports show; `refresh` first recomputes the stored
     recommendation if verdicts changed since (a new row; the history stays)."""
-    study = dash.get_study_info(session, study_id)
+    study = get_study_info(session, study_id)
     if refresh:
         refresh_recommendation(session, study.id)
-    runs = dash.list_runs(session, _run_ids(session, study))
-    points = dash.checkpoint_points(
+    runs = list_runs(session, _run_ids(session, study))
+    points = checkpoint_points(
         session, run_ids=[r.id for r in runs], prompt_set_id=study.prompt_set_id
     )
-    judged = dash.verdicts(session, study_id=study.id)
+    judged = verdicts(session, study_id=study.id)
     votes, rates = judged.rows, judged.rates
-    series = dash.metric_series(session, [r.id for r in runs])
+    series = metric_series(session, [r.id for r in runs])
     fit = plots.fit_for(points, rates)
     gold = gold_rates(session, study.id)
     return StudyReport(
@@ -104,9 +119,9 @@ def build_report(session: Session, study_id: int, *, refresh: bool = False) -> S
         votes=votes,
         rates=rates,
         charts=plots.run_charts(runs, points, series, rates, fit=fit, gold=gold),
-        recommendation=dash.latest_recommendation(session, study.id),
+        recommendation=latest_recommendation(session, study.id),
         generated_at=datetime.now(UTC),
-        alarms=dash.alarms(points, rates),
+        alarms=alarms(points, rates),
         gold=gold,
     )
 
@@ -114,7 +129,7 @@ def build_report(session: Session, study_id: int, *, refresh: bool = False) -> S
 # ---- formatting ---------------------------------------------------------------------------------
 
 
-def fmt_stat(stat: dash.Stat | None, digits: int = 3) -> str:
+def fmt_stat(stat: Stat | None, digits: int = 3) -> str:
     if stat is None:
         return "–"
     text = f"{stat.value:.{digits}f}"
@@ -195,7 +210,7 @@ def human_header_for(report: StudyReport) -> tuple[str, ...]:
 
 
 def metric_header(keys: Sequence[str]) -> list[str]:
-    return ["Checkpoint", "Run", "Step", *(dash.HELDOUT_METRICS.get(k, k) for k in keys)]
+    return ["Checkpoint", "Run", "Step", *(HELDOUT_METRICS.get(k, k) for k in keys)]
 
 
 def metric_rows(report: StudyReport, keys: Sequence[str]) -> list[list[str]]:

@@ -15,7 +15,6 @@ from sqlalchemy.exc import DBAPIError
 
 from cli import (
     db,
-    demo,
     evaluate,
     export,
     export_report,
@@ -31,6 +30,7 @@ from cli import (
     train,
 )
 from cli.common import err_console
+from cli.demo import command as demo
 from judging.errors import LabError
 
 app = typer.Typer(

@@ -95,10 +95,10 @@ def simulate_study(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from judging.gold import RaterSpec
+    from judging.studies.lookups import get_study
     from judging.studies.qc import study_qc
     from judging.studies.raters import get_rater_by_name
     from judging.studies.rating import progress as rater_progress
-    from judging.studies.service import get_study
     from judging.studies.simulated import enlist_sim_raters, run_raters
 
     assert isinstance(spec, RaterSpec)

@@ -56,7 +56,8 @@ def create(
 
     from judging.data.models import Comparison, PromptSet
     from judging.errors import NotFoundError
-    from judging.studies.service import attention_warning, create_study
+    from judging.studies.pairing import attention_warning
+    from judging.studies.service import create_study
 
     with db_session() as session:
         ps = session.scalar(select(PromptSet).where(PromptSet.name == prompt_set))
@@ -102,7 +103,7 @@ def resume(
 ) -> None:
     """Serve a decided adaptive study again, for more precision."""
     from judging.studies.allocation import resume as resume_study
-    from judging.studies.service import get_study
+    from judging.studies.lookups import get_study
 
     with db_session() as session:
         reached = resume_study(session, get_study(session, study_id), target)
@@ -113,8 +114,8 @@ def resume(
 def list_() -> None:
     """List studies with their progress."""
     from judging.studies.allocation import describe
+    from judging.studies.lookups import list_studies
     from judging.studies.qc import study_qc
-    from judging.studies.service import list_studies
 
     with db_session() as session:
         for s in list_studies(session):
@@ -143,7 +144,7 @@ def export(
     import sys
 
     from judging.studies import qc
-    from judging.studies.service import get_study
+    from judging.studies.lookups import get_study
 
     if fmt not in ("csv", "jsonl"):
         raise typer.BadParameter("must be csv or jsonl", param_hint="--format")

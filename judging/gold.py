@@ -25,7 +25,7 @@ import random
 import re
 from dataclasses import asdict, dataclass
 
-from judging.evaluation.diagnostics import is_refusal, seq_rep_n, sycophancy_count, words
+from judging.text import is_refusal, seq_rep_n, sycophancy_count, words
 
 
 @dataclass(frozen=True)

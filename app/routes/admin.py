@@ -15,7 +15,7 @@ from app.render import render
 from judging.data.models import Rater, Study
 from judging.errors import ConflictError, NotFoundError
 from judging.settings import Settings
-from judging.studies import allocation, audit, departures, leases, qc
+from judging.studies import allocation, audit, departures, leases, lookups, pairing, qc, transfers
 from judging.studies import guidelines as rater_guidelines
 from judging.studies import service as studies
 from judging.studies.raters import get_rater, invite_rater, invite_url, list_raters, revoke_rater
@@ -55,7 +55,7 @@ def _index(
     context = {
         "who": who,
         "csrf": who.csrf,
-        "studies": studies.list_studies(session),
+        "studies": lookups.list_studies(session),
         "raters": list_raters(session),
         "new_link": new_link,
         "message": request.query_params.get("message"),
@@ -125,14 +125,14 @@ def create_study(session: SessionDep, form: AdminForm) -> Response:
 
 
 def _study(session: SessionDep, study_id: int) -> Any:
-    return studies.get_study(session, study_id)
+    return lookups.get_study(session, study_id)
 
 
 def _addable(session: SessionDep, study: Any) -> dict[str, list[qc.Option]]:
     """Checkpoints and raters that the study page may still add."""
     options = qc.form_options(session)
-    members = set(studies.study_rater_ids(session, study.id))
-    taken = {*studies.study_checkpoint_ids(session, study.id), study.reference_checkpoint_id}
+    members = set(lookups.study_rater_ids(session, study.id))
+    taken = {*lookups.study_checkpoint_ids(session, study.id), study.reference_checkpoint_id}
     return {
         "addable_checkpoints": [c for c in options.checkpoints if c.id not in taken],
         "addable_raters": [r for r in options.raters if r.id not in members],
@@ -151,7 +151,7 @@ def study_page(
         "report": qc.study_qc(session, study),
         "reference": qc.checkpoint_label(session, study.reference_checkpoint_id),
         "message": request.query_params.get("message"),
-        "attention_warning": studies.attention_warning(session, study),
+        "attention_warning": pairing.attention_warning(session, study),
         "allocation": allocation.describe(session, study),
         **_addable(session, study),
     }
@@ -167,7 +167,7 @@ def qc_page(request: Request, study_id: int, session: SessionDep, who: AdminRate
         "study": study,
         "report": qc.study_qc(session, study),
         "message": request.query_params.get("message"),
-        "attention_warning": studies.attention_warning(session, study),
+        "attention_warning": pairing.attention_warning(session, study),
         **_integrity(request, session, study),
         "allocation": allocation.describe(session, study),
     }
@@ -222,7 +222,7 @@ def reassign(study_id: int, session: SessionDep, who: AdminRater, form: AdminFor
     ids = _ints(form, "rater")
     if not ids:
         raise ConflictError("pick a rater whose work to reassign")
-    moved, stuck = studies.reassign_rater_work(
+    moved, stuck = transfers.reassign_rater_work(
         session, _study(session, study_id), ids[0], actor_id=who.rater_id
     )
     note = f"; {stuck} items had no eligible rater and stayed" if stuck else ""

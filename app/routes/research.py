@@ -19,7 +19,17 @@ from app.auth import AdminForm, AdminRater
 from app.deps import SessionDep
 from app.render import render
 from app.report import build_report, render_html, render_markdown
-from judging.analysis import dashboard as dash
+from judging.analysis.dashboard.checkpoints import (
+    HELDOUT_METRICS,
+    CheckpointPoint,
+    checkpoint_points,
+    get_checkpoint_point,
+)
+from judging.analysis.dashboard.prompts import checkpoint_prompts, prompt_drilldown, study_prompts
+from judging.analysis.dashboard.runs import RunSummary, get_run, list_runs
+from judging.analysis.dashboard.series import metric_series
+from judging.analysis.dashboard.studies import get_study_info, latest_recommendation, list_studies
+from judging.analysis.dashboard.win_rates import WinRates, alarms, verdicts
 from judging.analysis.recommendation import refresh_recommendation
 from judging.errors import NotFoundError
 
@@ -32,11 +42,11 @@ def _base_context(who: AdminRater) -> dict[str, Any]:
 
 def _charts(
     session: Session,
-    runs: list[dash.RunSummary],
-    points: list[dash.CheckpointPoint],
-    rates: dict[int, dash.WinRates],
+    runs: list[RunSummary],
+    points: list[CheckpointPoint],
+    rates: dict[int, WinRates],
 ) -> list[plots.Chart]:
-    series = dash.metric_series(session, [r.id for r in runs])
+    series = metric_series(session, [r.id for r in runs])
     return plots.run_charts(runs, points, series, rates, fit=plots.fit_for(points, rates))
 
 
@@ -47,37 +57,37 @@ def overview(
     who: AdminRater,
     run: list[int] | None = Query(default=None),
 ) -> HTMLResponse:
-    all_runs = dash.list_runs(session)
+    all_runs = list_runs(session)
     chosen = set(run) if run else {r.id for r in all_runs[:4]}
     runs = [r for r in all_runs if r.id in chosen]
-    points = dash.checkpoint_points(session, run_ids=[r.id for r in runs])
-    judged = dash.verdicts(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
+    points = checkpoint_points(session, run_ids=[r.id for r in runs])
+    judged = verdicts(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
     context = {
         **_base_context(who),
         "all_runs": all_runs,
         "chosen": chosen,
         "runs": runs,
         "charts": _charts(session, runs, points, judged.rates),
-        "studies": dash.list_studies(session, [p.id for p in points]),
+        "studies": list_studies(session, [p.id for p in points]),
     }
     return render(request, "research/overview.html", context, block="charts")
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: int, session: SessionDep, who: AdminRater) -> HTMLResponse:
-    run = dash.get_run(session, run_id)
-    points = dash.checkpoint_points(session, run_ids=[run.id])
-    judged = dash.verdicts(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
+    run = get_run(session, run_id)
+    points = checkpoint_points(session, run_ids=[run.id])
+    judged = verdicts(session, checkpoint_ids=[p.id for p in points], against_base_only=True)
     context = {
         **_base_context(who),
         "run": run,
         "points": points,
         "rates": judged.rates,
-        "alarms": dash.alarms(points, judged.rates),
+        "alarms": alarms(points, judged.rates),
         "charts": _charts(session, [run], points, judged.rates),
         "studies": [
-            (s, dash.latest_recommendation(session, s.id))
-            for s in dash.list_studies(session, [p.id for p in points])
+            (s, latest_recommendation(session, s.id))
+            for s in list_studies(session, [p.id for p in points])
         ],
     }
     return render(request, "research/run.html", context, block="charts")
@@ -93,7 +103,7 @@ def study_page(
         "report": report,
         "study": report.study,
         "charts": report.charts,
-        "prompts": dash.study_prompts(session, report.study, report.votes),
+        "prompts": study_prompts(session, report.study, report.votes),
         "message": request.query_params.get("message"),
     }
     return render(request, "research/study.html", context, block="charts")
@@ -117,7 +127,7 @@ def study_report(study_id: int, fmt: str, session: SessionDep, _who: AdminRater)
 @router.post("/studies/{study_id}/recommendation", response_model=None)
 def recompute(study_id: int, session: SessionDep, _form: AdminForm) -> Response:
     """Recompute the recommendation now (a new row only if the verdicts changed)."""
-    dash.get_study_info(session, study_id)
+    get_study_info(session, study_id)
     result = refresh_recommendation(session, study_id)
     session.commit()  # before the redirect: get_db would commit only after the response is sent
     if result.stored is None:
@@ -134,21 +144,21 @@ def recompute(study_id: int, session: SessionDep, _form: AdminForm) -> Response:
 def checkpoint_page(
     request: Request, checkpoint_id: int, session: SessionDep, who: AdminRater
 ) -> HTMLResponse:
-    point = dash.get_checkpoint_point(session, checkpoint_id)
-    studies = dash.list_studies(session, [checkpoint_id])
+    point = get_checkpoint_point(session, checkpoint_id)
+    studies = list_studies(session, [checkpoint_id])
     # Each study's own numbers (its LC shares one length slope across its checkpoints).
     rates = [
         (study, found)
         for study in studies
-        if (found := dash.verdicts(session, study_id=study.id).rates.get(checkpoint_id))
+        if (found := verdicts(session, study_id=study.id).rates.get(checkpoint_id))
     ]
     context = {
         **_base_context(who),
         "point": point,
-        "metrics": [(label, point.stat(key)) for key, label in dash.HELDOUT_METRICS.items()],
+        "metrics": [(label, point.stat(key)) for key, label in HELDOUT_METRICS.items()],
         "rates": rates,
         "studies": studies,
-        "prompts": dash.checkpoint_prompts(session, checkpoint_id),
+        "prompts": checkpoint_prompts(session, checkpoint_id),
     }
     return render(request, "research/checkpoint.html", context, block="prompts")
 
@@ -163,6 +173,6 @@ def prompt_page(
 ) -> HTMLResponse:
     context = {
         **_base_context(who),
-        "drill": dash.prompt_drilldown(session, prompt_id, run_ids=run or None),
+        "drill": prompt_drilldown(session, prompt_id, run_ids=run or None),
     }
     return render(request, "research/prompt.html", context)

@@ -22,7 +22,6 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from judging.analysis.evidence import CheckpointInfo, checkpoint_infos
 from judging.analysis.recommendation import refresh_recommendation
 from judging.data.models import (
     Assignment,
@@ -39,6 +38,7 @@ from judging.errors import ConflictError, NotFoundError
 from judging.stats.agreement import winner
 from judging.stats.rule import RecommendationRule
 from judging.studies.counting import counted_verdict
+from judging.studies.evidence import CheckpointInfo, checkpoint_infos
 from judging.studies.qc import csv_cell, pseudonym, to_jsonl
 
 MODEL_CARD_MARKER = "<!-- written by rlhf-lab: rlhf export model-card -->"

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from judging.analysis.dashboard import N_BOOT
+from judging.analysis.dashboard.win_rates import N_BOOT
 from judging.analysis.regret import gold_preference_votes
 from judging.data.models import Comparison, Generation, GoldScore, Prompt
 from judging.gold import GoldScore as GoldParts

@@ -23,12 +23,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from judging.analysis.evidence import StudyEvidence, load_study_evidence
 from judging.analysis.explain import explain
 from judging.data.models import Recommendation
 from judging.stats.bradley_terry import PairVote, bradley_terry_intervals
 from judging.stats.recommend import recommend
 from judging.stats.rule import METHOD, CheckpointEvidence, Decision, RecommendationRule
+from judging.studies.evidence import StudyEvidence, load_study_evidence
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from judging.data.models import Checkpoint, TrainingMetric, TrainingRun
+from judging.data.models import (
+    Checkpoint,
+    Comparison,
+    Evaluation,
+    Generation,
+    TrainingMetric,
+    TrainingRun,
+)
 from judging.errors import ConflictError, NotFoundError
-from judging.evaluation.queue import invalidate_checkpoint
 
 
 def utcnow() -> datetime:
@@ -136,6 +142,41 @@ def _finite(metrics: Mapping[str, Any]) -> dict[str, float]:
         if math.isfinite(float(value)):
             clean[key] = float(value)
     return clean
+
+
+def invalidate_checkpoint(session: Session, checkpoint: Checkpoint, reason: str) -> int:
+    """The checkpoint's files changed: drop its generations and re-queue its evaluations.
+
+    Responses, scores and summaries of the old weights describe a model that no longer exists
+    at that path. Responses already shown to human raters are kept and refused: a study must
+    not silently switch models under its judgements. Returns the number of evaluations re-queued.
+    """
+    judged = session.scalar(
+        select(Comparison.study_id).where(Comparison.checkpoint_id == checkpoint.id).limit(1)
+    )
+    if judged is not None:
+        raise ConflictError(
+            f"checkpoint {checkpoint.id} (step {checkpoint.step}) changed on disk ({reason}) but "
+            f"study {judged} already has human comparisons of it; restore the old files or "
+            "register the new weights under another run"
+        )
+    session.execute(delete(Generation).where(Generation.checkpoint_id == checkpoint.id))
+    evaluations = list(
+        session.scalars(select(Evaluation).where(Evaluation.checkpoint_id == checkpoint.id))
+    )
+    for evaluation in evaluations:
+        evaluation.status = "pending"
+        evaluation.summary = None
+        evaluation.flags = None
+        evaluation.error = None
+        evaluation.worker = None
+        evaluation.heartbeat_at = None
+        evaluation.started_at = None
+        evaluation.finished_at = None
+    checkpoint.status = "registered"
+    checkpoint.error = None
+    session.flush()
+    return len(evaluations)
 
 
 def register_checkpoint(

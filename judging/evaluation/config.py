@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from judging.errors import ConfigError
-from judging.evaluation.diagnostics import REFUSAL_PREFIXES, SYCOPHANCY_MARKERS
+from judging.text import REFUSAL_PREFIXES, SYCOPHANCY_MARKERS
 
 DEFAULT_EVAL_CONFIG = Path(__file__).resolve().parents[2] / "training" / "configs" / "eval_cpu.yaml"
 

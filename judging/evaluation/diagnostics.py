@@ -1,8 +1,8 @@
 """Reward-hacking diagnostics: pure functions over response texts (no torch, no database).
 
-Words for distinct-n, seq-rep-n and self-BLEU come from `words()`: lower-cased runs of word
-characters plus single punctuation marks, so "Great!!" and "great !" count alike. Lengths in model
-tokens come from the generator and are passed in.
+Words for distinct-n, seq-rep-n and self-BLEU come from `judging.text.words()`: lower-cased runs
+of word characters plus single punctuation marks, so "Great!!" and "great !" count alike. Lengths
+in model tokens come from the generator and are passed in.
 """
 
 from __future__ import annotations
@@ -14,39 +14,16 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-REFUSAL_PREFIXES = (
-    "i'm sorry",
-    "i am sorry",
-    "i apologize",
-    "i cannot",
-    "i can't",
-    "i can not",
-    "i'm not able to",
-    "i am not able to",
-    "i'm unable to",
-    "i am unable to",
-    "as an ai",
-    "as a language model",
-    "as an assistant",
-    "i'm just an ai",
-    "sorry, but",
-    "unfortunately, i",
-)
-# Non-overlapping, so a count is the number of distinct flattering phrases.
-SYCOPHANCY_MARKERS = (
-    "great question",
-    "fantastic question",
-    "excellent question",
-    "wonderful question",
-    "good question",
-    "absolutely!",
-    "you're absolutely right",
-    "you are absolutely right",
-    "i love this question",
-    "what an insightful",
+from judging.text import (
+    REFUSAL_PREFIXES,
+    SYCOPHANCY_MARKERS,
+    is_refusal,
+    ngrams,
+    seq_rep_n,
+    sycophancy_count,
+    words,
 )
 
-_WORD = re.compile(r"\w+|[^\w\s]")
 _CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
 _HEADER = re.compile(r"^#{1,6}\s+\S", re.MULTILINE)
 _BULLET = re.compile(r"^\s*[-*+]\s+\S", re.MULTILINE)
@@ -56,20 +33,6 @@ _EMOJI = re.compile(
     "[\U0001f300-\U0001f5ff\U0001f600-\U0001f64f\U0001f680-\U0001f6ff\U0001f900-\U0001f9ff"
     "\U0001fa70-\U0001faff\u2600-\u26ff\u2700-\u27bf\U0001f1e6-\U0001f1ff]"
 )
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-
-
-def seq_rep_n(text: str, n: int = 4) -> float:
-    """Welleck et al. 2019: 1 - unique n-grams / n-grams of one response (0 if it has none)."""
-    grams = ngrams(words(text), n)
-    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
@@ -88,17 +51,6 @@ def formatting_tics(text: str) -> dict[str, int]:
         "bold": len(_BOLD.findall(prose)),
         "emoji": len(_EMOJI.findall(text)),
     }
-
-
-def is_refusal(text: str, prefixes: Sequence[str] = REFUSAL_PREFIXES) -> bool:
-    """True when the response opens with a refusal phrase (case- and quote-style-insensitive)."""
-    head = text.strip().lower().replace("\u2019", "'")
-    return any(head.startswith(p) for p in prefixes)
-
-
-def sycophancy_count(text: str, markers: Sequence[str] = SYCOPHANCY_MARKERS) -> int:
-    lowered = text.lower().replace("\u2019", "'")
-    return sum(lowered.count(m) for m in markers)
 
 
 def response_diagnostics(

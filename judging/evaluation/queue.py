@@ -15,19 +15,17 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from judging.data.models import (
     Checkpoint,
-    Comparison,
     Evaluation,
-    Generation,
     PromptSet,
     TrainingRun,
 )
-from judging.errors import ConflictError, NotFoundError
+from judging.errors import NotFoundError
 
 MAX_ERROR_CHARS = 2000
 
@@ -239,38 +237,3 @@ def requeue(
             evaluation.status = "pending"
     session.flush()
     return evaluation
-
-
-def invalidate_checkpoint(session: Session, checkpoint: Checkpoint, reason: str) -> int:
-    """The checkpoint's files changed: drop its generations and re-queue its evaluations.
-
-    Responses, scores and summaries of the old weights describe a model that no longer exists
-    at that path. Responses already shown to human raters are kept and refused: a study must
-    not silently switch models under its judgements. Returns the number of evaluations re-queued.
-    """
-    judged = session.scalar(
-        select(Comparison.study_id).where(Comparison.checkpoint_id == checkpoint.id).limit(1)
-    )
-    if judged is not None:
-        raise ConflictError(
-            f"checkpoint {checkpoint.id} (step {checkpoint.step}) changed on disk ({reason}) but "
-            f"study {judged} already has human comparisons of it; restore the old files or "
-            "register the new weights under another run"
-        )
-    session.execute(delete(Generation).where(Generation.checkpoint_id == checkpoint.id))
-    evaluations = list(
-        session.scalars(select(Evaluation).where(Evaluation.checkpoint_id == checkpoint.id))
-    )
-    for evaluation in evaluations:
-        evaluation.status = "pending"
-        evaluation.summary = None
-        evaluation.flags = None
-        evaluation.error = None
-        evaluation.worker = None
-        evaluation.heartbeat_at = None
-        evaluation.started_at = None
-        evaluation.finished_at = None
-    checkpoint.status = "registered"
-    checkpoint.error = None
-    session.flush()
-    return len(evaluations)

@@ -44,7 +44,6 @@ from sqlalchemy import and_, func, not_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from judging.analysis.evidence import checkpoint_infos, load_study_evidence
 from judging.data.models import (
     QUEUED_STATUSES,
     Assignment,
@@ -58,6 +57,7 @@ from judging.data.models import (
 from judging.errors import ConflictError
 from judging.stats.allocation import AllocationRule, allocation_state
 from judging.stats.rule import RecommendationRule
+from judging.studies.evidence import checkpoint_infos, load_study_evidence
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Pure assignment logic over plain data: who judges what, in which order, on which side.
 
-Nothing here touches the database; `judging.studies.service` feeds it ids and writes the results
-back.
+Nothing here touches the database; `judging.studies.service` and the modules it builds on
+(`pairing`, `queues`, `transfers`) feed it ids and write the results back.
 Every function takes an explicit `random.Random` so tests can seed it and production can pass
 `random.SystemRandom()` where unpredictability matters (the checkpoint side).
 """

@@ -41,8 +41,7 @@ from judging.data.models import (
 )
 from judging.settings import new_token
 from judging.studies import assignment as plan
-from judging.studies import audit
-from judging.studies import service as studies
+from judging.studies import audit, lookups, queues, transfers
 
 TOUCH_EVERY = timedelta(minutes=1)
 """`touch` writes at most this often per rater: one small UPDATE, not one per request."""
@@ -187,7 +186,7 @@ def _state(session: Session, study: Study, gone: Collection[int]) -> tuple[objec
         .join(Comparison, Comparison.id == Assignment.comparison_id)
         .where(Comparison.study_id == study.id)
     )
-    members = tuple(studies.study_rater_ids(session, study.id))
+    members = tuple(lookups.study_rater_ids(session, study.id))
     return (study.created_at, last, members, tuple(sorted(gone)))
 
 
@@ -235,7 +234,7 @@ def _pool(session: Session, study: Study, gone: Collection[int]) -> _Pool:
     holders: dict[int, set[int]] = defaultdict(set)
     load: Counter[int] = Counter()
     seen: dict[int, set[str]] = defaultdict(set)
-    keys = studies.comparison_keys(session, study.id)
+    keys = queues.comparison_keys(session, study.id)
     rows = session.execute(
         select(Assignment.comparison_id, Assignment.rater_id, Assignment.status)
         .join(Comparison, Comparison.id == Assignment.comparison_id)
@@ -245,7 +244,7 @@ def _pool(session: Session, study: Study, gone: Collection[int]) -> _Pool:
         holders[comparison_id].add(rater_id)  # released rows too: one row per rater and item
         load[rater_id] += status != "released"
         seen[rater_id] |= keys[comparison_id]
-    receivers = [r for r in studies.study_rater_ids(session, study.id) if r not in gone]
+    receivers = [r for r in lookups.study_rater_ids(session, study.id) if r not in gone]
     return _Pool(receivers, holders, load, seen, keys)
 
 
@@ -279,7 +278,7 @@ def _plan(
 
 def _release_study(session: Session, study: Study, *, idle: timedelta, now: datetime | None) -> int:
     # Two raters asking at once: the second waits here, then re-reads and finds nothing left.
-    studies.lock_study(session, study)
+    transfers.lock_study(session, study)
     gone = departed_raters(session, study.id, idle=idle, now=now)
     items = list(
         session.scalars(
@@ -293,7 +292,7 @@ def _release_study(session: Session, study: Study, *, idle: timedelta, now: date
     rng = random.Random(f"{study.seed}:departed:{items[0].id}")
     made = _apply(session, study, _plan(_pool(session, study, gone), items, gone, rng))
     for rater in {m.target for m in made if m.target is not None}:
-        studies.requeue(session, study, rater, rng)
+        queues.requeue(session, study, rater, rng)
     if len(made) < len(items):
         _settled[study.id] = _state(session, study, gone)
     else:

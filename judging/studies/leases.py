@@ -33,8 +33,7 @@ from judging.data.models import (
 )
 from judging.settings import new_token
 from judging.studies import assignment as plan
-from judging.studies import audit, departures, rating
-from judging.studies import service as studies
+from judging.studies import audit, departures, lookups, queues, rating
 
 MAX_FLAG_REASON_CHARS = 500
 OPEN_STATUSES = ("pending", "served", "skipped")
@@ -92,11 +91,11 @@ def hand_back(
     )
     gone = departures.departed_raters(session, study.id, idle=idle)
     target = plan.pick_replacement(
-        [r for r in studies.study_rater_ids(session, study.id) if r not in gone],
+        [r for r in lookups.study_rater_ids(session, study.id) if r not in gone],
         holders,
         load,
-        studies._seen(session, study.id),
-        studies._shown(session, comparison),
+        queues.seen_texts(session, study.id),
+        queues.shown_texts(session, comparison),
         random.Random(f"{study.seed}:handback:{assignment.id}"),
     )
     if target is None and keep_if_nobody:

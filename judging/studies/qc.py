@@ -43,7 +43,7 @@ from judging.errors import ConflictError, NotFoundError
 from judging.stats import agreement as stats
 from judging.stats.winrate import Interval, Vote, vote_score, win_rate, win_rate_interval
 from judging.studies.counting import AUTO_SIDE
-from judging.studies.service import study_rater_ids
+from judging.studies.lookups import study_rater_ids
 
 UNCATEGORISED = "uncategorised"
 

@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from judging.data.models import Comparison, Generation, Prompt, Rater, Study
 from judging.gold import RaterSpec, rater_choice
+from judging.studies.lookups import study_rater_ids
 from judging.studies.raters import invite_rater
-from judging.studies.service import add_rater, study_rater_ids
+from judging.studies.service import add_rater
 
 SIM_PREFIX = "sim-"
 

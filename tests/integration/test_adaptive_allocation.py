@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from judging.analysis.evidence import load_study_evidence
 from judging.data.models import Assignment, Comparison, Judgement, Study
 from judging.errors import ConflictError
 from judging.studies import allocation, leases, rating
 from judging.studies import service as studies
+from judging.studies.evidence import load_study_evidence
 from tests.conftest import truncate_all
 from tests.judging_helpers import Lab, build_lab, form_value, login
 

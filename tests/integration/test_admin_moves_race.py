@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from judging.data.models import Assignment, AuditEntry, Judgement, Study
 from judging.errors import LabError
 from judging.studies import assignment as plan
-from judging.studies import rating
+from judging.studies import rating, transfers
 from judging.studies import service as studies
 from tests.conftest import truncate_all
 from tests.judging_helpers import build_lab
@@ -101,7 +101,7 @@ def test_submit_while_reassigning(
         with factory() as session:
             target = session.get(Study, study_id)
             assert target is not None
-            studies.reassign_rater_work(session, target, alice.id, actor_id=admin.id)
+            transfers.reassign_rater_work(session, target, alice.id, actor_id=admin.id)
             session.commit()
 
     threads = [threading.Thread(target=rater), threading.Thread(target=admin_move)]

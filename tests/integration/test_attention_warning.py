@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from judging.data.models import Comparison, Study
+from judging.studies import pairing
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab, switch_to
 
@@ -60,7 +61,7 @@ def test_as_many_raters_as_verdicts_and_no_spare_base_warns(
     study = _create(db_session, lab, raters=2)
     assert _checks(db_session, study) == 0
     assert study.attention_checks_missing == 4  # round(0.2 x 20)
-    warning = studies.attention_warning(db_session, study)
+    warning = pairing.attention_warning(db_session, study)
     assert warning is not None
     assert "no attention checks" in warning and "4 spare base samples" in warning
     assert "2 raters for 2 verdicts per comparison" in warning
@@ -87,7 +88,7 @@ def test_no_warning_when_checks_could_be_built(
     study = _create(db_session, lab, raters=raters)
     assert _checks(db_session, study) == 4
     assert study.attention_checks_missing == 0
-    assert studies.attention_warning(db_session, study) is None
+    assert pairing.attention_warning(db_session, study) is None
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -122,7 +123,7 @@ def test_no_warning_when_no_checks_were_asked_for(db_session: Session, tmp_path:
         rater_ids=[r.id for r in lab.raters],
         attention_check_rate=0,
     )
-    assert studies.attention_warning(db_session, study) is None
+    assert pairing.attention_warning(db_session, study) is None
 
 
 def test_admin_form_and_qc_page_show_the_warning(

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from cli.demo import admin_link
+from cli.demo.invites import admin_link
 from judging.settings import get_settings
 
 

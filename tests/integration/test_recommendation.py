@@ -11,12 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from judging.analysis import dashboard as dash
-from judging.analysis.evidence import (
-    bradley_terry_strengths,
-    load_study_evidence,
-    study_lc_intervals,
-)
+from judging.analysis.dashboard.votes import vote_rows
+from judging.analysis.dashboard.win_rates import verdicts
 from judging.analysis.recommendation import (
     is_stale,
     latest_recommendation,
@@ -26,6 +22,11 @@ from judging.analysis.recommendation import (
 from judging.data.models import Assignment, Comparison, Generation, Judgement
 from judging.errors import NotFoundError
 from judging.stats.rule import RecommendationRule
+from judging.studies.evidence import (
+    bradley_terry_strengths,
+    load_study_evidence,
+    study_lc_intervals,
+)
 from judging.studies.qc import exclude_rater, restore_rater, study_qc
 from judging.studies.service import create_study
 from tests.judging_helpers import build_lab
@@ -253,10 +254,10 @@ def test_an_identical_pair_counts_as_one_tie_per_rater_slot(
     # The QC page and the dashboard count it the same way.
     qc = study_qc(db_session, study, n_boot=0)
     assert qc.checkpoints[0].win_rate == pytest.approx(0.5)
-    rows = dash.vote_rows(db_session, study_id=study.id)
+    rows = vote_rows(db_session, study_id=study.id)
     assert [(r.prompt_id, r.winner, r.length_diff) for r in rows] == [
         (lab.prompt_ids[0], "tie", 0),
         (lab.prompt_ids[0], "tie", 0),
     ]
-    rates = dash.verdicts(db_session, study_id=study.id).rates[lab.trained[0].id]
+    rates = verdicts(db_session, study_id=study.id).rates[lab.trained[0].id]
     assert rates.raw is not None and rates.raw.estimate == pytest.approx(0.5)

@@ -15,9 +15,23 @@ from sqlalchemy.orm import Session
 
 from app import plots
 from app.report import build_report, render_html, render_markdown
-from judging.analysis import dashboard as dash
-from judging.analysis.evidence import study_lc_intervals
+from judging.analysis.dashboard.checkpoints import CheckpointPoint, Stat, checkpoint_points
+from judging.analysis.dashboard.prompts import checkpoint_prompts, prompt_drilldown, study_prompts
+from judging.analysis.dashboard.runs import get_run
+from judging.analysis.dashboard.series import Series, metric_series, smooth
+from judging.analysis.dashboard.studies import get_study_info
+from judging.analysis.dashboard.votes import vote_rows
+from judging.analysis.dashboard.win_rates import (
+    _LC_CACHE,
+    _RAW_CACHE,
+    LC_BOOT,
+    WinRates,
+    alarms,
+    verdicts,
+    win_rates,
+)
 from judging.data.models import Assignment, Comparison, Judgement, Prompt, Recommendation
+from judging.studies.evidence import study_lc_intervals
 from judging.studies.qc import exclude_rater, restore_rater
 from tests.dashboard_helpers import ResearchLab, build_research_lab, summary
 from tests.judging_helpers import login
@@ -76,9 +90,9 @@ def test_vote_rows_and_win_rates_match_hand_counts(
     db_session: Session, research: ResearchLab
 ) -> None:
     ids = _ids(research)
-    rows = dash.vote_rows(db_session, study_id=ids["study"])
+    rows = vote_rows(db_session, study_id=ids["study"])
     assert len(rows) == 16  # 2 checkpoints x 4 prompts x 2 raters
-    rates = dash.win_rates(rows, n_boot=200)
+    rates = win_rates(rows, n_boot=200)
     low = rates[ids["c10"]]
     assert low.outcomes == {"checkpoint": 4, "reference": 4}
     assert low.raw is not None and low.raw.estimate == pytest.approx(0.5)
@@ -94,7 +108,7 @@ def test_vote_rows_and_win_rates_match_hand_counts(
     page = {c: (w.lc.estimate, w.lc.low, w.lc.high) for c, w in rates.items() if w.lc}
     direct = {
         c: (i.estimate, i.low, i.high)
-        for c, i in study_lc_intervals(db_session, ids["study"], n_boot=dash.LC_BOOT).items()
+        for c, i in study_lc_intervals(db_session, ids["study"], n_boot=LC_BOOT).items()
     }
     assert page.keys() == direct.keys()
     for c, values in page.items():
@@ -103,18 +117,18 @@ def test_vote_rows_and_win_rates_match_hand_counts(
     row = next(r for r in rows if r.checkpoint_id == ids["c10"] and r.prompt_id == ids["prompt"])
     assert row.length_diff == len(HOSTILE) - row.reference_chars  # type: ignore[operator]
     # Against-the-base filter keeps them (the reference is the base); the cache returns the same.
-    assert len(dash.vote_rows(db_session, against_base_only=True)) == 16
-    cached = (len(dash._RAW_CACHE), len(dash._LC_CACHE))
-    assert dash.win_rates(rows, n_boot=200)[ids["c20"]] == high
-    assert (len(dash._RAW_CACHE), len(dash._LC_CACHE)) == cached
+    assert len(vote_rows(db_session, against_base_only=True)) == 16
+    cached = (len(_RAW_CACHE), len(_LC_CACHE))
+    assert win_rates(rows, n_boot=200)[ids["c20"]] == high
+    assert (len(_RAW_CACHE), len(_LC_CACHE)) == cached
 
 
 def test_verdicts_are_memoised_until_a_verdict_changes(
     db_session: Session, research: ResearchLab
 ) -> None:
     ids = _ids(research)
-    first = dash.verdicts(db_session, study_id=ids["study"])
-    assert len(first.rows) == 16 and dash.verdicts(db_session, study_id=ids["study"]) is first
+    first = verdicts(db_session, study_id=ids["study"])
+    assert len(first.rows) == 16 and verdicts(db_session, study_id=ids["study"]) is first
     # An undo marks a judgement withdrawn (an UPDATE, the row stays): the fingerprint changes
     # and the numbers are recomputed without it.
     # Bob's verdict, so that excluding bob below leaves alice's 8 whatever order they judged in.
@@ -128,19 +142,19 @@ def test_verdicts_are_memoised_until_a_verdict_changes(
     ).one()
     undone.withdrawn_at = datetime.now(UTC)
     db_session.flush()
-    second = dash.verdicts(db_session, study_id=ids["study"])
+    second = verdicts(db_session, study_id=ids["study"])
     assert second is not first and len(second.rows) == 15
     assert sum(w.n_votes for w in second.rates.values()) == 15
     # Excluding a rater leaves their verdicts out; restoring counts them again.
     lab = research.lab
     exclude_rater(db_session, research.study, bob, by=lab.raters[2].id)
     db_session.flush()
-    third = dash.verdicts(db_session, study_id=ids["study"])
+    third = verdicts(db_session, study_id=ids["study"])
     assert {r.rater_id for r in third.rows} == {lab.raters[0].id} and len(third.rows) == 8
     restore_rater(db_session, research.study, bob, by=lab.raters[2].id)
     db_session.flush()
-    assert len(dash.verdicts(db_session, study_id=ids["study"]).rows) == 15
-    assert len(dash.vote_rows(db_session, study_id=ids["study"])) == 15
+    assert len(verdicts(db_session, study_id=ids["study"]).rows) == 15
+    assert len(vote_rows(db_session, study_id=ids["study"])) == 15
 
 
 def test_an_undo_and_an_exclusion_change_the_study_page(
@@ -168,40 +182,40 @@ def test_an_undo_and_an_exclusion_change_the_study_page(
     )
     db_session.flush()
     assert "0.500 [0.500, 0.500]" not in client.get(url).text
-    assert dash.verdicts(db_session, study_id=ids["study"]).rates[ids["c10"]].raw.estimate == 1.0  # type: ignore[union-attr]
+    assert verdicts(db_session, study_id=ids["study"]).rates[ids["c10"]].raw.estimate == 1.0  # type: ignore[union-attr]
 
 
 def test_checkpoint_points_metric_series_and_smoothing(
     db_session: Session, research: ResearchLab
 ) -> None:
     ids = _ids(research)
-    points = {p.id: p for p in dash.checkpoint_points(db_session, run_ids=[ids["run"]])}
+    points = {p.id: p for p in checkpoint_points(db_session, run_ids=[ids["run"]])}
     assert [points[i].step for i in (ids["base"], ids["c10"], ids["c20"])] == [0, 10, 20]
-    assert points[ids["c10"]].stat("reward") == dash.Stat(1.0, 0.9, 1.1)
+    assert points[ids["c10"]].stat("reward") == Stat(1.0, 0.9, 1.1)
     assert points[ids["c20"]].value("truncation_rate") == 0.25
     assert points[ids["c20"]].label == "ppo-research@20"
-    series = dash.metric_series(db_session, [ids["run"]])
-    assert series[ids["run"]]["objective/kl"] == dash.Series([1, 2, 3], [0.1, 0.2, 0.3])
+    series = metric_series(db_session, [ids["run"]])
+    assert series[ids["run"]]["objective/kl"] == Series([1, 2, 3], [0.1, 0.2, 0.3])
     assert series[ids["run"]]["objective/scores"].steps == [1, 2]
-    assert dash.smooth([0.0, 1.0], 0.5) == pytest.approx([0.0, 0.5 / 0.75])
-    assert dash.smooth([3.0, 3.0, 3.0]) == pytest.approx([3.0, 3.0, 3.0])
-    run = dash.get_run(db_session, ids["run"])
+    assert smooth([0.0, 1.0], 0.5) == pytest.approx([0.0, 0.5 / 0.75])
+    assert smooth([3.0, 3.0, 3.0]) == pytest.approx([3.0, 3.0, 3.0])
+    run = get_run(db_session, ids["run"])
     assert (run.kl_coef, run.checkpoints, run.compute_spent_seconds) == (0.05, 2, 123.0)
 
 
 def test_drilldown_and_prompt_tallies(db_session: Session, research: ResearchLab) -> None:
     ids = _ids(research)
-    drill = dash.prompt_drilldown(db_session, ids["prompt"])
+    drill = prompt_drilldown(db_session, ids["prompt"])
     responses = drill.runs["ppo-research"]
     assert [r.step for r in responses] == [0, 10, 20]
     assert responses[1].text == HOSTILE
     assert sorted(v.winner for v in responses[1].verdicts) == ["checkpoint", "reference"]
     assert sorted(v.winner for v in responses[2].verdicts) == ["checkpoint", "tie"]
     assert responses[0].verdicts == []  # the base is the reference, never the candidate
-    tallies = {t.prompt_id: t for t in dash.checkpoint_prompts(db_session, ids["c20"])}
+    tallies = {t.prompt_id: t for t in checkpoint_prompts(db_session, ids["c20"])}
     assert (tallies[ids["prompt"]].wins, tallies[ids["prompt"]].ties) == (1, 1)
-    info = dash.get_study_info(db_session, ids["study"])
-    study_tally = dash.study_prompts(db_session, info, dash.vote_rows(db_session, study_id=info.id))
+    info = get_study_info(db_session, ids["study"])
+    study_tally = study_prompts(db_session, info, vote_rows(db_session, study_id=info.id))
     assert (study_tally[0].wins, study_tally[0].losses, study_tally[0].ties) == (2, 1, 1)
 
 
@@ -224,12 +238,12 @@ def test_figures_carry_checkpoint_links_and_the_gao_fit(
     # Two judged points are too few for Gao's curve; three on a rise-and-fall give a peak.
     assert "fit d(a - b log d)" not in json.dumps(charts["wr-sqrt-kl"])
     points = [
-        dash.CheckpointPoint(i, 1, "r", "ppo", 10 * i, "trained", "evaluated", None, None, {},
+        CheckpointPoint(i, 1, "r", "ppo", 10 * i, "trained", "evaluated", None, None, {},
                              {"kl_k3": kl}, [], 1)
         for i, kl in ((1, 1.0), (2, 4.0), (3, 9.0))
     ]  # fmt: skip
     rates = {
-        i: dash.WinRates(i, plots.Interval(wr, wr - 0.1, wr + 0.1, 4, 8), None)
+        i: WinRates(i, plots.Interval(wr, wr - 0.1, wr + 0.1, 4, 8), None)
         for i, wr in ((1, 0.60), (2, 0.65), (3, 0.55))
     }
     fit = plots.fit_for(points, rates)
@@ -243,20 +257,20 @@ def test_figures_carry_checkpoint_links_and_the_gao_fit(
 
 def test_divergence_alarm_marks_reward_up_humans_down() -> None:
     points = [
-        dash.CheckpointPoint(i, 1, "r", "ppo", 10 * i, "trained", "evaluated", None, None, {},
+        CheckpointPoint(i, 1, "r", "ppo", 10 * i, "trained", "evaluated", None, None, {},
                              {"reward": {"mean": rw, "ci_low": rw - 0.1, "ci_high": rw + 0.1}},
                              [], 1)
         for i, rw in ((1, 1.0), (2, 2.0), (3, 2.05))
     ]  # fmt: skip
     rates = {
-        i: dash.WinRates(i, plots.Interval(wr, wr - 0.1, wr + 0.1, 4, 8), None)
+        i: WinRates(i, plots.Interval(wr, wr - 0.1, wr + 0.1, 4, 8), None)
         for i, wr in ((1, 0.8), (2, 0.4), (3, 0.1))
     }
-    alarms = dash.alarms(points, rates)
+    raised = alarms(points, rates)
     # 10 -> 20: reward up and humans down, both beyond their intervals; 20 -> 30: reward flat.
-    assert [(a.before.step, a.after.step) for a in alarms] == [(10, 20)]
-    assert alarms[0].text.startswith("r@10 → r@20: reward up, humans down (RM +1.000")
-    figure = plots.rm_vs_win_rate_figure(points, rates, alarms)
+    assert [(a.before.step, a.after.step) for a in raised] == [(10, 20)]
+    assert raised[0].text.startswith("r@10 → r@20: reward up, humans down (RM +1.000")
+    figure = plots.rm_vs_win_rate_figure(points, rates, raised)
     assert figure is not None
     segment = figure["data"][-1]
     assert segment["name"] == "divergence alarm"
@@ -403,7 +417,7 @@ def test_a_new_verdict_changes_the_lc_numbers_and_the_page_matches_the_recommend
     # The page memoises LC intervals on the exact verdicts: after a change it must show new
     # numbers, equal to the recommendation's own computation.
     ids = _ids(research)
-    before = dash.verdicts(db_session, study_id=ids["study"]).rates
+    before = verdicts(db_session, study_id=ids["study"]).rates
     undone = db_session.scalars(
         select(Judgement)
         .join(Assignment, Assignment.id == Judgement.assignment_id)
@@ -412,8 +426,8 @@ def test_a_new_verdict_changes_the_lc_numbers_and_the_page_matches_the_recommend
     ).one()
     undone.withdrawn_at = datetime.now(UTC)
     db_session.flush()
-    after = dash.verdicts(db_session, study_id=ids["study"])
-    cold = study_lc_intervals(db_session, ids["study"], n_boot=dash.LC_BOOT)
+    after = verdicts(db_session, study_id=ids["study"])
+    cold = study_lc_intervals(db_session, ids["study"], n_boot=LC_BOOT)
     assert after.rates[ids["c20"]].lc != before[ids["c20"]].lc
     for checkpoint_id, interval in cold.items():
         shown = after.rates[checkpoint_id].lc
@@ -444,6 +458,6 @@ def test_research_pages_work_on_the_embedded_sqlite(tmp_path: Path) -> None:
         session.commit()
         report = build_report(session, lab.study.id, refresh=True)
         assert "Recommendation" in render_markdown(report)
-        rates = dash.verdicts(session, study_id=lab.study.id).rates
+        rates = verdicts(session, study_id=lab.study.id).rates
         assert rates and all(w.raw is not None for w in rates.values())
     engine.dispose()

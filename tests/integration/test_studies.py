@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from judging.data.models import Assignment, Comparison, Generation, Judgement, PromptSet
 from judging.errors import ConflictError
-from judging.studies import qc, rating
+from judging.studies import lookups, qc, rating, transfers
 from judging.studies import service as studies
 from judging.studies.assignment import back_to_back
 from tests.judging_helpers import build_lab, checkpoint_side, judge_queue
@@ -47,7 +47,7 @@ def _check_invariants(session: Session, study_id: int, n: int) -> None:
         for c, rs in per_comparison.items()
         if kinds[c] == "attention"
     )
-    members = studies.study_rater_ids(session, study_id)
+    members = lookups.study_rater_ids(session, study_id)
     loads = [
         sum(1 for a, c in rows if a.rater_id == r and c.kind == "normal")
         for r in per_rater
@@ -210,10 +210,10 @@ def test_reassign_hands_over_unfinished_work(db_session: Session, tmp_path: Path
         for a, _ in _assignments(db_session, study.id)
         if a.rater_id == carol.id and a.status != "done"
     )
-    moved, stuck = studies.reassign_rater_work(db_session, study, carol.id)
+    moved, stuck = transfers.reassign_rater_work(db_session, study, carol.id)
     assert (moved, stuck) == (open_before, 0)
     assert _snapshot(db_session, done) == before
-    assert carol.id not in studies.study_rater_ids(db_session, study.id)
+    assert carol.id not in lookups.study_rater_ids(db_session, study.id)
     per_comparison: dict[int, list[int]] = defaultdict(list)
     for a, c in _assignments(db_session, study.id):
         per_comparison[c.id].append(a.rater_id)

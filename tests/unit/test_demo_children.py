@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo import run_child
+from cli.demo.processes import run_child
 
 CHILD = """
 import signal, sys, time
@@ -119,11 +119,11 @@ def test_demo_run_stops_on_sigint_even_when_started_with_sigint_ignored(tmp_path
     marker, ready = tmp_path / "stopped", tmp_path / "ready"
     parent = f"""
 import sys
-import cli.demo as demo
+from cli.demo import command, processes, stages
 child = [sys.executable, "-c", {CHILD!r}, {str(marker)!r}, {str(ready)!r}]
-demo.run_demo = lambda ctx: demo.run_child(child)  # the pipeline: one long child
+stages.run_demo = lambda ctx: processes.run_child(child)  # the pipeline: one long child
 try:
-    demo.run(base_url="http://127.0.0.1:9")
+    command.run(base_url="http://127.0.0.1:9")
 except KeyboardInterrupt:
     sys.exit(42)
 """

@@ -12,17 +12,14 @@ from judging.evaluation.diagnostics import (
     bleu,
     distinct_n,
     formatting_tics,
-    is_refusal,
     mean_ci,
     raise_flags,
     response_diagnostics,
     self_bleu,
-    seq_rep_n,
     summarize,
-    sycophancy_count,
     with_growth,
-    words,
 )
+from judging.text import is_refusal, seq_rep_n, sycophancy_count, words
 
 
 def test_words_lowercase_and_split_punctuation() -> None:

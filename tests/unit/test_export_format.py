@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import yaml
 
-from judging.analysis.evidence import CheckpointInfo
 from judging.analysis.exports import (
     JUDGEMENT_FIELDS,
     judgements_csv,
@@ -17,6 +16,7 @@ from judging.analysis.exports import (
     to_jsonl,
 )
 from judging.data.models import Recommendation
+from judging.studies.evidence import CheckpointInfo
 from judging.studies.qc import csv_cell
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from judging.pipeline_status import Stage, read_status, run_stages, status_path
+from cli.demo.runner import Stage, run_stages
+from judging.pipeline_status import read_status, status_path
 
 
 class Work:
