@@ -21,13 +21,13 @@ from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Engine, Row, bindparam, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from app.deps import SessionDep
-from app.threads import in_thread
 from judging.data.db import core_connection
 from judging.data.models import Rater
 from judging.errors import LabError, PermissionDeniedError
@@ -163,7 +163,7 @@ async def optional_identity(request: Request, session: SessionDep) -> Identity |
     claim = _claim(request)
     if claim is None:
         return None
-    return _identity(claim, await in_thread(_session_row, session, claim.rater_id))
+    return _identity(claim, await run_in_threadpool(_session_row, session, claim.rater_id))
 
 
 async def session_claim(request: Request) -> Claim:

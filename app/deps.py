@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app.threads import in_thread
 from judging.settings import Settings
 
 
@@ -31,7 +31,7 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
 
 async def _finish(session: Session, *, commit: bool) -> None:
     if session.in_transaction() or session.new or session.dirty or session.deleted:
-        await in_thread(_end, session, commit)
+        await run_in_threadpool(_end, session, commit)
     else:
         session.close()
 

@@ -14,7 +14,6 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import threads
 from app.render import render, templates
 from app.routes import admin, pages, research
 from app.routes import judging as judging_routes
@@ -68,13 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _engine(settings: Settings) -> Engine:
-    """The app's engine; on PostgreSQL a pool as large as the request thread pool."""
+    """The app's engine; on PostgreSQL a pool of `db_pool_size` connections plus as many again
+    in overflow. A request holds at most one; handlers beyond that wait for a checkout (and
+    answer 503 after the pool timeout, `_busy`)."""
     url = settings.resolved_database_url
     if make_url(url).get_backend_name() != "postgresql":
-        threads.configure(8)
         return make_engine(url)
     size = settings.db_pool_size
-    threads.configure(2 * size)
     return make_engine(url, pool_size=size, max_overflow=size)
 
 

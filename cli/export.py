@@ -1,4 +1,6 @@
-"""`rlhf export ...`: the recommendation, judgements, preference pairs and the model card."""
+"""`rlhf export ...`: the recommendation, judgements, preference pairs, the model card (and the
+report, cli/export_report.py). Every subcommand names its study with `--study/-s ID` and writes to
+`--output/-o FILE` or stdout; the data come from judging.analysis.exports, as the web downloads'."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Export a study's results.", no_args_is_help=True)
 
-STUDY = typer.Argument(..., help="Study id.")
+STUDY = typer.Option(..., "--study", "-s", help="Study id.")
 OUTPUT = typer.Option(None, "--output", "-o", help="File to write (default: stdout).")
 
 
@@ -79,17 +81,28 @@ def recommendation(
 def judgements(
     study_id: int = STUDY,
     output: Path | None = OUTPUT,
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv or jsonl."),
     anonymise: bool = typer.Option(
         True, "--anonymise/--with-names", help="Stable pseudonyms instead of rater names."
     ),
+    include_excluded: bool = typer.Option(
+        False,
+        "--include-excluded/--counted-only",
+        help="Also the verdicts of raters excluded from the statistics (column `excluded`).",
+    ),
 ) -> None:
-    """Judgements as CSV with the prompt and both responses (unblinded)."""
-    from judging.analysis.exports import judgement_records, judgements_csv
+    """Judged rows with the prompt and both responses (unblinded), winner resolved."""
+    from judging.analysis.exports import judgement_records, judgements_csv, to_jsonl
 
+    if fmt not in ("csv", "jsonl"):
+        raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
     key = settings().secret_key.get_secret_value().encode()
     with db_session() as session:
-        records = judgement_records(session, study_id, anonymise=anonymise, key=key)
-    _write(judgements_csv(records), output, f"{len(records)} judgements")
+        records = judgement_records(
+            session, study_id, anonymise=anonymise, key=key, include_excluded=include_excluded
+        )
+    body = judgements_csv(records) if fmt == "csv" else to_jsonl(records)
+    _write(body, output, f"{len(records)} judgements")
 
 
 @app.command("preferences")

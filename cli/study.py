@@ -1,4 +1,6 @@
-"""`rlhf study ...`: create blind pairwise studies, list them, export judgements."""
+"""`rlhf study ...`: create blind pairwise studies, resume and list them.
+
+`rlhf study export` is a deprecated alias of `rlhf export judgements`."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import console, db_session, settings
+from cli.common import console, db_session, err_console
 
 app = typer.Typer(help="Human judging studies.", no_args_is_help=True)
 
@@ -129,7 +131,7 @@ def list_() -> None:
             )
 
 
-@app.command("export")
+@app.command("export", hidden=True, deprecated=True)
 def export(
     study_id: int = typer.Argument(..., help="Study id."),
     fmt: str = typer.Option("csv", "--format", help="csv or jsonl."),
@@ -140,22 +142,13 @@ def export(
         True, "--anonymise/--with-names", help="Stable pseudonyms instead of rater names."
     ),
 ) -> None:
-    """Export judged rows (checkpoint unblinded, winner resolved from the side)."""
-    import sys
+    """Deprecated alias of `rlhf export judgements --study ID --include-excluded`."""
+    from cli.export import judgements
 
-    from judging.studies import qc
-    from judging.studies.lookups import get_study
-
-    if fmt not in ("csv", "jsonl"):
-        raise typer.BadParameter("must be csv or jsonl", param_hint="--format")
-    key = settings().secret_key.get_secret_value().encode()
-    with db_session() as session:
-        records = qc.export_records(
-            session, get_study(session, study_id), anonymise=anonymise, key=key
-        )
-    body = qc.to_csv(records) if fmt == "csv" else qc.to_jsonl(records)
-    if output is None:
-        sys.stdout.write(body)
-    else:
-        output.write_text(body, encoding="utf-8")
-        console.print(f"wrote {len(records)} judgements to {output}")
+    err_console.print(
+        "`rlhf study export` is deprecated: use `rlhf export judgements --study ID`",
+        highlight=False,
+        soft_wrap=True,
+    )
+    # As this command always did: every live verdict, excluded raters' ones marked.
+    judgements(study_id, output, fmt, anonymise, include_excluded=True)

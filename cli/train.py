@@ -1,41 +1,67 @@
-"""`rlhf train rm|ppo|sft|dpo`: run a training recipe from a YAML config (heavy imports inside)."""
+"""`rlhf train KIND`: run a training recipe (rm, ppo, sft or dpo) from a YAML config.
+
+One command for every kind: the kinds differ only in the trainer `training.entry.train`
+dispatches to, so they share the options (`--config`, `--set`, `--resume`, `--name`) and the
+config schema. Heavy imports (torch, transformers) happen inside, after the config is validated.
+"""
 
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 from cli.common import console, settings
 
-app = typer.Typer(help="Train reward models and policies (PPO, SFT, DPO).", no_args_is_help=True)
 
-ConfigOpt = typer.Option(
-    ..., "--config", "-c", help="YAML recipe, e.g. training/configs/ppo_cpu.yaml."
-)
-SetOpt = typer.Option(None, "--set", help="Override a setting: section.key=value (repeatable).")
-ResumeOpt = typer.Option(False, "--resume", help="Continue the run of this name after a crash.")
-NameOpt = typer.Option(
-    None, "--name", help="Run name (default: the config's run.name or file stem)."
-)
+class Kind(StrEnum):
+    """What `rlhf train` trains."""
+
+    rm = "rm"
+    """A reward model on preference pairs, with its held-out report."""
+    ppo = "ppo"
+    """PPO against a reward model with KL control; registers every checkpoint."""
+    sft = "sft"
+    """Supervised fine-tuning on chosen (or given) responses."""
+    dpo = "dpo"
+    """Direct preference optimisation on preference pairs."""
 
 
-def _run(
-    algorithm: str, config: Path, overrides: list[str] | None, resume: bool, name: str | None
+def train(
+    kind: Kind = typer.Argument(
+        ...,
+        help="rm (reward model + held-out report), ppo (KL-controlled, every checkpoint "
+        "registered), sft (chosen or given responses) or dpo (preference pairs).",
+        case_sensitive=False,
+        show_default=False,
+    ),
+    config: Path = typer.Option(
+        ..., "--config", "-c", help="YAML recipe, e.g. training/configs/ppo_cpu.yaml."
+    ),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Override a setting: section.key=value (repeatable)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run of this name after a crash."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", help="Run name (default: the config's run.name or file stem)."
+    ),
 ) -> None:
-    """Load and validate the config, then hand it to the trainer of `algorithm`."""
+    """Train a reward model or a policy (rm, ppo, sft, dpo) from a YAML recipe."""
     from training.config import load_config
-    from training.entry import train
+    from training.entry import train as run_trainer
 
-    cfg = load_config(config, overrides or [], name=name)
+    cfg = load_config(config, set_ or [], name=name)
     _log_training_events()
     s = settings()
-    result = train(
-        algorithm, cfg, database_url=s.resolved_database_url, data_dir=s.data_dir, resume=resume
+    result = run_trainer(
+        kind.value, cfg, database_url=s.resolved_database_url, data_dir=s.data_dir, resume=resume
     )
     console.print(
-        f"run [bold]{cfg.run.name}[/bold] ({algorithm}): {result.status}; "
+        f"run [bold]{cfg.run.name}[/bold] ({kind.value}): {result.status}; "
         f"output in {result.output_dir}"
     )
 
@@ -48,47 +74,3 @@ def _log_training_events() -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-
-
-@app.command("rm")
-def rm(
-    config: Path = ConfigOpt,
-    set_: list[str] = SetOpt,
-    resume: bool = ResumeOpt,
-    name: str = NameOpt,
-) -> None:
-    """Train a reward model on preference pairs and write its held-out report."""
-    _run("rm", config, set_, resume, name)
-
-
-@app.command("ppo")
-def ppo(
-    config: Path = ConfigOpt,
-    set_: list[str] = SetOpt,
-    resume: bool = ResumeOpt,
-    name: str = NameOpt,
-) -> None:
-    """PPO against a reward model with KL control; registers every checkpoint."""
-    _run("ppo", config, set_, resume, name)
-
-
-@app.command("sft")
-def sft(
-    config: Path = ConfigOpt,
-    set_: list[str] = SetOpt,
-    resume: bool = ResumeOpt,
-    name: str = NameOpt,
-) -> None:
-    """Supervised fine-tuning on chosen (or given) responses."""
-    _run("sft", config, set_, resume, name)
-
-
-@app.command("dpo")
-def dpo(
-    config: Path = ConfigOpt,
-    set_: list[str] = SetOpt,
-    resume: bool = ResumeOpt,
-    name: str = NameOpt,
-) -> None:
-    """Direct preference optimisation on the reward model's preference pairs."""
-    _run("dpo", config, set_, resume, name)

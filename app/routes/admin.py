@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.auth import AdminForm, AdminRater
 from app.deps import SessionDep
 from app.render import render
+from judging.analysis import exports
 from judging.data.models import Rater, Study
 from judging.errors import ConflictError, NotFoundError
 from judging.settings import Settings
@@ -277,8 +278,11 @@ def export(
     study = _study(session, study_id)
     anonymise = request.query_params.get("anonymise", "0") not in ("0", "", "false")
     key = request.app.state.settings.secret_key.get_secret_value().encode()
-    records = qc.export_records(session, study, anonymise=anonymise, key=key)
-    body = qc.to_csv(records) if fmt == "csv" else qc.to_jsonl(records)
+    # The admin download is the audit copy: every live verdict, excluded raters' ones marked.
+    records = exports.judgement_records(
+        session, study.id, anonymise=anonymise, key=key, include_excluded=True
+    )
+    body = exports.judgements_csv(records) if fmt == "csv" else exports.to_jsonl(records)
     media = "text/csv" if fmt == "csv" else "application/x-ndjson"
     name = f"study-{study.id}{'-anon' if anonymise else ''}.{fmt}"
     return Response(

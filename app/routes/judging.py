@@ -27,7 +27,6 @@ from app.auth import (
 from app.deps import SessionDep
 from app.markdown import render_markdown
 from app.render import is_htmx, render, templates
-from app.threads import offloaded
 from judging.settings import Settings
 from judging.studies import allocation, departures, leases, rating
 from judging.studies import guidelines as rater_guidelines
@@ -56,14 +55,12 @@ def _field(form: Any, name: str) -> str | None:
 
 
 @router.get("/invite", response_class=HTMLResponse)
-@offloaded
 def invite_page(request: Request) -> HTMLResponse:
     """The invite link lands here; static/invite.js posts the token from the URL fragment."""
     return render(request, "invite.html", {"message": None})
 
 
 @router.post("/invite", response_model=None)
-@offloaded
 def accept_invite(request: Request, session: SessionDep, form: CleanForm) -> Response:
     """Redeem a one-time invite token (from the fragment script or the paste form).
 
@@ -101,13 +98,11 @@ def accept_invite(request: Request, session: SessionDep, form: CleanForm) -> Res
 
 
 @router.get(NEED_INVITE, response_class=HTMLResponse)
-@offloaded
 def need_invite(request: Request) -> HTMLResponse:
     return render(request, "need_invite.html", {}, status_code=401)
 
 
 @router.post("/logout", response_model=None)
-@offloaded
 def logout(session: SessionDep, claim: RaterClaim, _form: RaterForm) -> Response:
     """Sign out everywhere: the session version moves on, so copies of the cookie die too."""
     who = confirm(session, claim)
@@ -150,7 +145,6 @@ def _page(
 
 
 @router.get("/rate", response_class=HTMLResponse)
-@offloaded
 def rate_page(request: Request, session: SessionDep, claim: RaterClaim) -> HTMLResponse:
     who = confirm(session, claim)
     return _page(request, session, who, request.query_params.get("flash"))
@@ -167,7 +161,6 @@ def _after(request: Request, session: SessionDep, who: Identity, flash: str) -> 
 
 
 @router.get("/rate/guidelines/{study_id}", response_class=HTMLResponse)
-@offloaded
 def guidelines_page(
     request: Request, study_id: int, session: SessionDep, claim: RaterClaim
 ) -> HTMLResponse:
@@ -177,7 +170,6 @@ def guidelines_page(
 
 
 @router.post("/rate/guidelines/{study_id}/seen", response_model=None)
-@offloaded
 def guidelines_seen(
     request: Request, study_id: int, session: SessionDep, claim: RaterClaim, _form: RaterForm
 ) -> Response:
@@ -190,7 +182,6 @@ def guidelines_seen(
 
 
 @router.post("/rate/undo", response_model=None)
-@offloaded
 def undo(request: Request, session: SessionDep, claim: RaterClaim, form: RaterForm) -> Response:
     who = confirm(session, claim)
     item = _field(form, "undo_item")
@@ -205,7 +196,6 @@ def undo(request: Request, session: SessionDep, claim: RaterClaim, form: RaterFo
 
 
 @router.post("/rate/{public_id}", response_model=None)
-@offloaded
 def judge(
     request: Request, public_id: str, session: SessionDep, claim: RaterClaim, form: RaterForm
 ) -> Response:
@@ -229,7 +219,6 @@ def judge(
 
 
 @router.post("/rate/{public_id}/skip", response_model=None)
-@offloaded
 def skip(
     request: Request, public_id: str, session: SessionDep, claim: RaterClaim, form: RaterForm
 ) -> Response:
@@ -245,7 +234,6 @@ def skip(
 
 
 @router.post("/rate/{public_id}/flag", response_model=None)
-@offloaded
 def flag(
     request: Request, public_id: str, session: SessionDep, claim: RaterClaim, form: RaterForm
 ) -> Response:

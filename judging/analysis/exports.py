@@ -1,18 +1,25 @@
-"""Exports of a study: the recommendation (JSON), judgements (CSV), preference pairs (JSONL in
-TRL's prompt/chosen/rejected format) and a Hugging Face model card for the recommended checkpoint.
+"""Exports of a study: the recommendation (JSON), judgements (CSV or JSONL), preference pairs
+(JSONL in TRL's prompt/chosen/rejected format) and a Hugging Face model card for the recommended
+checkpoint. The one exporter: `rlhf export ...` and the admin pages' downloads both call it.
 
-Shared by `rlhf export ...` and the web app's downloads: each `*_document` / `*_records` function
-returns plain data from the database, each `*_csv` / `*_jsonl` / `model_card_markdown` function
-renders it, and `write_model_card` is the one that touches the file system.
+Each `*_document` / `*_records` function returns plain data from the database, each `*_csv` /
+`to_jsonl` / `model_card_markdown` function renders it, and `write_model_card` is the one that
+touches the file system.
 
-Rater identities leave only as HMAC pseudonyms (`studies.qc.pseudonym`) unless asked otherwise;
-spreadsheet cells are guarded against formula injection (`studies.qc.csv_cell`).
+Exports unblind (checkpoint labels, rater names on request), so only admins get them: the web
+downloads sit behind the admin check and raters have no export. Rater identities leave as HMAC
+pseudonyms (`pseudonym`) unless names are asked for; spreadsheet cells are guarded against
+formula injection (`csv_cell`).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +44,37 @@ from judging.data.models import (
 from judging.errors import ConflictError, NotFoundError
 from judging.stats.agreement import winner
 from judging.stats.rule import RecommendationRule
-from judging.studies.counting import counted_verdict
+from judging.studies.counting import counted_verdict, excluded_rater, live_verdict
 from judging.studies.evidence import CheckpointInfo, checkpoint_infos
-from judging.studies.qc import csv_cell, pseudonym, to_jsonl
 
 MODEL_CARD_MARKER = "<!-- written by rlhf-lab: rlhf export model-card -->"
+
+
+# ---- shared rendering -----------------------------------------------------------------------
+
+
+def pseudonym(key: bytes, rater_id: int) -> str:
+    """A stable pseudonym: the same rater gets the same one in every export signed by this key."""
+    digest = hmac.new(key, f"rater:{rater_id}".encode(), hashlib.sha256).hexdigest()
+    return f"rater-{digest[:8]}"
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """Quote a text cell that a spreadsheet would run as a formula (CSV injection, OWASP)."""
+    # A leading = + - @ (or a tab/CR/LF before one) makes spreadsheets run the cell as a formula;
+    # a real number such as -0.3 is data and stays as it is.
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def to_jsonl(records: Sequence[dict[str, Any]]) -> str:
+    """One JSON object per line, unicode kept; texts as they are (no spreadsheet quoting)."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
 def _study(session: Session, study_id: int) -> Study:
@@ -122,6 +155,7 @@ JUDGEMENT_FIELDS = (
     "rationale",
     "time_on_item_ms",
     "judged_at",
+    "excluded",
 )
 
 
@@ -143,15 +177,20 @@ class JudgedPair:
     rationale: str | None
     time_ms: int | None
     judged_at: str
+    excluded: bool = False
+    """The rater is excluded from the study's statistics (only with `include_excluded`)."""
 
     @property
     def winner(self) -> str:
         return winner(self.choice, self.side)
 
 
-def judged_pairs(session: Session, study_id: int) -> list[JudgedPair]:
+def judged_pairs(
+    session: Session, study_id: int, *, include_excluded: bool = False
+) -> list[JudgedPair]:
     """Every counted judgement of a study (judging.studies.counting: no withdrawn verdict, no
-    excluded rater) with prompt and both responses, in one query.
+    excluded rater) with prompt and both responses, in one query; with `include_excluded`, also
+    the live verdicts of excluded raters, marked `excluded`.
 
     The reference response of an attention check is the degraded copy the rater saw.
     """
@@ -162,6 +201,7 @@ def judged_pairs(session: Session, study_id: int) -> list[JudgedPair]:
             Comparison.checkpoint_id, candidate.text, reference.text, Comparison.degraded_text,
             Assignment.rater_id, Rater.name, Assignment.checkpoint_side, Judgement.choice,
             Judgement.rationale, Judgement.time_on_item_ms, Judgement.created_at,
+            excluded_rater(),
         )
         .select_from(Judgement)
         .join(Assignment, Assignment.id == Judgement.assignment_id)
@@ -170,16 +210,19 @@ def judged_pairs(session: Session, study_id: int) -> list[JudgedPair]:
         .join(Rater, Rater.id == Assignment.rater_id)
         .join(candidate, candidate.id == Comparison.candidate_generation_id)
         .outerjoin(reference, reference.id == Comparison.reference_generation_id)
-        .where(Comparison.study_id == study_id, counted_verdict())
+        .where(
+            Comparison.study_id == study_id,
+            live_verdict() if include_excluded else counted_verdict(),
+        )
         .order_by(Comparison.id, Assignment.rater_id)
     )  # fmt: skip
     return [
         JudgedPair(
             cid, kind, ext, ptext, ckpt, cand, ref if ref is not None else (degraded or ""),
-            rid, rname, side, choice, rationale, ms, at.isoformat(),
+            rid, rname, side, choice, rationale, ms, at.isoformat(), bool(excluded),
         )
         for cid, kind, ext, ptext, ckpt, cand, ref, degraded, rid, rname, side, choice,
-        rationale, ms, at in session.execute(query)
+        rationale, ms, at, excluded in session.execute(query)
     ]  # fmt: skip
 
 
@@ -189,11 +232,18 @@ def _labels(session: Session, study: Study, pairs: Sequence[JudgedPair]) -> dict
 
 
 def judgement_records(
-    session: Session, study_id: int, *, anonymise: bool = True, key: bytes
+    session: Session,
+    study_id: int,
+    *,
+    anonymise: bool = True,
+    key: bytes,
+    include_excluded: bool = False,
 ) -> list[dict[str, Any]]:
-    """Rows for the CSV: prompt, both responses, checkpoint unblinded, winner resolved."""
+    """Judged rows (JUDGEMENT_FIELDS): prompt, both responses, checkpoint unblinded, winner
+    resolved from the side. The verdicts the statistics count; with `include_excluded` also
+    those of raters excluded from them, with `excluded` true (an audit of every live verdict)."""
     study = _study(session, study_id)
-    pairs = judged_pairs(session, study_id)
+    pairs = judged_pairs(session, study_id, include_excluded=include_excluded)
     labels = _labels(session, study, pairs)
     return [
         {
@@ -213,6 +263,7 @@ def judgement_records(
             "rationale": p.rationale or "",
             "time_on_item_ms": p.time_ms,
             "judged_at": p.judged_at,
+            "excluded": p.excluded,
         }
         for p in pairs
     ]
@@ -221,7 +272,9 @@ def judgement_records(
 def judgements_csv(records: Sequence[dict[str, Any]]) -> str:
     """CSV text; every cell that a spreadsheet would run as a formula is quoted."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=JUDGEMENT_FIELDS, lineterminator="\n")
+    # CRLF as RFC 4180 says: with "\n" alone the writer leaves a bare CR in a value unquoted, and
+    # readers then split that row in two.
+    writer = csv.DictWriter(buffer, fieldnames=JUDGEMENT_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in records)
     return buffer.getvalue()
@@ -454,6 +507,7 @@ __all__ = [
     "JUDGEMENT_FIELDS",
     "MODEL_CARD_MARKER",
     "JudgedPair",
+    "csv_cell",
     "current_recommendation",
     "export_recommendation",
     "judged_pairs",
@@ -462,6 +516,7 @@ __all__ = [
     "model_card_markdown",
     "model_card_metadata",
     "preference_records",
+    "pseudonym",
     "recommendation_document",
     "to_jsonl",
     "write_model_card",

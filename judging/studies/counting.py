@@ -39,13 +39,16 @@ def excluded_rater() -> ColumnElement[bool]:
     )
 
 
+def live_verdict() -> ColumnElement[bool]:
+    """Filter for a query joining Judgement and its Assignment: not withdrawn, not handed back.
+
+    A live verdict of an excluded rater is still on record (exports can include it, marked)."""
+    return and_(Judgement.withdrawn_at.is_(None), Assignment.status != "released")
+
+
 def counted_verdict() -> ColumnElement[bool]:
     """Filter for a query joining Judgement, its Assignment and its Comparison."""
-    return and_(
-        Judgement.withdrawn_at.is_(None),
-        Assignment.status != "released",
-        ~excluded_rater(),
-    )
+    return and_(live_verdict(), ~excluded_rater())
 
 
 def auto_score(auto_choice: str) -> float:

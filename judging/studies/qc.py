@@ -1,4 +1,6 @@
-"""Read models for the admin pages: study progress, agreement, rater quality, and exports.
+"""Read models for the admin pages: study progress, agreement and rater quality.
+
+Exports of judgements live in judging.analysis.exports.
 
 Statistics follow the design of a study: the unit of sampling is the prompt, so each checkpoint's
 win rate against the reference carries a 95% interval from a bootstrap that resamples prompts
@@ -11,14 +13,7 @@ an admin excluded (recorded, reversible) are left out of every statistic but sti
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import hmac
-import io
-import json
-import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -435,86 +430,6 @@ def restore_rater(session: Session, study: Study, rater_id: int, *, by: int) -> 
         raise ConflictError("that rater is not excluded from this study's statistics")
     record.restored_at, record.restored_by_id = datetime.now(UTC), by
     session.flush()
-
-
-EXPORT_FIELDS = (
-    "study",
-    "prompt_id",
-    "kind",
-    "checkpoint",
-    "rater",
-    "checkpoint_side",
-    "choice",
-    "winner",
-    "rationale",
-    "time_on_item_ms",
-    "judged_at",
-    "excluded",
-)
-
-
-def pseudonym(key: bytes, rater_id: int) -> str:
-    """A stable pseudonym: the same rater gets the same one in every export signed by this key."""
-    digest = hmac.new(key, f"rater:{rater_id}".encode(), hashlib.sha256).hexdigest()
-    return f"rater-{digest[:8]}"
-
-
-def export_records(
-    session: Session, study: Study, *, anonymise: bool, key: bytes
-) -> list[dict[str, Any]]:
-    """Judged rows of a study, unblinded (checkpoint labels); rater names only if not anonymised.
-
-    Verdicts of raters excluded from the statistics are kept, marked `excluded`.
-    """
-    out = []
-    excluded = excluded_rater_ids(session, study.id)
-    for r in study_rows(session, study.id):
-        if r.choice is None:
-            continue
-        out.append(
-            {
-                "study": study.name,
-                "prompt_id": r.prompt_external_id,
-                "kind": r.kind,
-                "checkpoint": r.checkpoint_label,
-                "rater": pseudonym(key, r.rater_id) if anonymise else r.rater_name,
-                "checkpoint_side": r.side,
-                "choice": r.choice,
-                "winner": stats.winner(r.choice, r.side),
-                "rationale": r.rationale or "",
-                "time_on_item_ms": r.time_ms,
-                "judged_at": r.judged_at,
-                "excluded": r.rater_id in excluded,
-            }
-        )
-    return out
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def csv_cell(value: Any) -> Any:
-    """Quote a text cell that a spreadsheet would run as a formula (CSV injection, OWASP)."""
-    # A leading = + - @ (or a tab/CR/LF before one) makes spreadsheets run the cell as a formula
-    # (CSV injection, OWASP); a real number such as -0.3 is data and stays as it is.
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
-        return "'" + value
-    return value
-
-
-def to_csv(records: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    # CRLF as RFC 4180 says: with "\n" alone the writer leaves a bare CR in a value unquoted, and
-    # readers then split that row in two.
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in records)
-    return buffer.getvalue()
-
-
-def to_jsonl(records: Sequence[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
 def as_dict(report: StudyQc) -> dict[str, Any]:

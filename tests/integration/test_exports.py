@@ -23,13 +23,14 @@ from judging.analysis.exports import (
     judgement_records,
     judgements_csv,
     preference_records,
+    pseudonym,
     to_jsonl,
     write_model_card,
 )
 from judging.data.models import Judgement
 from judging.errors import ConflictError, NotFoundError
 from judging.stats.rule import RecommendationRule
-from judging.studies.qc import exclude_rater, pseudonym
+from judging.studies.qc import exclude_rater
 from tests.research_helpers import LONG, judge_pending, judged_study
 
 pytestmark = pytest.mark.integration
@@ -125,21 +126,28 @@ def test_rlhf_export_commands(cli_db: Session, tmp_path: Path) -> None:
     cli_db.commit()
     sid = str(judged.study.id)
     runner = CliRunner()
-    result = runner.invoke(app, ["export", "recommendation", sid, "--n-boot", "100"])
+    result = runner.invoke(app, ["export", "recommendation", "--study", sid, "--n-boot", "100"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["checkpoint"]["label"] == "ppo-lab@20"
     out = tmp_path / "prefs.jsonl"
-    result = runner.invoke(app, ["export", "preferences", sid, "-o", str(out)])
+    result = runner.invoke(app, ["export", "preferences", "-s", sid, "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert len(out.read_text(encoding="utf-8").splitlines()) == 4 * 30 * 2 - 1
-    result = runner.invoke(app, ["export", "judgements", sid])
+    result = runner.invoke(app, ["export", "judgements", "--study", sid])
     assert result.exit_code == 0 and result.output.startswith("study,comparison_id")
-    result = runner.invoke(app, ["export", "model-card", sid, "--n-boot", "100"])
+    out = tmp_path / "judgements.jsonl"
+    result = runner.invoke(app, ["export", "judgements", "-s", sid, "-f", "jsonl", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 4 * 30 * 2 - 1 and tuple(rows[0]) == JUDGEMENT_FIELDS
+    bad = runner.invoke(app, ["export", "judgements", "-s", sid, "-f", "xml"])
+    assert bad.exit_code != 0 and "csv or jsonl" in bad.output
+    result = runner.invoke(app, ["export", "model-card", "--study", sid, "--n-boot", "100"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ppo-lab-checkpoint-20" / "README.md").is_file()
-    result = runner.invoke(app, ["export", "recommendation", sid, "--metric", "median"])
+    result = runner.invoke(app, ["export", "recommendation", "-s", sid, "--metric", "median"])
     assert result.exit_code != 0 and "lc or adjusted" in result.output
-    result = runner.invoke(app, ["export", "recommendation", sid, "--delta", "-0.1"])
+    result = runner.invoke(app, ["export", "recommendation", "-s", sid, "--delta", "-0.1"])
     assert result.exit_code != 0 and "--delta" in result.output
 
 
@@ -174,5 +182,8 @@ def test_exports_leave_out_withdrawn_verdicts_and_excluded_raters(
     db_session.flush()
     named = judgement_records(db_session, study_id, key=KEY, anonymise=False)
     assert {r["rater"] for r in named} == {"alice"}
+    audit = judgement_records(db_session, study_id, key=KEY, anonymise=False, include_excluded=True)
+    assert len(audit) == full - 1
+    assert {r["rater"] for r in audit if r["excluded"]} == {"bob"}
     prefs = preference_records(db_session, study_id, key=KEY)
     assert prefs and {r["rater"] for r in prefs} == {pseudonym(KEY, alice.id)}

@@ -87,7 +87,8 @@ def test_invite_create_judge_and_export(cli_db: Session, tmp_path: Path) -> None
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and {r["winner"] for r in rows} == {"tie"}
     assert not {r["rater"] for r in rows} & {"ann", "ben"}  # anonymised by default
-    named = runner.invoke(app, ["study", "export", str(study.id), "--with-names"])
+    assert "deprecated: use `rlhf export judgements --study ID`" in result.output
+    named = runner.invoke(app, ["export", "judgements", "--study", str(study.id), "--with-names"])
     assert named.exit_code == 0 and "ann" in named.output and "ppo-lab@10" in named.output
 
 

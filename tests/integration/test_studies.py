@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from judging.analysis import exports
 from judging.data.models import Assignment, Comparison, Generation, Judgement, PromptSet
 from judging.errors import ConflictError
 from judging.studies import lookups, qc, rating, transfers
@@ -242,19 +243,19 @@ def test_qc_and_export(db_session: Session, tmp_path: Path) -> None:
     assert report.raw_agreement == 1.0
     assert report.checkpoints[0].win_rate == 1.0
     assert report.checkpoints[0].label == "ppo-lab@10"
-    records = qc.export_records(db_session, study, anonymise=True, key=b"k")
+    records = exports.judgement_records(db_session, study.id, anonymise=True, key=b"k")
     assert {r["winner"] for r in records} == {"checkpoint"}
     assert {r["rater"] for r in records} == {
-        qc.pseudonym(b"k", alice.id),
-        qc.pseudonym(b"k", bob.id),
+        exports.pseudonym(b"k", alice.id),
+        exports.pseudonym(b"k", bob.id),
     }
-    assert "alice" not in qc.to_jsonl(records)
-    named = qc.export_records(db_session, study, anonymise=False, key=b"k")
+    assert "alice" not in exports.to_jsonl(records)
+    named = exports.judgement_records(db_session, study.id, anonymise=False, key=b"k")
     assert {r["rater"] for r in named} == {"alice", "bob"}
-    parsed = list(csv.DictReader(io.StringIO(qc.to_csv(named))))
+    parsed = list(csv.DictReader(io.StringIO(exports.judgements_csv(named))))
     assert len(parsed) == 8 and parsed[0]["checkpoint"] == "ppo-lab@10"
     assert parsed[0]["rationale"] == "'=cmd"  # defused for spreadsheets
-    assert json.loads(qc.to_jsonl(named).splitlines()[0])["rationale"] == "=cmd"
+    assert json.loads(exports.to_jsonl(named).splitlines()[0])["rationale"] == "=cmd"
 
 
 def test_attention_pass_rate_per_rater(db_session: Session, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from judging.analysis.exports import judgement_records
 from judging.data.models import Assignment, Comparison, Generation, Prompt, RaterExclusion, Study
 from judging.stats.winrate import Vote, win_rate_interval
 from judging.studies import qc
@@ -173,8 +174,10 @@ def test_careless_rater_flagged_excluded_and_restored(db_session: Session, tmp_p
     record = db_session.scalars(select(RaterExclusion)).one()
     assert record.excluded_by_id == admin.id and record.excluded_at is not None
     assert record.restored_at is None
-    # Exports keep every verdict and say which ones the statistics leave out.
-    exported = qc.export_records(db_session, study, anonymise=False, key=b"k")
+    # The audit export keeps every verdict and says which ones the statistics leave out.
+    exported = judgement_records(
+        db_session, study.id, anonymise=False, key=b"k", include_excluded=True
+    )
     assert {r["rater"] for r in exported if r["excluded"]} == {"bob"}
     assert any(not r["excluded"] for r in exported)
 

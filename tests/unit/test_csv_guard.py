@@ -7,13 +7,13 @@ import io
 
 import pytest
 
-from judging.studies.qc import EXPORT_FIELDS, to_csv
+from judging.analysis.exports import JUDGEMENT_FIELDS, judgements_csv
 
 
 def _cell(value: str) -> str:
-    record = dict.fromkeys(EXPORT_FIELDS, "")
+    record = dict.fromkeys(JUDGEMENT_FIELDS, "")
     record["rationale"] = value
-    row = next(csv.DictReader(io.StringIO(to_csv([record]), newline="")))
+    row = next(csv.DictReader(io.StringIO(judgements_csv([record]), newline="")))
     return row["rationale"]
 
 

@@ -11,13 +11,13 @@ import yaml
 
 from judging.analysis.exports import (
     JUDGEMENT_FIELDS,
+    csv_cell,
     judgements_csv,
     model_card_markdown,
     to_jsonl,
 )
 from judging.data.models import Recommendation
 from judging.studies.evidence import CheckpointInfo
-from judging.studies.qc import csv_cell
 
 
 def test_csv_cell_neutralises_formula_starts_only() -> None:
