@@ -150,8 +150,12 @@ def summary_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
 # ---- loading real checkpoints ------------------------------------------------------------------
 
 
-def load(database_url: str | None, runs: list[str], prompt_set: str) -> RealLab:
-    """Per-prompt arrays of the runs' evaluated checkpoints against their base."""
+def load(
+    database_url: str | None, runs: list[str], prompt_set: str, reference_run: str | None = None
+) -> RealLab:
+    """Per-prompt arrays of the runs' evaluated checkpoints against their base, or against the
+    base of `reference_run` (a best-of-n ladder's own base is its sample 0, which BoN(n) chose
+    from: an independent base sample is the fair reference)."""
     from sqlalchemy import select
 
     from judging.data.db import make_engine, make_session_factory
@@ -176,7 +180,7 @@ def load(database_url: str | None, runs: list[str], prompt_set: str) -> RealLab:
         rows = session.execute(
             select(Checkpoint, TrainingRun.name)
             .join(TrainingRun, TrainingRun.id == Checkpoint.run_id)
-            .where(TrainingRun.name.in_(runs))
+            .where(TrainingRun.name.in_([*runs, *([reference_run] if reference_run else [])]))
             .order_by(TrainingRun.name, Checkpoint.step)
         ).all()
         flags = {
@@ -184,10 +188,20 @@ def load(database_url: str | None, runs: list[str], prompt_set: str) -> RealLab:
             for ev in session.scalars(select(Evaluation).where(
                 Evaluation.prompt_set_id == pset.id, Evaluation.status == "done"))
         }  # fmt: skip
-        base = next((c for c, _ in rows if c.kind == "base" or c.step == 0), None)
+        base_runs = [reference_run] if reference_run else runs
+        base = next(
+            (c for c, n in rows if n in base_runs and (c.kind == "base" or c.step == 0)), None
+        )
         if base is None:
-            raise SystemExit(f"no base checkpoint in runs {runs}")
-        cands = [(c, name) for c, name in rows if c.id != base.id and c.id in flags]
+            raise SystemExit(f"no base checkpoint in runs {base_runs}")
+        cands = [
+            (c, name)
+            for c, name in rows
+            if name in runs
+            and c.id != base.id
+            and c.id in flags
+            and not (reference_run and (c.kind == "base" or c.step == 0))
+        ]
         ids = [base.id, *[c.id for c, _ in cands]]
         gens: dict[int, dict[int, Generation]] = {i: {} for i in ids}
         for g in session.scalars(select(Generation).where(
@@ -226,6 +240,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--runs", default="demo-ppo-kl001,demo-ppo-kl01")
     parser.add_argument("--prompt-set", default="heldout-200")
+    parser.add_argument("--reference-run", default=None, help="whose base is the reference")
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--raters", type=int, default=2, help="verdicts per prompt and checkpoint")
     parser.add_argument("--temperature", type=float, default=0.08)
@@ -233,11 +248,12 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=PRODUCT.n_boot)
     args = parser.parse_args()
     spec = RaterSpec(temperature=args.temperature, position_bias=args.position_bias)
-    lab = load(args.database_url, args.runs.split(","), args.prompt_set)
+    lab = load(args.database_url, args.runs.split(","), args.prompt_set, args.reference_run)
     gold = gold_win_rates(lab.gap, spec)
-    print(f"{lab.gap.shape[0]} prompts, reference = base; rater T={spec.temperature}, position "
-          f"bias={spec.position_bias}, {args.raters} verdicts per pair, "
-          f"{args.seeds} worlds\n")  # fmt: skip
+    reference = f"base of {args.reference_run}" if args.reference_run else "base"
+    print(f"{lab.gap.shape[0]} prompts, reference = {reference}; rater "
+          f"T={spec.temperature}, position bias={spec.position_bias}, {args.raters} verdicts "
+          f"per pair, {args.seeds} worlds\n")  # fmt: skip
     print("| checkpoint | proxy | KL (nats) | tokens | gold WR (all prompts) | flags |")
     print("|---|---|---|---|---|---|")
     for k in range(lab.n):

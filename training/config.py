@@ -101,7 +101,7 @@ class ModelSection(_Section):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype; use float32 on CPU."""
     bf16: bool = False
-    """Mixed precision training (GPU only)."""
+    """Mixed precision (bf16 autocast): on a GPU, or a CPU with bf16 units (AVX512-BF16)."""
     load_in_4bit: bool = False
     """Quantise the frozen base to 4 bits with bitsandbytes (GPU + LoRA only)."""
     gradient_checkpointing: bool = False

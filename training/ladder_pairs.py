@@ -41,8 +41,8 @@ class PairsSpec:
     base_model: str = "data/models/SmolLM2-135M-Instruct"
     proxy_prompts: int = 2400
     """~2,040 training pairs and ~360 gold-labelled held-out pairs at heldout_share 0.15."""
-    eval_prompts: int = 1600
-    max_new_tokens: int = 160
+    eval_prompts: int = 1000
+    max_new_tokens: int = 128
     batch_size: int = 16
     dtype: str = "float32"
     seed: int = 0
