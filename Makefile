@@ -104,7 +104,7 @@ gpu-wheels: model
 	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 	  --platform manylinux2014_x86_64 -d .gpu/wheels $(GPU_WHEELS)
-	find data/models/SmolLM2-135M-Instruct -maxdepth 1 -type f ! -name '*.safetensors' \
+	find var/models/SmolLM2-135M-Instruct -maxdepth 1 -type f ! -name '*.safetensors' \
 	  -exec cp {} .gpu/smollm2/ \;
 	du -sh .gpu
 

@@ -52,7 +52,7 @@ class DemoContext:
     shipped_eval_rm: Path = SHIPPED_EVAL_RM
     eval_reward_model: Path | None = None
     """A ready evaluation reward-model folder (tests); default: the shipped one, merged."""
-    base_model: str = "data/models/SmolLM2-135M-Instruct"
+    base_model: str = "var/models/SmolLM2-135M-Instruct"
     train_overrides: list[str] = field(default_factory=list)
     """Extra `--set key=value` for every PPO run (tests shrink the models and steps)."""
     eval_limit: int | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,12 @@ from judging.data import registry
 from judging.data.models import Checkpoint
 from judging.data.prompts import PromptRecord, store_prompt_set
 from judging.evaluation.config import EvalConfig, parse_eval_config
-from judging.settings import PROJECT_ROOT
+from judging.settings import default_data_dir
 
-SMOLLM2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
+# Where `rlhf models fetch` (make model) put it: the data dir, as the outer environment names it.
+SMOLLM2 = (
+    Path(os.environ.get("RLHF_DATA_DIR") or default_data_dir()) / "models" / "SmolLM2-135M-Instruct"
+)
 EVAL_PROMPTS = [
     "How do I boil an egg?",
     "What is the capital of France?",

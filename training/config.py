@@ -57,7 +57,7 @@ class RunSection:
 class ModelSection:
     """Which weights to start from."""
 
-    base_model: str = "data/models/SmolLM2-135M-Instruct"
+    base_model: str = "var/models/SmolLM2-135M-Instruct"
     """Policy (and reference) starting point: a local folder or a hub name."""
     reward_model: str = ""
     """PPO: reward model folder (AutoModelForSequenceClassification, num_labels=1)."""
@@ -384,7 +384,7 @@ def resolve_path(value: str, base: Path | None = None) -> str:
     candidate = Path(value).expanduser()
     if not candidate.is_absolute():
         candidate = (base or Path.cwd()) / candidate
-    if candidate.exists() or value.startswith((".", "/", "data/")):
+    if candidate.exists() or value.startswith((".", "/", "data/", "var/")):
         return str(candidate.resolve())
     return value
 
