@@ -24,6 +24,7 @@ from typing import Any
 import typer
 
 from cli.common import console, db_session, settings
+from judging import assets
 from judging.pipeline_status import PipelineStatus, Stage, read_status, run_stages
 from judging.settings import PROJECT_ROOT
 from judging.stopping import stop_on_signals
@@ -31,8 +32,8 @@ from judging.stopping import stop_on_signals
 app = typer.Typer(help="The demo: train, evaluate, judge and recommend.", no_args_is_help=True)
 
 DEMO_CONFIGS = ("training/configs/demo_ppo_kl001.yaml", "training/configs/demo_ppo_kl01.yaml")
-SHIPPED_RM = PROJECT_ROOT / "data" / "reward_models" / "rm-onpolicy"
-SHIPPED_EVAL_RM = PROJECT_ROOT / "data" / "reward_models" / "rm-onpolicy-eval"
+SHIPPED_RM = assets.shipped_data_dir() / "reward_models" / "rm-onpolicy"
+SHIPPED_EVAL_RM = assets.shipped_data_dir() / "reward_models" / "rm-onpolicy-eval"
 """Trained on other prompts' pairs than the proxy; PPO never optimises it (`eval_reward`)."""
 SIM_STUDY = "demo-simulated"
 PEOPLE_STUDY = "demo-people"

@@ -25,6 +25,7 @@ FOLDER_MARKERS = {
     "e2e": "e2e",
     "training": "training",
     "bench": "slow",
+    "install": "slow",
 }
 """The marker every test in a folder gets, so `-m` selects by what a test needs (PostgreSQL,
 a browser, torch) without each file declaring it; tests/unit gets none."""
