@@ -8,6 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= auto
 
 VLLM_VENV ?= .venv-vllm
 
@@ -55,8 +56,10 @@ postgres:
 	  (pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && sleep 2)
 	@pg_isready -h 127.0.0.1 -p 5432
 
+# In parallel: each xdist worker has its own database and data dir (tests/conftest.py).
+# PYTEST_WORKERS=0 runs in one process.
 test: venv browser-deps postgres model
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The unit tests alone: pure functions, no root, no PostgreSQL, no model, well under a minute.
 test-unit: venv

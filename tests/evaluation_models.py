@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +13,9 @@ from judging.data import registry
 from judging.data.models import Checkpoint
 from judging.data.prompts import PromptRecord, store_prompt_set
 from judging.evaluation.config import EvalConfig, parse_eval_config
-from judging.settings import default_data_dir
+from tests.conftest import FETCHED_MODELS
 
-# Where `rlhf models fetch` (make model) put it: the data dir, as the outer environment names it.
-SMOLLM2 = (
-    Path(os.environ.get("RLHF_DATA_DIR") or default_data_dir()) / "models" / "SmolLM2-135M-Instruct"
-)
+SMOLLM2 = FETCHED_MODELS / "SmolLM2-135M-Instruct"
 EVAL_PROMPTS = [
     "How do I boil an egg?",
     "What is the capital of France?",
