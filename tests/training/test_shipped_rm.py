@@ -10,8 +10,6 @@ from sqlalchemy import Engine
 
 from tests.training.test_trainers import _config
 
-pytestmark = pytest.mark.integration
-
 
 def test_lora_rm_ships_small_and_materialises_to_the_same_scores(
     tiny_models: dict[str, Path],
