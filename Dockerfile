@@ -13,7 +13,7 @@ COPY training training
 COPY migrations migrations
 COPY templates templates
 COPY static static
-COPY data/prompts data/prompts
+COPY data data
 RUN pip install -e .
 EXPOSE 8000
 CMD ["sh", "-c", "rlhf db upgrade && rlhf serve --host 0.0.0.0 --port 8000"]

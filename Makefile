@@ -8,6 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= auto
 
 VLLM_VENV ?= .venv-vllm
 
@@ -55,8 +56,10 @@ postgres:
 	  (pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && sleep 2)
 	@pg_isready -h 127.0.0.1 -p 5432
 
+# In parallel: each xdist worker has its own database and data dir (tests/conftest.py).
+# PYTEST_WORKERS=0 runs in one process.
 test: venv browser-deps postgres model
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The unit tests alone: pure functions, no root, no PostgreSQL, no model, well under a minute.
 test-unit: venv
@@ -104,7 +107,7 @@ gpu-wheels: model
 	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 	  --platform manylinux2014_x86_64 -d .gpu/wheels $(GPU_WHEELS)
-	find data/models/SmolLM2-135M-Instruct -maxdepth 1 -type f ! -name '*.safetensors' \
+	find var/models/SmolLM2-135M-Instruct -maxdepth 1 -type f ! -name '*.safetensors' \
 	  -exec cp {} .gpu/smollm2/ \;
 	du -sh .gpu
 

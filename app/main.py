@@ -18,9 +18,10 @@ from app.render import render, templates
 from app.routes import admin, pages, research
 from app.routes import judging as judging_routes
 from app.security import FailureLimiter, SecurityMiddleware
+from judging import assets
 from judging.data.db import make_engine, make_session_factory
 from judging.errors import ConflictError, LabError, NotFoundError, PermissionDeniedError
-from judging.settings import PROJECT_ROOT, Settings, get_settings
+from judging.settings import Settings, get_settings
 
 log = logging.getLogger("app")
 _STATUS = {NotFoundError: 404, PermissionDeniedError: 403, ConflictError: 409}
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Template edits show without a restart only where someone edits them; elsewhere every
     # render would stat each template file (about ten per rater page) to find out.
     templates.env.auto_reload = settings.environment == "local"
-    app.mount("/static", StaticFiles(directory=str(PROJECT_ROOT / "static")), name="static")
+    app.mount("/static", StaticFiles(directory=str(assets.static_dir())), name="static")
     app.include_router(pages.router)
     app.include_router(judging_routes.router)
     app.include_router(admin.router)

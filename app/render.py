@@ -8,9 +8,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2_fragments.fastapi import Jinja2Blocks
 
-from judging.settings import PROJECT_ROOT
+from judging import assets
 
-templates = Jinja2Blocks(directory=str(PROJECT_ROOT / "templates"))
+templates = Jinja2Blocks(directory=str(assets.templates_dir()))
 
 
 def is_htmx(request: Request) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app import plots
 from app.render import templates
+from judging import assets
 from judging.analysis.dashboard.checkpoints import (
     HELDOUT_METRICS,
     CheckpointPoint,
@@ -35,11 +36,10 @@ from judging.analysis.dashboard.win_rates import Alarm, WinRates, alarms, verdic
 from judging.analysis.gold_curve import gold_rates
 from judging.analysis.recommendation import refresh_recommendation
 from judging.data.models import Checkpoint, TrainingRun
-from judging.settings import PROJECT_ROOT
 from judging.stats.winrate import Interval
 
-PLOTLY_JS = PROJECT_ROOT / "static" / "vendor" / "plotly.min.js"
-CSS = PROJECT_ROOT / "static" / "app.css"
+PLOTLY_JS = assets.static_dir() / "vendor" / "plotly.min.js"
+CSS = assets.static_dir() / "app.css"
 
 # Metric tables of the report: title -> held-out summary keys.
 TABLES: dict[str, tuple[str, ...]] = {

@@ -33,14 +33,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ppo-"))
     url = f"sqlite:///{tmp / 'bench.db'}"
     upgrade(url)
-    reward = Path("data/runs/rm-smollm2-cpu/final")
+    reward = Path("var/runs/rm-smollm2-cpu/final")
     overrides = [
         f"run.max_steps={args.steps}",
         "run.save_every=1",
         "run.max_seconds=0",
         f"run.threads={args.threads}",
         f"run.output_dir={tmp / 'out'}",
-        f"model.reward_model={reward if reward.exists() else 'data/models/SmolLM2-135M-Instruct'}",
+        f"model.reward_model={reward if reward.exists() else 'var/models/SmolLM2-135M-Instruct'}",
         *args.overrides,
     ]
     cfg = load_config(args.config, overrides, name=f"bench-ppo-{os.getpid()}")

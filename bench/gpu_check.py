@@ -5,7 +5,7 @@
     python bench/gpu_check.py eval DIR        # one checkpoint on the 200 held-out prompts
     python bench/gpu_check.py table DIR       # the table of every stage's results.json row
 
-Weights: SmolLM2-135M-Instruct's own when `data/models/SmolLM2-135M-Instruct` holds them (it is
+Weights: SmolLM2-135M-Instruct's own when `var/models/SmolLM2-135M-Instruct` holds them (it is
 517 MB: it cannot travel to a lent machine, whose calls carry 64 MiB); otherwise its config and
 tokenizer (`.gpu/smollm2`, from `make gpu-wheels`) with random weights. Random weights cost the
 same per token; their answers never stop early, so evaluation time is then the upper bound

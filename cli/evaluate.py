@@ -178,7 +178,7 @@ def rescore(
         "so a resume refused for other reward models can go on.",
     ),
     base_model: str = typer.Option(
-        "data/models/SmolLM2-135M-Instruct", help="Base of a shipped adapter."
+        "var/models/SmolLM2-135M-Instruct", help="Base of a shipped adapter."
     ),
     batch_size: int = typer.Option(16, min=1, help="Reward-model batch."),
 ) -> None:

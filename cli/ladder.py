@@ -77,7 +77,7 @@ def build(
         ..., "--out", help="Ladder file, e.g. data/ladder/smollm2-proxy.jsonl.gz (gzip if .gz)."
     ),
     base_model: str = typer.Option(
-        "data/models/SmolLM2-135M-Instruct", "--base-model", help="The policy sampled."
+        "var/models/SmolLM2-135M-Instruct", "--base-model", help="The policy sampled."
     ),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1),
     temperature: float = typer.Option(0.7, "--temperature", min=0.0),
@@ -200,7 +200,7 @@ def import_(
 def pairs(
     out_dir: Path = typer.Option(Path("data/preferences/ladder"), "--out-dir"),
     prompts: Path = typer.Option(Path("data/prompts/train.jsonl"), "--prompts"),
-    base_model: str = typer.Option("data/models/SmolLM2-135M-Instruct", "--base-model"),
+    base_model: str = typer.Option("var/models/SmolLM2-135M-Instruct", "--base-model"),
     proxy_prompts: int = typer.Option(2400, "--proxy-prompts", min=1),
     eval_prompts: int = typer.Option(1000, "--eval-prompts", min=1),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1),

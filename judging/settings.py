@@ -24,7 +24,18 @@ from sqlalchemy.exc import ArgumentError
 from judging.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+"""The folder holding the packages: a source checkout's root, or site-packages once installed.
+Assets are found through `judging.assets`, never through this."""
+
+
+def default_data_dir() -> Path:
+    """`var/` in a source checkout (beside the committed `data/`, ignored by git), else `var/`
+    in the working directory: an installed package must not write into site-packages."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "var"
+    return Path.cwd() / "var"
+
+
 _DEV_SECRET = "dev-only-insecure-secret-key-change-me"
 _SUPPORTED_BACKENDS = {"sqlite", "postgresql"}
 
@@ -39,8 +50,9 @@ class Settings(BaseSettings):
     )
     """`production` refuses the insecure development defaults."""
 
-    data_dir: Path = Field(default=DEFAULT_DATA_DIR, validation_alias="RLHF_DATA_DIR")
-    """Where the embedded database, converted models, training runs and evaluations live."""
+    data_dir: Path = Field(default_factory=default_data_dir, validation_alias="RLHF_DATA_DIR")
+    """The runtime state: the embedded database, the secret key, fetched and merged models,
+    training runs, evaluations and the demo's files. Never the committed assets (`data/`)."""
 
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
     """SQLAlchemy URL. Empty means the embedded SQLite file `<data_dir>/rlhf.db`."""

@@ -35,7 +35,7 @@ def _sample(args: argparse.Namespace) -> None:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         batch_size=args.batch_size,
-        base_model=str(ROOT / "data/models/SmolLM2-135M-Instruct"),
+        base_model=str(ROOT / "var/models/SmolLM2-135M-Instruct"),
         prompts=str(ROOT / "data/prompts/train.jsonl"),
     )
     started = time.monotonic()

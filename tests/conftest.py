@@ -1,8 +1,10 @@
 """Shared fixtures.
 
-PostgreSQL: one fresh database per test run (and per xdist worker), migrated once with
-`alembic upgrade head`; each test runs inside a transaction that is rolled back afterwards.
-Set TEST_DATABASE_URL to an admin URL of a server (default: local trust-auth PostgreSQL).
+PostgreSQL: one fresh database per test run and per xdist worker (`rlhf_test_gw0_<random>`, ...),
+migrated once with `alembic upgrade head`; each test runs inside a transaction that is rolled back
+afterwards. Set TEST_DATABASE_URL to an admin URL of a server (default: local trust-auth
+PostgreSQL). The data dir (RLHF_DATA_DIR) is a scratch folder per run and per worker, so tests in
+parallel share no files and never write into the checkout's `var/`.
 """
 
 from __future__ import annotations
@@ -18,13 +20,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from judging.data.db import make_engine
-from judging.settings import Settings
+from judging.settings import Settings, default_data_dir, get_settings
+
+FETCHED_MODELS = Path(os.environ.get("RLHF_DATA_DIR") or default_data_dir()) / "models"
+"""Where `rlhf models fetch` (make model) put the weights: read from the data dir this run
+started with, before `_scratch_data_dir` points RLHF_DATA_DIR elsewhere."""
 
 FOLDER_MARKERS = {
     "integration": "integration",
     "e2e": "e2e",
     "training": "training",
     "bench": "slow",
+    "install": "slow",
 }
 """The marker every test in a folder gets, so `-m` selects by what a test needs (PostgreSQL,
 a browser, torch) without each file declaring it; tests/unit gets none."""
@@ -39,6 +46,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if marker := FOLDER_MARKERS.get(folder):
             item.add_marker(marker)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scratch_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """State that code under test keeps without being given a data dir (get_settings(), CLI
+    subprocesses: the secret key, runs, the embedded database) goes to this worker's folder."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RLHF_DATA_DIR", str(tmp_path_factory.mktemp("data-dir")))
+    get_settings.cache_clear()
+    yield
+    patch.undo()
+    get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,9 @@ from judging.data import registry
 from judging.data.models import Checkpoint
 from judging.data.prompts import PromptRecord, store_prompt_set
 from judging.evaluation.config import EvalConfig, parse_eval_config
-from judging.settings import PROJECT_ROOT
+from tests.conftest import FETCHED_MODELS
 
-SMOLLM2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
+SMOLLM2 = FETCHED_MODELS / "SmolLM2-135M-Instruct"
 EVAL_PROMPTS = [
     "How do I boil an egg?",
     "What is the capital of France?",

@@ -92,7 +92,7 @@ class RunSection(_Section):
 class ModelSection(_Section):
     """Which weights to start from."""
 
-    base_model: Text = "data/models/SmolLM2-135M-Instruct"
+    base_model: Text = "var/models/SmolLM2-135M-Instruct"
     """Policy (and reference) starting point: a local folder or a hub name."""
     reward_model: Text = ""
     """PPO: reward model folder (AutoModelForSequenceClassification, num_labels=1)."""
@@ -425,7 +425,7 @@ def resolve_path(value: str, base: Path | None = None) -> str:
     candidate = Path(value).expanduser()
     if not candidate.is_absolute():
         candidate = (base or Path.cwd()) / candidate
-    if candidate.exists() or value.startswith((".", "/", "data/")):
+    if candidate.exists() or value.startswith((".", "/", "data/", "var/")):
         return str(candidate.resolve())
     return value
 

@@ -49,7 +49,7 @@ class LadderSpec:
     reward_model: str
     """The proxy: a reward-model folder or a shipped adapter (merged into the data dir once)."""
     out: str
-    base_model: str = "data/models/SmolLM2-135M-Instruct"
+    base_model: str = "var/models/SmolLM2-135M-Instruct"
     n_max: int = 16
     max_new_tokens: int = 128
     temperature: float = 0.7

@@ -38,7 +38,7 @@ class PairsSpec:
 
     out_dir: str = "data/preferences/ladder"
     prompts: str = "data/prompts/train.jsonl"
-    base_model: str = "data/models/SmolLM2-135M-Instruct"
+    base_model: str = "var/models/SmolLM2-135M-Instruct"
     proxy_prompts: int = 2400
     """~2,040 training pairs and ~360 gold-labelled held-out pairs at heldout_share 0.15."""
     eval_prompts: int = 1000

@@ -28,7 +28,7 @@ class SampleSpec:
     """What to sample: which prompts, how many, with which settings."""
 
     prompts: str = "data/prompts/train.jsonl"
-    base_model: str = "data/models/SmolLM2-135M-Instruct"
+    base_model: str = "var/models/SmolLM2-135M-Instruct"
     n_prompts: int = 800
     """Train prompts to answer (a seeded shuffle of the file, N from `first` on)."""
     first: int = 0

@@ -32,7 +32,7 @@ def ship(run_dir: Path, dest: Path) -> Path:
     for name in REPORT_FILES:
         shutil.copy2(run_dir / name, tmp / name)
     config = json.loads((tmp / "adapter_config.json").read_text("utf-8"))
-    config["base_model_name_or_path"] = "data/models/SmolLM2-135M-Instruct"  # not a local path
+    config["base_model_name_or_path"] = "var/models/SmolLM2-135M-Instruct"  # not a local path
     (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n", "utf-8")
     card = json.loads((tmp / "report.json").read_text("utf-8")).get("model_card", {})
     card.pop("model", None)  # a path on the machine that trained it

@@ -17,9 +17,9 @@ from sqlalchemy import text
 from app.auth import NEED_INVITE, MaybeRater
 from app.deps import SessionDep
 from app.render import render
+from judging import assets
 from judging.data.overview import run_overviews
 from judging.pipeline_status import read_status
-from judging.settings import PROJECT_ROOT
 
 router = APIRouter()
 log = logging.getLogger("app")
@@ -65,7 +65,7 @@ def index(request: Request, session: SessionDep, who: MaybeRater) -> Response:
 @router.get("/favicon.ico", include_in_schema=False)
 def favicon() -> FileResponse:
     """Browsers ask for it on every page that names no icon; a 404 there is console noise."""
-    return FileResponse(PROJECT_ROOT / "static" / "favicon.svg", media_type="image/svg+xml")
+    return FileResponse(assets.static_dir() / "favicon.svg", media_type="image/svg+xml")
 
 
 @router.get("/openapi.json", include_in_schema=False, response_model=None)

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cli.common import console
-from judging.settings import PROJECT_ROOT
+from judging import assets
 from training.config import load_config
 
 DEMO_CONFIGS = ("training/configs/demo_ppo_kl001.yaml", "training/configs/demo_ppo_kl01.yaml")
-SHIPPED_RM = PROJECT_ROOT / "data" / "reward_models" / "rm-onpolicy"
-SHIPPED_EVAL_RM = PROJECT_ROOT / "data" / "reward_models" / "rm-onpolicy-eval"
+SHIPPED_RM = assets.shipped_data_dir() / "reward_models" / "rm-onpolicy"
+SHIPPED_EVAL_RM = assets.shipped_data_dir() / "reward_models" / "rm-onpolicy-eval"
 """Trained on other prompts' pairs than the proxy; PPO never optimises it (`eval_reward`)."""
 SIM_STUDY = "demo-simulated"
 PEOPLE_STUDY = "demo-people"
@@ -34,7 +34,7 @@ class DemoContext:
     shipped_eval_rm: Path = SHIPPED_EVAL_RM
     eval_reward_model: Path | None = None
     """A ready evaluation reward-model folder (tests); default: the shipped one, merged."""
-    base_model: str = "data/models/SmolLM2-135M-Instruct"
+    base_model: str = "var/models/SmolLM2-135M-Instruct"
     train_overrides: list[str] = field(default_factory=list)
     """Extra `--set key=value` for every PPO run (tests shrink the models and steps)."""
     eval_limit: int | None = None

@@ -5,12 +5,16 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from judging.settings import PROJECT_ROOT
+from judging import assets
 
 
 def alembic_config(url: str) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    """Built here, not read from alembic.ini: an installed package has no alembic.ini (that file
+    serves the `alembic` command in a checkout, e.g. `alembic revision --autogenerate`), and the
+    logging it configures stays the caller's."""
+    config = Config()
+    config.set_main_option("script_location", str(assets.migrations_dir()))
+    config.set_main_option("path_separator", "os")
     config.attributes["url"] = url
     config.attributes["configure_logger"] = False
     return config

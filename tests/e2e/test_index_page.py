@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy.orm import Session
 
 from judging.data import registry
 from judging.studies.raters import invite_rater
 from tests.e2e.conftest import sign_in
-
-pytestmark = pytest.mark.integration
 
 
 def test_index_lists_runs_and_checkpoints(

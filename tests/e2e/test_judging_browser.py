@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
@@ -15,8 +14,6 @@ from judging.data.models import Judgement
 from judging.settings import PROJECT_ROOT
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab
-
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 SCREENSHOTS = PROJECT_ROOT / "screenshots"
 RUN = "hidden-run-xyz"

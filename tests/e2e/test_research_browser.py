@@ -16,8 +16,6 @@ from judging.settings import PROJECT_ROOT
 from tests.dashboard_helpers import ResearchLab, add_run, build_research_lab, summary
 from tests.e2e.conftest import sign_in
 
-pytestmark = pytest.mark.integration
-
 SCREENSHOTS = PROJECT_ROOT / "screenshots"
 HOSTILE = "<script>alert('xss')</script><img src=x onerror=alert(1)>"
 STEPS = (10, 20, 30, 40)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -15,8 +14,6 @@ from judging.settings import PROJECT_ROOT
 from judging.studies import service as studies
 from tests.e2e.conftest import sign_in
 from tests.judging_helpers import Lab, build_lab, judge_queue
-
-pytestmark = pytest.mark.integration
 
 SCREENSHOTS = PROJECT_ROOT / "screenshots"
 LONG = "\n\n".join(f"Paragraph {i}: a long and careful answer goes on." for i in range(200))

@@ -24,8 +24,6 @@ from judging.studies import service as studies
 from judging.studies.raters import revoke_rater
 from tests.judging_helpers import Lab, build_lab, login
 
-pytestmark = pytest.mark.integration
-
 RUN_NAME = "secret-run-name"
 
 # No sign-in needed. Everything not listed in PUBLIC or RATER is admin-only.

@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -57,7 +56,6 @@ def _race(factory: sessionmaker[Session], prompt_set_id: int, workers: int = 2) 
     return claimed
 
 
-@pytest.mark.integration
 def test_two_workers_racing_on_postgres_get_one_job(committed_factory: Any, tmp_path: Path) -> None:
     with committed_factory() as session:
         prompt_set_id, _ = _setup(session, tmp_path)
@@ -90,7 +88,6 @@ def test_two_workers_racing_on_sqlite_get_one_job(tmp_path: Path) -> None:
     engine.dispose()
 
 
-@pytest.mark.integration
 def test_jobs_are_created_once_base_first_and_failures_requeue(
     db_session: Session, tmp_path: Path
 ) -> None:
@@ -126,7 +123,6 @@ def test_jobs_are_created_once_base_first_and_failures_requeue(
     assert retry is not None and retry.checkpoint_id == ids[1] and retry.error is None
 
 
-@pytest.mark.integration
 def test_reward_model_and_external_runs_get_no_jobs(db_session: Session, tmp_path: Path) -> None:
     prompt_set_id, ids = _setup(db_session, tmp_path)
     for algorithm in ("rm", "external"):
@@ -176,7 +172,6 @@ def _generations(session: Session, checkpoint_id: int) -> int:
     return int(session.scalar(query.select_from(Generation)) or 0)
 
 
-@pytest.mark.integration
 def test_changed_checksum_requeues_evaluations(db_session: Session, tmp_path: Path) -> None:
     prompt_set_id, ids = _setup(db_session, tmp_path, checkpoints=2)
     checkpoint = registry.get_checkpoint(db_session, ids[1])
@@ -260,7 +255,6 @@ def _dead_pid() -> int:
     return child.pid  # reaped: no process has this pid now (until the kernel reuses it)
 
 
-@pytest.mark.integration
 def test_a_job_whose_worker_died_on_this_host_is_taken_at_once(
     db_session: Session, tmp_path: Path
 ) -> None:

@@ -33,7 +33,6 @@ from judging.stats.rule import RecommendationRule
 from judging.studies.qc import exclude_rater
 from tests.research_helpers import LONG, judge_pending, judged_study
 
-pytestmark = pytest.mark.integration
 RULE = RecommendationRule(n_boot=100)
 KEY = b"test-key"
 

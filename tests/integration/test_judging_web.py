@@ -17,8 +17,6 @@ from judging.studies import rating
 from judging.studies import service as studies
 from tests.judging_helpers import Lab, build_lab, form_value, item_id, login
 
-pytestmark = pytest.mark.integration
-
 
 def _count(session: Session) -> int:
     live = select(func.count()).select_from(Judgement).where(Judgement.withdrawn_at.is_(None))

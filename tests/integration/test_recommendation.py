@@ -32,7 +32,6 @@ from judging.studies.service import create_study
 from tests.judging_helpers import build_lab
 from tests.research_helpers import judge_pending, judged_study
 
-pytestmark = pytest.mark.integration
 RULE = RecommendationRule(n_boot=200)
 
 

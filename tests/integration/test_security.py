@@ -23,8 +23,6 @@ from judging.studies import service as studies
 from judging.studies.raters import invite_rater, invite_url
 from tests.judging_helpers import Lab, build_lab, login
 
-pytestmark = pytest.mark.integration
-
 DEV_SECRET = "dev-only-insecure-secret-key-change-me"
 
 

@@ -13,8 +13,6 @@ from sqlalchemy.orm import Session
 from judging.data.models import Study
 from tests.judging_helpers import Lab, build_lab, form_value, switch_to
 
-pytestmark = pytest.mark.integration
-
 GUIDE = "Prefer the **more helpful** answer.\n\n- ignore length\n\n<script>alert(1)</script>"
 
 

@@ -17,12 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from judging.settings import PROJECT_ROOT
 from tests.live_app import free_port
-
-pytestmark = pytest.mark.integration
 
 
 def _serve(pg_url: str, data_dir: Path, trusted: str | None) -> Iterator[str]:

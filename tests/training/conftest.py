@@ -10,9 +10,7 @@ import pytest
 from sqlalchemy import Engine, delete
 
 from judging.data.models import TrainingRun
-from judging.settings import PROJECT_ROOT
-
-SMOLLM2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
+from tests.evaluation_models import SMOLLM2
 
 PROMPTS = [
     "How do I boil an egg?",

@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.training
-
 PROMPT = [1, 3, 4]
 EOS = 2
 MAX_NEW = 3

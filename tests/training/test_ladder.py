@@ -199,7 +199,6 @@ def _import(path: Path, run: str, prompt_set: str) -> Any:
     )
 
 
-@pytest.mark.integration  # PostgreSQL
 def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
     ladder_file: Path, tiny_models: dict[str, Path], cli_db: Session
 ) -> None:
@@ -326,7 +325,6 @@ BAD = {
 }
 
 
-@pytest.mark.integration  # PostgreSQL
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_a_bad_ladder_file_is_refused_naming_the_line_with_nothing_imported(
     case: str, ladder_file: Path, cli_db: Session, tmp_path: Path
@@ -350,7 +348,6 @@ def test_a_bad_ladder_file_is_refused_naming_the_line_with_nothing_imported(
     assert cli_db.scalars(select(Generation)).all() == []
 
 
-@pytest.mark.integration  # PostgreSQL
 def test_a_truncated_gzip_ladder_is_refused(
     ladder_file: Path, cli_db: Session, tmp_path: Path
 ) -> None:
@@ -364,7 +361,6 @@ def test_a_truncated_gzip_ladder_is_refused(
     assert "not a complete gzip file" in str(result.exception)
 
 
-@pytest.mark.integration  # PostgreSQL
 def test_pairs_command_builds_disjoint_gold_labelled_pairs_and_ships_both_models(
     tiny_models: dict[str, Path], cli_db: Session, tmp_path: Path
 ) -> None:

@@ -12,8 +12,6 @@ from sqlalchemy.orm import Session
 from judging.data.models import Checkpoint, TrainingMetric, TrainingRun
 from training.config import TrainConfig, load_config
 
-pytestmark = pytest.mark.integration
-
 
 def _config(
     models: dict[str, Path], prompts: Path, tmp_path: Path, names: list[str], *extra: str

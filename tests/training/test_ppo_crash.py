@@ -28,7 +28,7 @@ from judging.evaluation.queue import ensure_evaluations
 from judging.settings import PROJECT_ROOT
 from training.config import load_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def _config_file(tmp_path: Path, models: dict[str, Path], prompts: Path, name: str) -> Path:

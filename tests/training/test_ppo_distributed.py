@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from judging.data.models import Checkpoint, TrainingRun
 from judging.settings import PROJECT_ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 # Target far above any KL of a barely moved policy: the error clips at -0.2 and with horizon =
 # global episodes per step (4), beta shrinks by 20% per step.

@@ -10,8 +10,6 @@ from sqlalchemy.orm import Session
 from judging.analysis.exports import preference_records, to_jsonl
 from tests.research_helpers import judged_study
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.parametrize("conversational", [False, True], ids=["standard", "conversational"])
 def test_dpo_trainer_takes_one_step_on_the_exported_pairs(

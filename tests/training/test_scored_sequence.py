@@ -8,8 +8,6 @@ import pytest
 
 from tests.evaluation_models import EVAL_PROMPTS
 
-pytestmark = pytest.mark.training
-
 
 def _rollouts(
     models: dict[str, Path], max_new_tokens: int

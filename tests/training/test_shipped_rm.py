@@ -10,8 +10,6 @@ from sqlalchemy import Engine
 
 from tests.training.test_trainers import _config
 
-pytestmark = pytest.mark.integration
-
 
 def test_lora_rm_ships_small_and_materialises_to_the_same_scores(
     tiny_models: dict[str, Path],
@@ -78,13 +76,13 @@ def test_a_shipped_reward_model_scores_its_held_out_pairs_as_its_report_says(
     margin its report states: the report describes these weights, not an earlier run's."""
     from judging.evaluation.rm_report import pairwise_accuracy
     from judging.settings import PROJECT_ROOT
+    from tests.evaluation_models import SMOLLM2 as smollm2
     from training.common import load_tokenizer
     from training.config import load_config
     from training.preferences import load_pairs, tokenize_pairs
     from training.reward import REQUIRED, score
     from training.shipped_rm import materialise
 
-    smollm2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
     if not (smollm2 / "config.json").is_file():
         pytest.skip("SmolLM2 is not converted: run `rlhf models fetch`")
     from transformers import AutoModelForSequenceClassification

@@ -15,8 +15,6 @@ from judging.data.models import TrainingMetric, TrainingRun
 from tests.training.conftest import PROMPTS
 from training.config import load_config
 
-pytestmark = pytest.mark.integration
-
 
 def _pairs(path: Path, n: int, seed: int) -> Path:
     """Trivially separable pairs: chosen says 'sunshine', rejected 'thunder' (random lengths)."""

@@ -15,6 +15,20 @@ def test_embedded_default_is_sqlite_under_data_dir(tmp_path: Path) -> None:
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'rlhf.db'}"
 
 
+def test_state_defaults_to_var_apart_from_the_committed_data(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from judging import settings as module
+
+    monkeypatch.delenv("RLHF_DATA_DIR", raising=False)
+    settings = load_settings(RLHF_SECRET_KEY="k" * 40)
+    assert settings.data_dir == module.PROJECT_ROOT / "var"  # a checkout: its own var/
+    # Installed (no pyproject.toml above the packages): var/ of the working directory.
+    monkeypatch.setattr(module, "PROJECT_ROOT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(RLHF_SECRET_KEY="k" * 40).data_dir == tmp_path / "var"
+
+
 def test_plain_postgresql_url_uses_psycopg3() -> None:
     settings = load_settings(DATABASE_URL="postgresql://u:p@db:5432/lab")
     assert settings.resolved_database_url == "postgresql+psycopg://u:p@db:5432/lab"

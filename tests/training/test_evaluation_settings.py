@@ -16,8 +16,6 @@ from judging.data import registry
 from judging.data.models import Checkpoint, Evaluation, Generation
 from tests.evaluation_models import register_lab, small_config
 
-pytestmark = pytest.mark.training
-
 
 def _lab(
     factory: sessionmaker[Session], models: dict[str, Path], adapter: Path | None = None
@@ -124,7 +122,7 @@ def test_evaluation_reward_model_is_scored_beside_the_training_one(
 
 
 def test_default_evaluation_reward_model_is_the_other_half(
-    committed_factory: Any, eval_models: dict[str, Path]
+    committed_factory: Any, eval_models: dict[str, Path], tmp_path: Path
 ) -> None:
     from judging.evaluation.results import default_eval_reward_model
 
@@ -139,8 +137,8 @@ def test_default_evaluation_reward_model_is_the_other_half(
                 base_model=str(eval_models["base"]),
                 config={"rm": {"pair_half": half}},
             )
-            path = Path(f"/tmp/{lab.run_name}-rm-{half}")
-            path.mkdir(exist_ok=True)
+            path = tmp_path / f"{lab.run_name}-rm-{half}"
+            path.mkdir()
             registry.register_checkpoint(session, run_id=rm_run.id, step=5, path=path)
             halves[half] = str(path)
         run = session.get(Checkpoint, lab.checkpoint.id).run  # type: ignore[union-attr]

@@ -12,8 +12,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from judging.data.models import Checkpoint, Evaluation, Generation
 from tests.evaluation_models import EVAL_PROMPTS, register_lab, small_config
 
-pytestmark = pytest.mark.training
-
 
 class Killed(BaseException):
     """Stands for the worker process dying mid-job (not an error the worker can record)."""

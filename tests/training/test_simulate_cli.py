@@ -14,8 +14,6 @@ from judging.studies.service import create_study
 from tests.e2e.conftest import committed_session, live_server  # noqa: F401  (fixtures)
 from tests.judging_helpers import build_lab
 
-pytestmark = pytest.mark.training
-
 
 def test_simulate_raters_command_fills_the_sim_share(
     live_server: str,  # noqa: F811

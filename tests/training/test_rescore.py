@@ -13,8 +13,6 @@ from sqlalchemy import select
 from judging.data.models import Evaluation, Generation, Prompt
 from tests.evaluation_models import EVAL_PROMPTS, register_lab, small_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.training]
-
 
 def _scores(factory: Any, checkpoint_id: int) -> list[float | None]:
     with factory() as session:
