@@ -166,6 +166,27 @@ def import_(
     """Register BoN(n), n = 1, 2, 4, ..., n_max, as checkpoints of a best-of-n run with the
     analytic KL, and store each one's chosen responses; a bad file is refused, naming the line,
     with nothing written."""
+    run_id, checkpoints = import_ladder_file(file, run, prompt_set, base_model, config_path)
+    rungs = [step for _, step in checkpoints if step > 0]
+    ids = " ".join(f"--checkpoint {checkpoint}" for checkpoint, _ in checkpoints)
+    console.print(
+        f"run [bold]{run}[/bold] (id {run_id}, best-of-n): base + BoN(n) for n = "
+        f"{', '.join(map(str, rungs))}, proxy scores and analytic KL stored.\nEvaluation RM: "
+        f"rlhf rescore --eval-reward-model data/reward_models/rm-ladder-eval "
+        f"--prompt-set {prompt_set} {ids}",
+        soft_wrap=True,
+    )
+
+
+def import_ladder_file(
+    file: Path,
+    run: str,
+    prompt_set: str = "heldout-200",
+    base_model: str | None = None,
+    config_path: Path | None = None,
+) -> tuple[int, list[tuple[int, int]]]:
+    """`rlhf ladder import` in one transaction (no torch): the run's id and its checkpoints'
+    (id, step), base (step 0) first."""
     from judging.evaluation.config import load_eval_config
     from judging.evaluation.ladder import import_ladder
     from judging.evaluation.queue import default_prompt_set
@@ -184,16 +205,10 @@ def import_(
             base_model=base_model,
             root=PROJECT_ROOT,
         )
-        rungs = [c.step for c in registered.checkpoints if c.kind != "base"]
-        ids = " ".join(f"--checkpoint {c.id}" for c in registered.checkpoints)
-        run_id = registered.id
-    console.print(
-        f"run [bold]{run}[/bold] (id {run_id}, best-of-n): base + BoN(n) for n = "
-        f"{', '.join(map(str, rungs))}, proxy scores and analytic KL stored.\nEvaluation RM: "
-        f"rlhf rescore --eval-reward-model data/reward_models/rm-ladder-eval "
-        f"--prompt-set {prompt_set} {ids}",
-        soft_wrap=True,
-    )
+        checkpoints = sorted(
+            ((int(c.id), int(c.step)) for c in registered.checkpoints), key=lambda c: c[1]
+        )
+        return int(registered.id), checkpoints
 
 
 @app.command("pairs")

@@ -13,9 +13,14 @@ from training.config import load_config
 
 DEMO_CONFIGS = ("training/configs/demo_ppo_kl001.yaml", "training/configs/demo_ppo_kl01.yaml")
 SHIPPED_RM = assets.shipped_data_dir() / "reward_models" / "rm-onpolicy"
+SHIPPED_LADDER_RM = assets.shipped_data_dir() / "reward_models" / "rm-ladder-proxy"
+"""The best-of-n ladder's proxy: PPO trains against it too when it is shipped (`proxy_adapter`)."""
+LADDER_FILE = assets.shipped_data_dir() / "ladder" / "smollm2-rm-ladder-proxy.jsonl.gz"
+LADDER_REF_FILE = assets.shipped_data_dir() / "ladder" / "smollm2-base-ref.jsonl.gz"
 SHIPPED_EVAL_RM = assets.shipped_data_dir() / "reward_models" / "rm-onpolicy-eval"
 """Trained on other prompts' pairs than the proxy; PPO never optimises it (`eval_reward`)."""
 SIM_STUDY = "demo-simulated"
+LADDER_STUDY = "demo-ladder"
 PEOPLE_STUDY = "demo-people"
 Report = Callable[[str], None]
 """A stage's `report(detail)`: updates its line in the status file and on the console."""
@@ -29,8 +34,16 @@ class DemoContext:
     eval_config: str = "training/configs/eval_demo.yaml"
     prompt_set: str = "heldout-200"
     shipped_rm: Path = SHIPPED_RM
+    shipped_ladder_rm: Path = SHIPPED_LADDER_RM
     reward_model: Path | None = None
     """A ready reward-model folder (skips materialising the shipped one; tests use it)."""
+    ladder_file: Path = LADDER_FILE
+    """Best-of-n samples (`rlhf ladder build`, n_max 16) against the ladder proxy."""
+    ladder_ref_file: Path = LADDER_REF_FILE
+    """One more base sample per prompt (n_max 1, another seed): the ladder study's reference.
+    The ladder's own base holds sample 0, which BoN(n) chose from, so it is not independent."""
+    ladder_run: str = "bon-smollm2"
+    ladder_ref_run: str = "smollm2-base-ref"
     shipped_eval_rm: Path = SHIPPED_EVAL_RM
     eval_reward_model: Path | None = None
     """A ready evaluation reward-model folder (tests); default: the shipped one, merged."""
@@ -52,8 +65,22 @@ class DemoContext:
     """Evaluation workers once training is done (0: one per CPU core, each on one thread)."""
 
     @property
+    def proxy_adapter(self) -> Path:
+        """The shipped proxy PPO trains against: the ladder's when shipped, so that the PPO runs
+        and the best-of-n ladder optimise one proxy; the on-policy RM otherwise."""
+        if (self.shipped_ladder_rm / "adapter_config.json").is_file():
+            return self.shipped_ladder_rm
+        return self.shipped_rm
+
+    @property
     def rm_folder(self) -> Path:
-        return self.reward_model or self.data_dir / "reward_models" / "rm-onpolicy-merged"
+        """Where the proxy is merged: `<data dir>/reward_models/<name>-merged`, the folder
+        `rlhf ladder build` merges a shipped adapter into, so both share one copy."""
+        merged = self.data_dir / "reward_models" / f"{self.proxy_adapter.name}-merged"
+        return self.reward_model or merged
+
+    def ladder_files_missing(self) -> list[Path]:
+        return [p for p in (self.ladder_file, self.ladder_ref_file) if not p.is_file()]
 
     @property
     def eval_rm_folder(self) -> Path | None:

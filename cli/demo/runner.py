@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from judging.pipeline_status import PipelineStatus, StageState, read_status, write_status
@@ -21,6 +21,9 @@ class Stage:
     """True when nothing is left to do (checked before and after `run`)."""
     run: Callable[[Callable[[str], None]], None]
     """Does the missing work; its argument `report(detail)` updates the status line."""
+    skip: Callable[[], str | None] = field(default=lambda: None)
+    """Why the stage cannot run here (its inputs are absent), or None. A skipped stage is not a
+    failure: the status says why, and a later run does it once the inputs exist."""
 
 
 def fresh_status(stages: list[Stage], previous: PipelineStatus | None) -> PipelineStatus:
@@ -56,6 +59,11 @@ def run_stages(
 
     save()
     for stage in stages:
+        reason = stage.skip()
+        if reason is not None:
+            status.set(stage.name, "skipped", reason)
+            save()
+            continue
         if stage.done():
             if status.stage(stage.name).state != "done":
                 status.set(stage.name, "skipped", "already done")

@@ -1,5 +1,6 @@
-"""The demo's two studies: which checkpoints they judge, how many base samples they need, and
-their creation (idempotent: a rerun finds the study and only re-issues the raters' tokens)."""
+"""The demo's studies (the ladder's, the PPO sweep's, the people's): which checkpoints they judge,
+how many base samples they need, and their creation (idempotent: a rerun finds the study and
+only re-issues the raters' tokens)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from judging.studies.service import create_study
 from training.config import load_config, saved_steps
 
 RATERS_PER_COMPARISON = 2
+LADDER_BASE_REUSE = 5
+"""The ladder study's reference has one base sample per prompt (n_max 1), shared by the five
+rungs BoN(1..16): each comparison of a prompt goes to its own raters (`ladder_raters`)."""
 PEOPLE_SHORTLIST = 4
 """The people's study judges at most this many checkpoints (`shortlist`): a few hundred items
 per person instead of thousands, and as many base responses per prompt."""
@@ -43,6 +47,12 @@ def sim_base_reuse(ctx: DemoContext) -> int:
     return max(1, ctx.sim_raters // (2 * RATERS_PER_COMPARISON))
 
 
+def ladder_raters(ctx: DemoContext) -> int:
+    """Simulated raters of the ladder study: enough for `LADDER_BASE_REUSE` comparisons to share
+    a base response, each with its own `RATERS_PER_COMPARISON` raters."""
+    return max(ctx.sim_raters, LADDER_BASE_REUSE * RATERS_PER_COMPARISON)
+
+
 def base_replicates_wanted(ctx: DemoContext) -> int:
     # Replicate 0 is the shared-seed sample used for KL and reward (never judged against a
     # checkpoint on the same seed), then the base responses blind judging pairs with the
@@ -60,8 +70,10 @@ def create_demo_study(
     raters: list[str],
     checkpoints: list[int],
     base_reuse: int = 1,
+    reference: int | None = None,
 ) -> tuple[int, dict[str, str]]:
-    """The study over these demo checkpoints; returns its id and the raters' tokens."""
+    """The study over these demo checkpoints against `reference` (default: the base of the first
+    checkpoint's run); returns its id and the raters' tokens."""
     with db_session() as session:
         tokens: dict[str, str] = {}
         ids: list[int] = []
@@ -78,6 +90,7 @@ def create_demo_study(
             checkpoint_ids=checkpoints,
             prompt_set_id=default_prompt_set(session, ctx.prompt_set).id,
             rater_ids=ids,
+            reference_checkpoint_id=reference,
             raters_per_comparison=RATERS_PER_COMPARISON,
             seed=0,
             base_reuse=base_reuse,

@@ -44,7 +44,7 @@ from judging.data.registry import (
 from judging.errors import InputFileError, NotFoundError
 from judging.evaluation.config import EvalConfig
 from judging.evaluation.imports import attach_responses
-from judging.evaluation.results import NewGeneration, Scorers, job_prompts, prompt_seed
+from judging.evaluation.results import NewGeneration, Scorers, job_prompts
 
 FORMAT_VERSION = 1
 ALGORITHM = "best-of-n"
@@ -82,6 +82,8 @@ def best_of(scores: Sequence[float], n: int) -> int:
 class Sample:
     line: int
     index: int
+    seed: int
+    """The seed the sample was drawn with (`training.onpolicy.sample_seed`)."""
     text: str
     n_tokens: int
     finish_reason: str
@@ -136,6 +138,9 @@ def _sample(name: str, number: int, row: dict[str, Any], n_max: int) -> Sample:
     index = row.get("sample")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_max:
         raise InputFileError(name, number, f"'sample' must be an integer in 0..{n_max - 1}")
+    seed = row.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputFileError(name, number, "'seed' must be a non-negative integer")
     text = row.get("text")
     if not isinstance(text, str):
         raise InputFileError(name, number, "'text' must be a string")
@@ -152,7 +157,7 @@ def _sample(name: str, number: int, row: dict[str, Any], n_max: int) -> Sample:
     score = row.get("proxy_score")
     if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
         raise InputFileError(name, number, "'proxy_score' must be a finite number")
-    return Sample(number, index, text, len(tokens), str(finish), float(score))
+    return Sample(number, index, seed, text, len(tokens), str(finish), float(score))
 
 
 def parse_ladder(path: Path, prompts: Sequence[Prompt], set_name: str) -> Ladder:
@@ -218,13 +223,22 @@ def _resolve(path: str, root: Path | None) -> Path:
     return p if p.is_absolute() or root is None else root / p
 
 
-def _generation(
-    prompt: Prompt, sample: Sample, n: int, config: EvalConfig, kl: float
-) -> NewGeneration:
+SEED_MASK = 0x7FFF_FFFF
+"""A stored seed fits the generations' 32-bit signed column; sample seeds are 32-bit unsigned."""
+
+
+def stored_seed(sample: Sample) -> int:
+    """The generation's seed: the sample's own, so that blind judging (which never pairs a
+    response with a base sample on a seed it used) pairs a rung with another ladder's samples,
+    e.g. a reference built with another seed, and refuses the ladder's own base sample 0."""
+    return sample.seed & SEED_MASK
+
+
+def _generation(prompt: Prompt, sample: Sample, n: int, kl: float) -> NewGeneration:
     ended_on_pad = sample.finish_reason == "pad"
     return NewGeneration(
         prompt.id,
-        prompt_seed(config, prompt),
+        stored_seed(sample),
         sample.text,
         sample.n_tokens,
         "stop" if ended_on_pad else sample.finish_reason,
@@ -332,7 +346,7 @@ def import_ladder(
         for prompt in prompts:
             samples = ladder.samples[prompt.id]
             pick = samples[best_of([s.proxy_score for s in samples], n)]
-            items.append(_generation(prompt, pick, n, config, kl))
+            items.append(_generation(prompt, pick, n, kl))
         attach_responses(
             session,
             checkpoint_id=checkpoint.id,

@@ -204,6 +204,7 @@ def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
 ) -> None:
     from judging.analysis.dashboard.checkpoints import checkpoint_points
     from judging.data.models import Evaluation, Generation, TrainingMetric, TrainingRun
+    from judging.evaluation.ladder import SEED_MASK
 
     _prompt_set(cli_db, "ho-ladder")
     result = _import(ladder_file, "bon-tiny", "ho-ladder")
@@ -219,6 +220,7 @@ def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
     scores = {
         (r["prompt_id"], r["sample"]): r["proxy_score"] for r in rows
     }  # what BoN(n) must choose from
+    seeds = {(r["prompt_id"], r["sample"]): r["seed"] for r in rows}
     for checkpoint in run.checkpoints:
         n = max(checkpoint.step, 1)
         assert checkpoint.metrics.get("objective/kl", 0.0) == pytest.approx(bon_kl(n))
@@ -232,6 +234,7 @@ def test_import_registers_bon_checkpoints_scored_by_the_normal_path(
             want = first_n.index(max(first_n))  # the first of the best among samples 0..n-1
             assert g.diagnostics["best_of_n"] == {"n": n, "sample": want}
             assert g.reward_score == pytest.approx(scores[(pid, want)])
+            assert g.seed == seeds[(pid, want)] & SEED_MASK  # the sample's own seed
             assert g.kl_k3 == pytest.approx(bon_kl(n))
             assert g.backend == "best-of-n"
         evaluation = cli_db.scalar(
@@ -322,6 +325,14 @@ BAD = {
         "prompt text of 't1' differs from prompt set 'ho-bad'",
     ),
     "no-header": (lambda ls: ls[1:], 1, "first line must be a ladder header (ladder: 1)"),
+    "negative-seed": (
+        lambda ls: [
+            x.replace('"seed":', '"seed":-') if i == _line(2, 1) - 1 else x
+            for i, x in enumerate(ls)
+        ],
+        _line(2, 1),
+        "'seed' must be a non-negative integer",
+    ),
 }
 
 

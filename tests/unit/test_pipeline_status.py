@@ -46,6 +46,23 @@ def test_runs_then_skips_everything_on_a_rerun(tmp_path: Path) -> None:
     assert [s.state for s in again.stages] == ["done", "done"]  # done before: stays done
 
 
+def test_a_stage_without_its_inputs_is_skipped_with_the_reason_and_runs_once_they_exist(
+    tmp_path: Path,
+) -> None:
+    a, b = Work(1), Work(1)
+    reason: dict[str, str | None] = {"why": "no input file"}
+    stages = [Stage("a", "Stage A", a.done, a.run, lambda: reason["why"]), *_stages(a, b)[1:]]
+    status = run_stages(stages, tmp_path)
+    assert status.state == "done" and a.calls == 0 and b.calls == 1
+    assert [(s.state, s.detail) for s in status.stages] == [
+        ("skipped", "no input file"),
+        ("done", "1/1"),
+    ]
+    reason["why"] = None
+    again = run_stages(stages, tmp_path)
+    assert a.calls == 1 and [s.state for s in again.stages] == ["done", "done"]
+
+
 def test_ctrl_c_is_recorded_and_the_rerun_resumes(tmp_path: Path) -> None:
     a, b = Work(2), Work(5, interrupt_at=2)
     with pytest.raises(KeyboardInterrupt):
