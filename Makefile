@@ -12,7 +12,7 @@ PYTEST_WORKERS ?= auto
 
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: demo test test-unit test-vllm vllm-venv venv model migrate prompts serve browser-deps postgres lint typecheck clean-venv
+.PHONY: ladder demo test test-unit test-vllm vllm-venv venv model migrate prompts serve browser-deps postgres lint typecheck clean-venv
 
 venv: $(VENV)/.installed
 
@@ -44,6 +44,11 @@ serve: venv
 # Ctrl-C stops both and a rerun resumes. `make serve` serves without the pipeline.
 demo: model prompts
 	$(BIN)/rlhf demo up
+
+# Rebuild the best-of-n ladder's shipped files (pairs, both RMs, the ladder, its reference) on CPU:
+# ~1.5 h on 2 cores with .venv-vllm (docs/ladder.md); every step resumes.
+ladder: venv model
+	bash scripts/build_ladder.sh
 
 browser-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

@@ -223,7 +223,7 @@ def pairs(
     dtype: str = typer.Option("float32", "--dtype"),
     flip: float = typer.Option(0.25, "--flip", min=0.0, max=0.5, help="Label-flip rate."),
     length_bias: float = typer.Option(
-        0.3, "--length-bias", help="Labeller's gold units per 100 words longer."
+        0.4, "--length-bias", help="Labeller's gold units per 100 words longer."
     ),
     heldout_share: float = typer.Option(0.15, "--heldout-share", min=0.0, max=1.0),
     seed: int = typer.Option(0, "--seed"),

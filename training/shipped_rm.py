@@ -9,6 +9,7 @@ PPO and evaluation load reward models as plain `AutoModelForSequenceClassificati
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,20 @@ def materialise(shipped: Path, base_model: str, out: Path) -> Path:
     )
     model.config.pad_token_id = tokenizer.pad_token_id
     model = PeftModel.from_pretrained(model, str(shipped)).merge_and_unload()
-    tmp = out.with_name(out.name + ".tmp")
+    # A folder per process, renamed into place: shards of one build may merge at the same time,
+    # and the first complete folder wins (the others are identical).
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        shutil.rmtree(tmp)
+        return out
     if out.exists():
         shutil.rmtree(out)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:  # another process renamed its copy first
+        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -25,7 +25,7 @@ from judging.data.prompts import PromptRecord, store_prompt_set
 from tests.e2e.conftest import committed_session, live_server  # noqa: F401  (fixtures)
 from tests.training.conftest import PROMPTS
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 N_PROMPTS = 4
 N_MAX = 4
