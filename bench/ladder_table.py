@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def _mean(block: Any) -> str:
     if not block:
         return "-"
-    return f"{block['mean']:.3f} [{block['lo']:.3f}, {block['hi']:.3f}]"
+    return f"{block['mean']:.3f} [{block['ci_low']:.3f}, {block['ci_high']:.3f}]"
 
 
 def rows(session: Any, run_name: str, study_id: int) -> list[dict[str, Any]]:
