@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--run", default="bon-smollm2")
     parser.add_argument("--reference-run", default="smollm2-base-ref")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--raters", type=int, default=10)
     parser.add_argument("--base-reuse", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.9)
@@ -189,7 +190,7 @@ def main() -> None:
     server, url = start_server(url_db)
     results: list[dict[str, Any]] = []
     try:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for allocation in ("uniform", "adaptive"):
                 row = one_study(
                     factory,
