@@ -151,11 +151,87 @@ def one_study(
         }
 
 
-def gold_truth(factory: Any, study_id: int) -> dict[int, float]:
-    from judging.analysis.gold_curve import gold_rates
+def gold_truths(factory: Any, study_id: int) -> dict[str, dict[int, float]]:
+    """Each checkpoint's gold win rate on every prompt of a uniform study, two ways: "rater"
+    is a simulated rater's expected preference (what verdicts can reveal; the decision bench's
+    and selection_regret's truth), "noise-free" the gold verdict itself (the study's gold line).
+    They can rank close checkpoints differently: rater noise compresses large gold gaps."""
+    from judging.analysis.gold_curve import gold_pairs
+    from judging.analysis.regret import gold_win_probability
+    from judging.gold import RaterSpec
 
+    spec = RaterSpec()
     with factory() as session:
-        return {c: i.estimate for c, i in gold_rates(session, study_id).items()}
+        pairs = gold_pairs(session, study_id)
+    return {
+        "rater": {
+            c: float(np.mean([gold_win_probability(g - r, spec) for _, g, r in rows]))
+            for c, rows in pairs.items()
+        },
+        "noise-free": {
+            c: float(np.mean([1.0 if g > r else 0.0 if g < r else 0.5 for _, g, r in rows]))
+            for c, rows in pairs.items()
+        },
+    }
+
+
+def stored_results(factory: Any, prefix: str) -> list[dict[str, Any]]:
+    """The rows of studies this script ran before (names http-<allocation>-s<seed>-...)."""
+    from sqlalchemy import select
+
+    from judging.analysis.recommendation import latest_recommendation
+    from judging.data.models import Study
+    from judging.studies.allocation import describe, live_verdicts
+
+    out = []
+    with factory() as session:
+        for study in session.scalars(
+            select(Study).where(Study.name.like(f"{prefix}%")).order_by(Study.id)
+        ):
+            _, allocation, seed, _ = study.name.split("-", 3)
+            rec = latest_recommendation(session, study.id)
+            view = describe(session, study)
+            out.append(
+                {
+                    "study": study.id,
+                    "allocation": allocation,
+                    "seed": int(seed[1:]),
+                    "verdicts": live_verdicts(session, study.id),
+                    "decided_after": view.decided_after if view else None,
+                    "pick": rec.checkpoint_id if rec else None,
+                    "p_within": rec.evidence.get("p_within_delta") if rec else None,
+                    "seconds": float("nan"),
+                }
+            )
+    return out
+
+
+def report(
+    results: list[dict[str, Any]], truths: dict[str, dict[int, float]], delta: float
+) -> None:
+    for measure, truth in truths.items():
+        best = max(truth.values())
+        print(f"\n### truth: {measure} gold win rate (all prompts): "
+              f"{ {c: round(v, 3) for c, v in truth.items()} }, delta {delta}\n")  # fmt: skip
+        print("| allocation | seed | verdicts | pick | stated P(within delta) | regret |")
+        print("|---|---|---|---|---|---|")
+        regrets: dict[int, float] = {}
+        for r in results:
+            regrets[r["study"]] = best - truth[r["pick"]] if r["pick"] is not None else best - 0.5
+            p = f"{r['p_within']:.2f}" if r["p_within"] is not None else "-"
+            print(f"| {r['allocation']} | {r['seed']} | {r['verdicts']} | {r['pick']} | {p} | "
+                  f"{regrets[r['study']]:.4f} |")  # fmt: skip
+        for name in ("uniform", "adaptive"):
+            rows = [r for r in results if r["allocation"] == name]
+            within = [float(regrets[r["study"]] <= delta) for r in rows]
+            stated = [r["p_within"] for r in rows if r["p_within"] is not None]
+            print(f"{name}: regret {mean_ci([regrets[r['study']] for r in rows])}, within delta "
+                  f"of the gold-best in {sum(within):.0f}/{len(within)} seeds, mean stated "
+                  f"P {np.mean(stated):.2f}")  # fmt: skip
+    uni = {r["seed"]: r for r in results if r["allocation"] == "uniform"}
+    ada = {r["seed"]: r for r in results if r["allocation"] == "adaptive"}
+    saving = [1 - ada[s]["verdicts"] / uni[s]["verdicts"] for s in sorted(set(uni) & set(ada))]
+    print(f"\nverdicts saved by adaptive: {mean_ci(saving)} (share of uniform's)")
 
 
 def mean_ci(values: list[float]) -> str:
@@ -174,6 +250,9 @@ def main() -> None:
     parser.add_argument("--raters", type=int, default=10)
     parser.add_argument("--base-reuse", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.9)
+    parser.add_argument(
+        "--report", action="store_true", help="no new studies: report the stored http-* ones"
+    )
     args = parser.parse_args()
 
     from judging.data.db import make_engine, make_session_factory
@@ -187,6 +266,12 @@ def main() -> None:
     with factory() as session:
         cands, reference, prompt_set = checkpoints(session, args.run, args.reference_run)
     delta = RecommendationRule().delta
+    if args.report:
+        stored = stored_results(factory, "http-")
+        uniform = next(r["study"] for r in stored if r["allocation"] == "uniform")
+        report(stored, gold_truths(factory, uniform), delta)
+        engine.dispose()
+        return
     server, url = start_server(url_db)
     results: list[dict[str, Any]] = []
     try:
@@ -209,27 +294,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    truth = gold_truth(factory, next(r["study"] for r in results if r["allocation"] == "uniform"))
+    truths = gold_truths(factory, next(r["study"] for r in results if r["allocation"] == "uniform"))
     engine.dispose()
-    best = max(truth.values())
-    print(f"\n{len(cands)} checkpoints, gold win rates (all prompts): "
-          f"{ {c: round(v, 3) for c, v in truth.items()} }, delta {delta}\n")  # fmt: skip
-    print("| allocation | seed | verdicts | pick | stated P(within delta) | regret | seconds |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        regret = best - truth[r["pick"]] if r["pick"] is not None else best - 0.5
-        r["regret"] = regret
-        p = f"{r['p_within']:.2f}" if r["p_within"] is not None else "-"
-        print(f"| {r['allocation']} | {r['seed']} | {r['verdicts']} | {r['pick']} | {p} | "
-              f"{regret:.4f} | {r['seconds']:.0f} |")  # fmt: skip
-    uni = [r for r in results if r["allocation"] == "uniform"]
-    ada = [r for r in results if r["allocation"] == "adaptive"]
-    saving = [1 - a["verdicts"] / u["verdicts"] for u, a in zip(uni, ada, strict=True)]
-    print(f"\nverdicts saved by adaptive: {mean_ci(saving)} (share of uniform's)")
-    for name, rows in (("uniform", uni), ("adaptive", ada)):
-        within = [float(r["regret"] <= delta) for r in rows]
-        print(f"{name}: regret {mean_ci([r['regret'] for r in rows])}, within delta of the "
-              f"gold-best in {sum(within):.0f}/{len(within)} seeds")  # fmt: skip
+    report(results, truths, delta)
 
 
 if __name__ == "__main__":
