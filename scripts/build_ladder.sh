@@ -40,7 +40,12 @@ sharded() {
 for role in proxy eval; do
   sharded ladder pairs "${SAMPLING[@]}" --batch-size 48 --only "$role"
 done
-"$VENV/bin/rlhf" ladder pairs --threads 0      # merge, label, train and ship both RMs
+# Merge the shards and label; train and ship both RMs unless both are shipped already.
+TRAIN=--train
+if [ -f "$PROXY/report.json" ] && [ -f data/reward_models/rm-ladder-eval/report.json ]; then
+  TRAIN=--no-train
+fi
+"$VENV/bin/rlhf" ladder pairs --threads 0 "$TRAIN"
 
 sharded ladder build --n-max 16 --reward-model "$PROXY" "${SAMPLING[@]}" --chunk 4 --out "$LADDER"
 "$SAMPLER" ladder build --n-max 16 --reward-model "$PROXY" "${SAMPLING[@]}" --chunk 4 \
