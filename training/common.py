@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -260,3 +261,17 @@ def resolve_model_paths(cfg: TrainConfig) -> None:
         cfg.model.ref_model = resolve_path(cfg.model.ref_model)
     if not cfg.model.base_model:
         raise ConfigError("'model.base_model' is required")
+
+
+def shard_path(out: Path, index: int, count: int) -> Path:
+    """Where shard `index` of `count` of the file `out` is written (one process per shard)."""
+    return out.with_name(f"{out.name}.shard{index}of{count}")
+
+
+def shard_files(out: Path) -> list[Path]:
+    """The shards of `out` on disk, in name order (never a writer's `.partial` leftover)."""
+    return sorted(
+        path
+        for path in out.parent.glob(f"{out.name}.shard*of*")
+        if re.fullmatch(r"\.shard\d+of\d+", path.name[len(out.name) :])
+    )

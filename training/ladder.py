@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import Any
 
 from judging.errors import ConfigError
 from judging.evaluation.ladder import FORMAT_VERSION, check_header, iter_rows
-from training.common import read_jsonl
+from training.common import read_jsonl, shard_files, shard_path
 from training.generation.base import ModelRef, SamplingParams
 from training.onpolicy import sample_seed
 
@@ -126,11 +125,7 @@ def read_built(out: Path, header: dict[str, Any]) -> tuple[list[str], set[str]]:
 
 def merge_shards(out: Path, header: dict[str, Any], order: Sequence[str]) -> None:
     """Fold complete prompts of `<out>.shard*` into `out` (same header), in prompt order."""
-    shards = sorted(
-        path
-        for path in out.parent.glob(f"{out.name}.shard*of*")
-        if re.fullmatch(r"\.shard\d+of\d+", path.name[len(out.name) :])  # not a .partial
-    )
+    shards = shard_files(out)
     if not shards:
         return
     by_prompt: dict[str, list[str]] = {}
@@ -223,9 +218,9 @@ def build_ladder(
         raise ConfigError(f"shard {index} of {count} does not exist")
     lines, done = read_built(out, header)
     if count > 1:  # a shard is a ladder file of its own over every n-th prompt
-        out = out.with_name(f"{out.name}.shard{index}of{count}")
-        done |= read_built(out, header)[1]
-        lines = read_built(out, header)[0]
+        out = shard_path(out, index, count)
+        lines, in_shard = read_built(out, header)
+        done |= in_shard
     pending = [r for i, r in enumerate(prompts) if str(r["id"]) not in done and i % count == index]
     if not pending:
         if not out.is_file():

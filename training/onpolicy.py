@@ -13,13 +13,12 @@ import hashlib
 import json
 import os
 import random
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.common import read_jsonl
+from training.common import read_jsonl, shard_files, shard_path
 from training.generation.base import ModelRef, SamplingParams
 
 
@@ -90,17 +89,9 @@ def read_done(path: Path) -> set[str]:
     return done
 
 
-def shard_path(out: Path, index: int, count: int) -> Path:
-    return out.with_name(f"{out.name}.shard{index}of{count}")
-
-
 def merge_shards(out: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Fold `<out>.shard*` into `out`: one line per prompt, in the order of `rows`."""
-    shards = sorted(
-        path
-        for path in out.parent.glob(f"{out.name}.shard*of*")
-        if re.fullmatch(r"\.shard\d+of\d+", path.name[len(out.name) :])
-    )
+    shards = shard_files(out)
     if not shards:
         return
     by_id: dict[str, str] = {}
