@@ -44,6 +44,15 @@ def test_sampling_resumes_and_is_deterministic(
     generate_samples(longer, fresh)
     assert sorted(fresh.read_text().splitlines()) == sorted(out.read_text().splitlines())
 
+    # Shards (one process per core) merge into what one unsharded run writes, in prompt order.
+    sharded = tmp_path / "sharded.jsonl"
+    assert generate_samples(longer, sharded, shard=(1, 2)) == 3
+    assert generate_samples(longer, sharded, shard=(0, 2)) == 3
+    assert not sharded.exists() and len(list(tmp_path.glob("sharded.jsonl.shard*"))) == 2
+    assert generate_samples(longer, sharded) == 0  # merged: nothing left to sample
+    assert sharded.read_text() == fresh.read_text()
+    assert not list(tmp_path.glob("sharded.jsonl.shard*"))
+
     # The evaluation RM's window starts after the proxy's prompts: no prompt is shared.
     window = SampleSpec(**{**spec.__dict__, "first": 6, "n_prompts": 10})
     later = tmp_path / "window.jsonl"
