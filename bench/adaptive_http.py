@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the app did not start")
+from bench.decision_bench import _mean_ci
+from tests.live_app import LiveApp
 
 
 def checkpoints(session: Any, run: str, reference_run: str) -> tuple[list[int], int, int]:
@@ -235,9 +206,8 @@ def report(
 
 
 def mean_ci(values: list[float]) -> str:
-    a = np.asarray(values, dtype=float)
-    half = 1.96 * a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
-    return f"{a.mean():.4f} ± {half:.4f}"
+    mean, half = _mean_ci(values)
+    return f"{mean:.4f} ± {half:.4f}"
 
 
 def main() -> None:
@@ -272,7 +242,10 @@ def main() -> None:
         report(stored, gold_truths(factory, uniform), delta)
         engine.dispose()
         return
-    server, url = start_server(url_db)
+    scratch = tempfile.TemporaryDirectory()
+    server = LiveApp(url_db, Path(scratch.name))
+    server.start()
+    url = server.url
     results: list[dict[str, Any]] = []
     try:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -292,8 +265,8 @@ def main() -> None:
                 results.append(row)
                 print(row, flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
+        scratch.cleanup()
     truths = gold_truths(factory, next(r["study"] for r in results if r["allocation"] == "uniform"))
     engine.dispose()
     report(results, truths, delta)
