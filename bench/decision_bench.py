@@ -46,7 +46,7 @@ from numpy.typing import NDArray  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.decision_worlds import FAMILIES, Study, World, draw_study  # noqa: E402
+from bench.decision_worlds import FAMILIES, Study, draw_study  # noqa: E402
 from judging.stats.allocation import AllocationRule, allocation_state  # noqa: E402
 from judging.stats.divergence import Estimate  # noqa: E402
 from judging.stats.lc_winrate import LCModel, LengthVote  # noqa: E402
@@ -91,6 +91,10 @@ class Lab(Protocol):
     def n(self) -> int: ...
 
     def flags(self) -> list[tuple[str, ...]]: ...
+
+    def available(self, k: int, prompts: int) -> int:
+        """Prompts checkpoint `k` can be judged on (of `prompts`)."""
+        ...
 
 
 def evidence_of(world: Lab, study: Study) -> list[CheckpointEvidence]:
@@ -176,8 +180,6 @@ def _outcome(index: int, gold: np.ndarray, family: str, budget: str, rule: str,
 
 
 ADAPTIVE = "adaptive (successive elimination + stopping rule)"
-CHECKS = (30, 40, 50, 60, 80, 100, 120, 140, 160, 180)
-"""Prompts served per contender at which the adaptive study recomputes its contenders."""
 ALLOCATION = AllocationRule()
 
 
@@ -189,17 +191,17 @@ def _prefix(study: Study, frontier: np.ndarray) -> Study:
 
 
 def adaptive(
-    world: World, study: Study, prompts: int, rule: RecommendationRule,
+    world: Lab, study: Study, prompts: int, rule: RecommendationRule,
     allocation: AllocationRule = ALLOCATION,
 ) -> tuple[int | None, float | None, int]:  # fmt: skip
     """Successive elimination (`stats.allocation`) replayed on a drawn study: every contender is
-    served the next prompts of one fixed order; returns (pick, stated P(within delta),
-    verdicts used)."""
-    available = np.array([world.sparse.get(k, prompts) for k in range(world.n)])
+    served the next prompts of one fixed order up to the rule's next look; returns (pick,
+    stated P(within delta), verdicts used)."""
+    available = np.array([world.available(k, prompts) for k in range(world.n)])
     frontier = np.zeros(world.n, dtype=np.int64)
     contenders = np.arange(world.n)
     state = None
-    for check in (*CHECKS, prompts):
+    for check in (*allocation.looks, prompts):
         frontier[contenders] = np.minimum(min(check, prompts), available[contenders])
         evidence = evidence_of(world, _prefix(study, frontier))
         exhausted = {k for k in range(world.n) if frontier[k] >= available[k]}
@@ -215,18 +217,21 @@ def adaptive(
     return state.leader, state.p_within_delta, used
 
 
-def _adaptive_outcomes(index: int, world: World, study: Study, prompts: int, raters: int,
-                       rule: RecommendationRule) -> list[Outcome]:  # fmt: skip
-    """Adaptive allocation, and uniform allocation spending the same number of verdicts."""
-    pick, stated, used = adaptive(world, study, prompts, rule)
+def adaptive_outcomes(
+    index: int, world: Lab, where: tuple[np.ndarray, str, str], study: Study, prompts: int,
+    raters: int, rule: RecommendationRule, allocation: AllocationRule = ALLOCATION,
+) -> list[Outcome]:  # fmt: skip
+    """Adaptive allocation, uniform allocation until the study is decided (the stopping rule
+    alone), and uniform allocation spending the same number of verdicts as adaptive; `where` is
+    (gold win rates, family, budget) of the outcomes."""
+    pick, stated, used = adaptive(world, study, prompts, rule, allocation)
     stop_pick, stop_stated, stop_used = adaptive(
-        world, study, prompts, rule, replace(ALLOCATION, keep=0.0)
+        world, study, prompts, rule, replace(allocation, keep=0.0)
     )
     per_checkpoint = max(1, used // (raters * world.n))
     evidence = evidence_of(world, _prefix(study, np.full(world.n, per_checkpoint)))
     d = decide(evidence, fit_evidence(evidence, rule), rule)
     same = int(sum(len(e.votes) for e in evidence))
-    where = (world.gold, world.family, "full")
     return [
         _outcome(index, *where, ADAPTIVE, pick, stated, used),
         _outcome(index, *where, "uniform until decided (stopping rule only)", stop_pick,
@@ -272,7 +277,8 @@ def run_world(job: tuple[str, int, int, bool]) -> list[Outcome]:
             out.append(_outcome(index, world.gold, world.family, budget, name, pick, stated, used))
         if with_adaptive and budget == "full":
             product = replace(PRODUCT, n_boot=n_boot, seed=index)
-            out += _adaptive_outcomes(index, world, study, prompts, raters, product)
+            where = (world.gold, world.family, "full")
+            out += adaptive_outcomes(index, world, where, study, prompts, raters, product)
     return out
 
 

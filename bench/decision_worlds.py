@@ -77,6 +77,9 @@ class World:
     def n(self) -> int:
         return len(self.quality)
 
+    def available(self, k: int, prompts: int) -> int:
+        return self.sparse.get(k, prompts)
+
     def flags(self) -> list[tuple[str, ...]]:
         """What the evaluation's diagnostics would raise: length growth beyond 1.5x the base."""
         growth = 1 + self.length_shift / BASE_CHARS

@@ -33,9 +33,20 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.decision_bench import PRODUCT, Outcome, _mean_ci, _outcome, rule_picks
+from bench.decision_bench import (
+    ADAPTIVE,
+    PRODUCT,
+    Outcome,
+    _mean_ci,
+    _outcome,
+    adaptive_outcomes,
+    calibration,
+    print_calibration,
+    rule_picks,
+)
 from bench.decision_worlds import Study
 from judging.gold import RaterSpec
+from judging.stats.allocation import AllocationRule
 
 Array = NDArray[np.float64]
 
@@ -64,7 +75,7 @@ class RealLab:
 
     @property
     def n(self) -> int:
-        return self.gap.shape[1]
+        return int(self.gap.shape[1])
 
     @property
     def proxy(self) -> Array:
@@ -80,6 +91,9 @@ class RealLab:
 
     def flags(self) -> list[tuple[str, ...]]:
         return list(self.flag_sets)
+
+    def available(self, k: int, prompts: int) -> int:  # noqa: ARG002
+        return prompts  # every checkpoint has a response to every prompt
 
     def drawn(self, rows: NDArray[np.intp]) -> RealLab:
         return RealLab(self.labels, self.run, self.step, self.gap, self.length_diff,
@@ -116,19 +130,42 @@ def simulate_study(lab: RealLab, spec: RaterSpec, raters: int, rng: np.random.Ge
     return Study(prompt, column, score, diff[prompt, column], noise_free)
 
 
-def run_seeds(lab: RealLab, spec: RaterSpec, raters: int, seeds: int, n_boot: int
-              ) -> list[Outcome]:  # fmt: skip
+def run_seeds(lab: RealLab, spec: RaterSpec, raters: int, seeds: int, n_boot: int,
+              allocation: AllocationRule | None = None) -> list[Outcome]:  # fmt: skip
     """Every rule on `seeds` worlds drawn from the real prompts; regret against the gold win
-    rate on all the prompts (the population)."""
+    rate on all the prompts (the population). With `allocation`, also adaptive allocation
+    replayed on each world's verdicts (`bench.decision_bench.adaptive_outcomes`)."""
     gold = gold_win_rates(lab.gap, spec)
+    prompts = int(lab.gap.shape[0])
     out = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        world = lab.drawn(rng.integers(0, lab.gap.shape[0], lab.gap.shape[0]))
+        world = lab.drawn(rng.integers(0, prompts, prompts))
         study = simulate_study(world, spec, raters, rng)
+        verdicts = len(study.score)
         for name, (pick, stated) in rule_picks(world, study, n_boot, seed).items():
-            out.append(_outcome(seed, gold, "real", "full", name, pick, stated))
+            out.append(_outcome(seed, gold, "real", "full", name, pick, stated, verdicts))
+        if allocation is not None:
+            where = (gold, "real", "full")
+            out += adaptive_outcomes(seed, world, where, study, prompts, raters, PRODUCT,
+                                     allocation)  # fmt: skip
     return out
+
+
+def save_lab(lab: RealLab, path: Path) -> None:
+    """The lab's arrays in one .npz, so later runs skip the database and the gold scoring."""
+    np.savez_compressed(
+        path, labels=np.array(lab.labels), run=np.array(lab.run), step=lab.step, gap=lab.gap,
+        length_diff=lab.length_diff, proxy=lab.proxy_by_prompt, kl=lab.kl_by_prompt,
+        tokens=lab.tokens_by_prompt, flags=np.array(["\t".join(f) for f in lab.flag_sets]),
+    )  # fmt: skip
+
+
+def load_lab(path: Path) -> RealLab:
+    z = np.load(path)
+    flags = tuple(tuple(f for f in str(x).split("\t") if f) for x in z["flags"])
+    return RealLab(tuple(map(str, z["labels"])), tuple(map(str, z["run"])), z["step"], z["gap"],
+                   z["length_diff"], z["proxy"], z["kl"], z["tokens"], flags)  # fmt: skip
 
 
 def summary_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
@@ -141,7 +178,9 @@ def summary_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
         shares = [o.share for o in os_ if o.share is not None]
         share, share_ci = _mean_ci(shares) if shares else (float("nan"), float("nan"))
         within, within_ci = _mean_ci([float(o.within) for o in os_])
+        verdicts = [o.verdicts for o in os_ if o.verdicts is not None]
         rows.append({"rule": rule, "seeds": len(os_), "regret": regret, "regret_ci": regret_ci,
+                     "verdicts": float(np.mean(verdicts)) if verdicts else float("nan"),
                      "share": share, "share_ci": share_ci, "within": within,
                      "within_ci": within_ci, "failures": sum(o.failed for o in os_)})  # fmt: skip
     return rows
@@ -246,9 +285,21 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.08)
     parser.add_argument("--position-bias", type=float, default=0.2)
     parser.add_argument("--n-boot", type=int, default=PRODUCT.n_boot)
+    parser.add_argument("--lab", type=Path, default=None,
+                        help="a .npz of the checkpoints' per-prompt numbers: read it if "
+                        "it exists (no database, no gold scoring), else write it")  # fmt: skip
+    parser.add_argument("--adaptive", action="store_true",
+                        help="also replay adaptive allocation on every world")  # fmt: skip
+    parser.add_argument("--burn-in", type=int, default=AllocationRule().burn_in)
     args = parser.parse_args()
     spec = RaterSpec(temperature=args.temperature, position_bias=args.position_bias)
-    lab = load(args.database_url, args.runs.split(","), args.prompt_set, args.reference_run)
+    if args.lab is not None and args.lab.exists():
+        lab = load_lab(args.lab)
+    else:
+        lab = load(args.database_url, args.runs.split(","), args.prompt_set, args.reference_run)
+        if args.lab is not None:
+            save_lab(lab, args.lab)
+    allocation = AllocationRule(burn_in=args.burn_in) if args.adaptive else None
     gold = gold_win_rates(lab.gap, spec)
     reference = f"base of {args.reference_run}" if args.reference_run else "base"
     print(f"{lab.gap.shape[0]} prompts, reference = {reference}; rater "
@@ -259,13 +310,18 @@ def main() -> None:
     for k in range(lab.n):
         print(f"| {lab.labels[k]} | {lab.proxy[k]:.3f} | {lab.kl[k]:.2f} | {lab.tokens[k]:.0f} | "
               f"{gold[k]:.3f} | {', '.join(lab.flag_sets[k])} |")  # fmt: skip
-    rows = summary_rows(run_seeds(lab, spec, args.raters, args.seeds, args.n_boot))
-    print("\n| rule | regret (win-rate points) | regret (share of gold range) | "
-          "P(within delta) | failures |\n|---|---|---|---|---|")  # fmt: skip
-    for r in rows:
-        print(f"| {r['rule']} | {r['regret']:.4f} ± {r['regret_ci']:.4f} | {r['share']:.3f} ± "
-              f"{r['share_ci']:.3f} | {r['within']:.2f} ± {r['within_ci']:.2f} | "
-              f"{r['failures']} |")  # fmt: skip
+    outcomes = run_seeds(lab, spec, args.raters, args.seeds, args.n_boot, allocation)
+    print("\n| rule | verdicts | regret (win-rate points) | regret (share of gold range) | "
+          "P(within delta) | failures |\n|---|---|---|---|---|---|")  # fmt: skip
+    for r in summary_rows(outcomes):
+        print(f"| {r['rule']} | {r['verdicts']:.0f} | {r['regret']:.4f} ± {r['regret_ci']:.4f} | "
+              f"{r['share']:.3f} ± {r['share_ci']:.3f} | {r['within']:.2f} ± "
+              f"{r['within_ci']:.2f} | {r['failures']} |")  # fmt: skip
+    for rule in ("product", "product, exchangeable prior", "product, no prior (raw resamples)"):
+        print_calibration(f"P(within delta) stated by {rule}", calibration(outcomes, rule))
+    if allocation is not None:
+        print_calibration("P(within delta) stated when the adaptive study stopped",
+                          calibration(outcomes, ADAPTIVE))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ Pure: evidence in, a state out.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from judging.stats.recommend import decide, exclusion_reasons, fit_evidence
 from judging.stats.rule import CheckpointEvidence, CheckpointScore, RecommendationRule
@@ -43,6 +44,9 @@ class AllocationRule:
     """A checkpoint stays in contention while P(it is within delta of the best) >= keep."""
     burn_in: int = 30
     """Distinct prompts every checkpoint is judged on before anything is eliminated or decided."""
+    looks: tuple[int, ...] = (30, 40, 50, 60, 80, 100, 120, 140, 160, 180)
+    """Prompts per contender at which the contenders and the decision are recomputed (a
+    group-sequential design): the evidence is read as it stood at the last look reached."""
 
     def __post_init__(self) -> None:
         if not 0.5 < self.target < 1:
@@ -51,6 +55,8 @@ class AllocationRule:
             raise ValueError(f"keep must be within [0, target), not {self.keep}")
         if self.burn_in < 1:
             raise ValueError("burn_in must be >= 1")
+        if list(self.looks) != sorted(set(self.looks)) or not self.looks:
+            raise ValueError(f"looks must be increasing, not {self.looks}")
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,34 @@ class AllocationState:
 
 def _prompts(e: CheckpointEvidence) -> int:
     return len({v.prompt_id for v in e.votes})
+
+
+def at_last_look(
+    evidence: Sequence[CheckpointEvidence], order: Mapping[Any, int], serving: Collection[int],
+    exhausted: Collection[int], allocation: AllocationRule,
+) -> list[CheckpointEvidence]:  # fmt: skip
+    """The evidence as it stood at the last look reached: every checkpoint's verdicts on the
+    prompts ranked below L in the study's fixed order `order` (prompt id -> rank), L the largest
+    look that every checkpoint still `serving` (and not `exhausted`) has been judged on.
+
+    Why: a posterior checked after every batch of verdicts crosses the target by chance more
+    often than one checked at a few fixed points (optional stopping). Between looks the state
+    therefore cannot change, and the server stops where the bench's replay of the same looks
+    measured it (`bench/decision_bench.py`, `bench/selection_regret.py --adaptive`). Before the
+    first look the evidence is returned whole (the burn-in keeps anything from happening)."""
+    counts = [
+        _prompts(e)
+        for e in evidence
+        if e.checkpoint_id in serving and e.checkpoint_id not in exhausted
+    ]
+    reached = [look for look in allocation.looks if counts and look <= min(counts)]
+    if not reached:
+        return list(evidence)
+    cut = reached[-1]
+    return [
+        replace(e, votes=tuple(v for v in e.votes if order.get(v.prompt_id, cut) < cut))
+        for e in evidence
+    ]
 
 
 def allocation_state(
@@ -89,13 +123,13 @@ def allocation_state(
         if s.checkpoint_id not in exhausted and _undetermined(by_id[s.checkpoint_id], s, rule)
     }
     p = decision.p_within_delta
-    if p is not None and p >= allocation.target and not undetermined:
-        return AllocationState((), True, decision.choice, p)
     contenders = tuple(
         s.checkpoint_id
         for s in decision.scores
         if (s.eligible and s.p_within_delta >= allocation.keep) or s.checkpoint_id in undetermined
     )
+    if p is not None and p >= allocation.target and not undetermined:
+        return AllocationState((), True, decision.choice, p)
     return AllocationState(contenders or (decision.choice,), False, decision.choice, p)
 
 

@@ -22,6 +22,11 @@ Design (the invariants the estimates rely on):
   verdict is committed (`recompute_due`), so a failed recomputation never loses a verdict. A
   rater whose queue ran dry while they still have contender items beyond the frontier triggers
   one too (`top_up`).
+- The policy reads the verdicts as they stood at the last *look* reached (`AllocationRule.looks`,
+  prompts per contender: 30, 40, 50, 60, 80, ...; `stats.allocation.at_last_look`), not after
+  every batch: checked after every batch, the posterior crossed the target on noise and the
+  stated P at the stop overstated the truth (the best-of-n ladder through HTTP: stated 0.91,
+  7/10 within delta). The replays in the benches use the same looks.
 - Concurrency: a recomputation holds the study row (FOR UPDATE; the verdict path uses SKIP
   LOCKED and leaves it to the one running). Items are pre-assigned to raters as in uniform
   studies, so two raters never receive the same item; a verdict on an item parked while its
@@ -55,7 +60,7 @@ from judging.data.models import (
     StudyRater,
 )
 from judging.errors import ConflictError
-from judging.stats.allocation import AllocationRule, allocation_state
+from judging.stats.allocation import AllocationRule, allocation_state, at_last_look
 from judging.stats.rule import RecommendationRule
 from judging.studies.evidence import checkpoint_infos, load_study_evidence
 
@@ -181,8 +186,15 @@ def recompute(session: Session, study: Study, *, wait: bool) -> bool:
 def _update_state(session: Session, study: Study) -> None:
     prompts = _prompt_count(session, study)
     rule = AllocationRule(target=study.allocation_target, burn_in=_burn_in(prompts))
+    exhausted = _exhausted(session, study)
     evidence = load_study_evidence(session, study.id).evidence
-    state = allocation_state(evidence, RecommendationRule(), rule, _exhausted(session, study))
+    serving = (
+        {e.checkpoint_id for e in evidence}
+        if study.allocation_contenders is None
+        else set(study.allocation_contenders)
+    )
+    looked = at_last_look(evidence, prompt_ranks(session, study), serving, exhausted, rule)
+    state = allocation_state(looked, RecommendationRule(), rule, exhausted)
     study.allocation_leader_id, study.allocation_p = state.leader, state.p_within_delta
     if state.decided:
         study.allocation_contenders = []
