@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from bench.selection_regret import RealLab, gold_win_rates, run_seeds, simulate_study, summary_rows
+from bench.decision_bench import ADAPTIVE
+from bench.selection_regret import (
+    RealLab,
+    gold_win_rates,
+    load_lab,
+    run_seeds,
+    save_lab,
+    simulate_study,
+    summary_rows,
+)
 from judging.gold import RaterSpec
+from judging.stats.allocation import AllocationRule
 
 SPEC = RaterSpec(temperature=0.08, position_bias=0.2)
 
@@ -48,3 +60,24 @@ def test_every_rule_is_scored_on_every_seed_and_the_proxy_overshoots() -> None:
     assert rows["max proxy"]["regret"] > 0.1  # it takes the last, worst checkpoint
     assert rows["product"]["regret"] < rows["max proxy"]["regret"]
     assert rows["limit (noise-free, same prompts)"]["regret"] < 0.03
+
+
+def test_adaptive_replay_on_real_checkpoints_uses_fewer_verdicts_and_keeps_the_lab(
+    tmp_path: Path,
+) -> None:
+    """`--adaptive` replays the allocation on each world: its three rows are scored on every
+    seed, adaptive never uses more verdicts than the full study, and "uniform, as many
+    verdicts" spends what adaptive spent; `--lab` round-trips the arrays."""
+    lab = _lab(prompts=60)
+    path = tmp_path / "lab.npz"
+    save_lab(lab, path)
+    again = load_lab(path)
+    assert again.labels == lab.labels and again.flag_sets == lab.flag_sets
+    assert np.array_equal(again.gap, lab.gap)
+    outcomes = run_seeds(again, SPEC, 2, seeds=3, n_boot=200, allocation=AllocationRule())
+    rows = {r["rule"]: r for r in summary_rows(outcomes)}
+    full, adaptive = rows["product"], rows[ADAPTIVE]
+    assert adaptive["seeds"] == 3 and full["verdicts"] == 60 * 4 * 2
+    assert adaptive["verdicts"] <= full["verdicts"]
+    same = rows["uniform, as many verdicts as adaptive"]["verdicts"]
+    assert abs(same - adaptive["verdicts"]) <= 4 * 2  # whole prompts of every checkpoint
