@@ -197,7 +197,10 @@ def _update_state(session: Session, study: Study) -> None:
     state = allocation_state(looked, RecommendationRule(), rule, exhausted)
     study.allocation_leader_id, study.allocation_p = state.leader, state.p_within_delta
     if state.decided:
-        study.allocation_contenders = []
+        # Kept (nothing is served once decided): a resume reads the verdicts at the look this
+        # decision was taken at, so a higher target is not met at once by the verdicts that
+        # arrived after it.
+        study.allocation_contenders = sorted(serving)
         study.decided_at = _now()
         study.decided_after = live_verdicts(session, study.id)
         return
