@@ -254,5 +254,8 @@ def test_the_merged_bf16_sampling_copy_is_the_checkpoint_up_to_bf16_rounding(
     truth, fast, slow = logps(exact), logps(merged), logps(unmerged)
     merged_err = max(abs(a - b) for a, b in zip(fast, truth, strict=True))
     peft_err = max(abs(a - b) for a, b in zip(slow, truth, strict=True))
-    # This toy model is far sharper than SmolLM2: both bf16 copies are ~0.06-0.08 nats off.
-    assert merged_err <= peft_err * 1.5 + 1e-3, (merged_err, peft_err)
+    # This toy model is far sharper than SmolLM2: both bf16 copies are ~0.06-0.1 nats off, and
+    # which is closer depends on the host's bf16 kernels (native AVX512-BF16: merged 0.06-0.08
+    # against peft's; AVX2 only: 0.096 against 0.061). A copy without the LoRA, or with it
+    # merged twice, is off by far more than twice the peft copy's rounding.
+    assert merged_err <= peft_err * 2 + 1e-3, (merged_err, peft_err)
