@@ -106,7 +106,7 @@ def relabel(gold: Array, words: NDArray[np.int64], bias: float, seed: int = 0) -
 
 def fit_logistic(diff: Array, y: Array, l2: float = 1e-3, steps: int = 3000) -> Array:
     """Weights w of P(first better) = sigmoid(w . (f_first - f_second)); no intercept, so the
-    order of a pair does not matter. Features are standardised by their spread first."""
+    order of a pair does not matter. The caller standardises the features (`sweep`)."""
     w = np.zeros(diff.shape[1])
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-diff @ w))
