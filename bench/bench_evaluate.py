@@ -39,9 +39,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from judging.settings import PROJECT_ROOT
+from judging.settings import PROJECT_ROOT, default_data_dir
 
-SMOLLM2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
+SMOLLM2 = default_data_dir() / "models" / "SmolLM2-135M-Instruct"
 HELDOUT = PROJECT_ROOT / "data" / "prompts" / "heldout.jsonl"
 T = TypeVar("T")
 

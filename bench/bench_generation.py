@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from judging.settings import PROJECT_ROOT
+from judging.settings import PROJECT_ROOT, default_data_dir
 
-SMOLLM2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
+SMOLLM2 = default_data_dir() / "models" / "SmolLM2-135M-Instruct"
 VLLM_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
 TOPICS = ["rainbows", "sourdough bread", "binary search", "the French revolution", "tides",
           "photosynthesis", "compound interest", "volcanoes"]  # fmt: skip

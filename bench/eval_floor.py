@@ -28,9 +28,9 @@ import json
 import time
 from typing import Any
 
-from judging.settings import PROJECT_ROOT
+from judging.settings import PROJECT_ROOT, default_data_dir
 
-SMOLLM2 = PROJECT_ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
+SMOLLM2 = default_data_dir() / "models" / "SmolLM2-135M-Instruct"
 HELDOUT = PROJECT_ROOT / "data" / "prompts" / "heldout.jsonl"
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT / "data" / "models" / "SmolLM2-135M-Instruct"
+REAL = ROOT / "var" / "models" / "SmolLM2-135M-Instruct"  # `make model` (the data dir)
 CONFIG_ONLY = ROOT / ".gpu" / "smollm2"
 HELDOUT = ROOT / "data" / "prompts" / "heldout.jsonl"
 TRAIN = ROOT / "data" / "prompts" / "train.jsonl"
