@@ -14,9 +14,10 @@ Diagnostics (per-response + summary) are the same code for both and timed once e
 
 `--baseline 27` times the worker's set-up before issue 27 (bench/eval_before27.py: bf16 peft
 sampling, KL passes at the generation batch with the default KV cache, RMs likewise) against
-today's (LoRA merged into the bf16 sampling copy, KL at score_batch_size, no KV cache, both
-reward models with the reward at PPO's response length read in the same pass, the base's prompt
-KV and last hidden state cached once per run: its fill is printed apart), with `--rms 2`
+today's (the worker's bf16 peft sampling copy, KL at score_batch_size, no KV cache, both
+reward models with the reward at PPO's response length read in the same pass, the prompt KV
+and last hidden state of the base and of each reward model cached once per run: their fill is
+printed apart), with `--rms 2`
 for the demo's two reward models; then today's scoring functions on the old path's responses
 against the old ones (the stored numbers must agree):
 
@@ -33,11 +34,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench.eval_before27`
 
 from judging.settings import PROJECT_ROOT, default_data_dir
 
@@ -182,19 +186,26 @@ def run_new(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, floa
     return phases, {"responses": responses, "rewards": rewards, "kls": kls}
 
 
-def _issue27_scorers(ctx: dict[str, Any], args: Any) -> list[Any]:
+def _issue27_scorers(ctx: dict[str, Any], args: Any, cached: bool = False) -> list[Any]:
+    """The reward models; `cached`: each with its prompt cache, as the worker loads them (the
+    cache fill, once per run, is timed apart by `run_now`)."""
     import torch
 
-    from training.evaluation.scoring import RewardScorer
+    from training.evaluation.scoring import PromptCache, RewardScorer
 
-    if "scorers" not in ctx:
+    key = "cached_scorers" if cached else "scorers"
+    if key not in ctx:
         root = Path(ctx["rm"]).parent
         paths = [ctx["rm"], *(root / f"rm{i}" for i in range(1, args.rms))]
         dtype = getattr(torch, args.rm_dtype)
-        ctx["scorers"] = [
-            RewardScorer(str(p), batch_size=args.score_batch_size, dtype=dtype) for p in paths
-        ]
-    return list(ctx["scorers"])
+        ctx[key] = [
+            RewardScorer(
+                str(p), batch_size=args.score_batch_size, dtype=dtype,
+                prompt_cache=PromptCache() if cached else None,
+            )
+            for p in paths
+        ]  # fmt: skip
+    return list(ctx[key])
 
 
 def run_before27(
@@ -241,14 +252,18 @@ def run_before27(
 
 def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, float], dict[str, Any]]:
     """Today's worker set-up (`training.evaluation.models`), same models, prompts and seeds."""
-    from training.evaluation.models import sampling_copy
+    import torch
+
     from training.evaluation.scoring import KLScorer, PromptCache
     from training.generation.base import ModelRef
-    from training.generation.hf import TransformersGenerator
+    from training.generation.hf import TransformersGenerator, load_causal_lm
 
     ref = ModelRef(str(SMOLLM2), str(ctx["adapter"]))
-    if "now_gen" not in ctx:
-        ctx["now_gen"] = sampling_copy(ref, "cpu")
+    if "now_gen" not in ctx and args.now_sampling == "merged-fp32":
+        # fp32 sampling log-probs are exact: KL then needs the base's pass only.
+        ctx["now_gen"] = load_causal_lm(ref).merge_and_unload().eval()
+    elif "now_gen" not in ctx:  # `make_generator`: the unmerged peft model in bf16
+        ctx["now_gen"] = load_causal_lm(ref, dtype=getattr(torch, args.gen_dtype))
     generator = TransformersGenerator(
         ref, batch_size=args.batch_size, model=ctx["now_gen"], tokenizer=ctx["tok"]
     )
@@ -258,21 +273,27 @@ def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, floa
     )
     responses = [r.token_ids for r in results]
     ids = ctx["ids"]
-    scorers = _issue27_scorers(ctx, args)
+    scorers = _issue27_scorers(ctx, args, cached=True)
+    cache = ctx.setdefault("base_cache", PromptCache())
+    if len(ids) > 2:  # not the warm-up: every model's prompts, once per run (timed apart)
+        start = time.perf_counter()
+        with ctx["policy"].disable_adapter():
+            inner = ctx["policy"].get_base_model()
+            cache.fill(inner.model, ids, 0, "cpu", args.score_batch_size)
+        for s in scorers:
+            s.prompt_cache.fill(s.model.model, ids, s.pad_id, "cpu", args.score_batch_size)
+        ctx["cache_fill_s"] = time.perf_counter() - start
     rewards = _timed(
         phases, "score", lambda: [s.score_at(ids, responses, args.train_length) for s in scorers]
     )
-    cache = ctx.setdefault("base_cache", PromptCache())
-    if len(ids) > 2:  # not the warm-up: the base's prompts, once per run (timed apart)
-        with ctx["policy"].disable_adapter():
-            inner = ctx["policy"].get_base_model()
-            start = time.perf_counter()
-            cache.fill(inner.model, ids, 0, "cpu", args.score_batch_size)
-            ctx["cache_fill_s"] = time.perf_counter() - start
     kl = KLScorer(
         ctx["policy"], pad_id=0, batch_size=args.score_batch_size, end_id=0, base_cache=cache
     )
-    kls = _timed(phases, "KL", lambda: kl.score(ids, responses, temperature=params.temperature))
+    sampled = [r.logprobs for r in results] if generator.logprobs_exact else None
+    kls = _timed(
+        phases, "KL",
+        lambda: kl.score(ids, responses, temperature=params.temperature, sampled=sampled),
+    )  # fmt: skip
     _timed(
         phases, "diagnostics",
         lambda: _diagnostics([r.text for r in results], [len(r) for r in responses],
@@ -359,6 +380,10 @@ def main() -> None:
         "--baseline", default="8", choices=["8", "27"], help="old path: before issue 8 or 27"
     )
     parser.add_argument("--rms", type=int, default=1, help="reward models (the demo scores 2)")
+    parser.add_argument(
+        "--now-sampling", default="peft", choices=["peft", "merged-fp32"],
+        help="today's sampling copy: the worker's (peft, --gen-dtype) or the LoRA merged in fp32",
+    )  # fmt: skip
     parser.add_argument("--train-length", type=int, default=128, help="PPO's response length")
     args = parser.parse_args()
     if args.baseline == "27" and args.gen_dtype != "bfloat16":
@@ -418,7 +443,7 @@ def main() -> None:
         if args.baseline == "27" and old is not None:
             _agreement(ctx, params, args, old)
         if "cache_fill_s" in ctx:
-            print(f"base prompt cache filled once per run (not in the table): "
+            print(f"prompt caches (base, reward models) filled once per run (not in the table): "
                   f"{ctx['cache_fill_s']:.1f} s for {len(ctx['ids'])} prompts")  # fmt: skip
     print(f"{len(prompts)} prompts, T={args.temperature}, top_p={args.top_p}, "
           f"max_new_tokens={args.max_new_tokens}, threads={args.threads}, "

@@ -190,7 +190,7 @@ def rescore(
     from judging.data.db import check_connection, make_engine, make_session_factory
     from judging.evaluation.queue import default_prompt_set
     from training.evaluation.rescore import done_evaluations, rescore_evaluation
-    from training.evaluation.scoring import RewardScorer
+    from training.evaluation.scoring import PromptCache, RewardScorer
     from training.generation.attention import resolve_dtype
     from training.shipped_rm import materialise
 
@@ -212,7 +212,11 @@ def rescore(
             )
         if not (path / "config.json").is_file():
             raise ConfigError(f"{given} is neither a reward-model folder nor an adapter")
-        scorers.append((role, RewardScorer(str(path), batch_size=batch_size, dtype=dtype)))
+        # Every checkpoint of a set was judged on the same prompts: their prefixes run once.
+        scorer = RewardScorer(
+            str(path), batch_size=batch_size, dtype=dtype, prompt_cache=PromptCache()
+        )
+        scorers.append((role, scorer))
     engine = make_engine(settings().resolved_database_url)
     check_connection(engine)
     try:

@@ -228,7 +228,7 @@ def build_ladder(
         return BuildResult(out, len(prompts), 0, 0, time.monotonic() - started)
     import torch
 
-    from training.evaluation.scoring import RewardScorer
+    from training.evaluation.scoring import PromptCache, RewardScorer
     from training.generation.base import chat_prompt_ids
     from training.generation.hf import TransformersGenerator, load_causal_lm
 
@@ -244,7 +244,10 @@ def build_ladder(
         )
     if scorer is None:
         folder = _reward_folder(spec.reward_model, spec.base_model, data_dir)
-        scorer = RewardScorer(folder, device=spec.device, batch_size=spec.batch_size)
+        # A prompt's n_max samples share its prefix: computed once per prompt, not per sample.
+        scorer = RewardScorer(
+            folder, device=spec.device, batch_size=spec.batch_size, prompt_cache=PromptCache(8)
+        )
         scorer.check_tokenizer(generator.tokenizer)
     params = SamplingParams(
         temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens

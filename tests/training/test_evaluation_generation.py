@@ -202,6 +202,27 @@ def test_reward_at_a_shorter_length_is_the_score_of_the_truncated_sequence(
     assert full[1] == pytest.approx(short[1], abs=1e-5)  # stopped (EOS) within 3 tokens
 
 
+def test_reward_scores_with_cached_prompts_equal_the_full_pass(
+    eval_models: dict[str, Path],
+) -> None:
+    """Issue 27 speed: a reward model reading each prompt's prefix from its prompt cache (the
+    same prompts come back for every checkpoint) gives the full pass's scores, at the last token
+    and at PPO's length, within fp32 rounding; the pad id still ends a response (item 2)."""
+    from training.evaluation.scoring import PromptCache, RewardScorer
+
+    plain = RewardScorer(str(eval_models["rm"]), batch_size=3)
+    cached = RewardScorer(str(eval_models["rm"]), batch_size=3, prompt_cache=PromptCache())
+    prompts = [[1, 5, 6, 7], [1, 8], [1, 9, 10, 11, 12], [1, 5], [1, 8]]
+    responses = [[20, 21, 22, 23, 24, 25], [30, 2, 40, 41], [50, 51], [0, 60, 61, 62], []]
+    full, short = plain.score_at(prompts, responses, 3)
+    for _ in range(2):  # the second call reads every prompt from the cache
+        got, got_short = cached.score_at(prompts, responses, 3)
+        assert got == pytest.approx(full, abs=1e-5)
+        assert got_short == pytest.approx(short, abs=1e-5)
+    assert cached.prompt_cache is not None and len(cached.prompt_cache.entries) == 4
+    assert len(set(full)) == len(full)  # distinct sequences score apart: the test can fail
+
+
 def test_what_is_true_of_kl_between_identical_weights(eval_models: dict[str, Path]) -> None:
     """Issue 27 item 7 (docs/evaluation-notes.md): with weights equal to the base (a zero-init
     LoRA), two fp32 teacher-forced passes give KL exactly 0 per response; the fp32 reuse path

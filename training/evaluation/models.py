@@ -123,7 +123,13 @@ def _reward_scorer(path: str | None, config: EvalConfig, tokenizer: Any) -> Rewa
         return None
     dtype = torch.bfloat16 if config.reward_dtype == "bfloat16" else torch.float32
     scorer = RewardScorer(
-        path, device=config.device, batch_size=config.score_batch_size, dtype=dtype
+        path,
+        device=config.device,
+        batch_size=config.score_batch_size,
+        dtype=dtype,
+        # Its prompt prefixes, computed once per worker process for these weights and dtype and
+        # reused by every checkpoint of the run.
+        prompt_cache=shared_prompt_cache(weights_key(path, dtype)),
     )
     scorer.check_tokenizer(tokenizer)
     return scorer

@@ -219,10 +219,15 @@ class RewardScorer:
         device: str = "cpu",
         batch_size: int = 32,
         dtype: torch.dtype = torch.float32,
+        prompt_cache: PromptCache | None = None,
     ) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.path = path
+        self.prompt_cache = prompt_cache
+        """This model's prompt prefixes (KV and last hidden state), when they are to be reused:
+        the same prompts come back for every checkpoint of a run and every sample of a prompt.
+        The caller keys it on these weights and dtype (`weights_key`)."""
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForSequenceClassification.from_pretrained(
@@ -274,6 +279,8 @@ class RewardScorer:
         """
         pad = None if self.pad_id == self.eos_id else self.pad_id
         cut = [scored_sequence([], r, self.eos_id, pad) for r in responses]
+        if self.prompt_cache is not None:
+            return self._score_cached(prompts, cut, length)
         seqs = [[*map(int, p), *c] for p, c in zip(prompts, cut, strict=True)]
         backbone = getattr(self.model, self.model.base_model_prefix)
         scores = [0.0] * len(seqs)
@@ -284,16 +291,48 @@ class RewardScorer:
                 input_ids=ids, attention_mask=mask, use_cache=False
             ).last_hidden_state  # (B, T, H); no KV cache: nothing reads it
             rows = torch.arange(len(batch))
-            last = torch.tensor([len(seqs[i]) - 1 for i in batch])
-            values = self.model.score(hidden[rows, last]).float()[:, 0]  # (B,)
-            for i, value in zip(batch, values.tolist(), strict=True):
-                scores[i] = value
-            if length is not None:
-                at = torch.tensor([len(prompts[i]) + min(len(cut[i]), length) - 1 for i in batch])
-                values = self.model.score(hidden[rows, at]).float()[:, 0]  # (B,)
-                for i, value in zip(batch, values.tolist(), strict=True):
-                    short[i] = value
+            last = hidden[rows, torch.tensor([len(seqs[i]) - 1 for i in batch])]  # (B, H)
+            at = [len(prompts[i]) + min(len(cut[i]), length or 0) - 1 for i in batch]
+            self._read(batch, last, hidden[rows, torch.tensor(at)], scores, short, length)
         return scores, short
+
+    def _score_cached(
+        self, prompts: Sequence[Sequence[int]], cut: Sequence[Sequence[int]], length: int | None
+    ) -> tuple[list[float], list[float | None]]:
+        """`score_at` with the prompts' prefixes from `prompt_cache`: only the responses run."""
+        assert self.prompt_cache is not None
+        scores = [0.0] * len(cut)
+        short: list[float | None] = [None] * len(cut)
+        for batch, rows in cached_hidden(
+            getattr(self.model, self.model.base_model_prefix), self.prompt_cache, prompts, cut,
+            pad_id=self.pad_id, device=self.device, batch_size=self.batch_size,
+            config=self.model.config,
+        ):  # fmt: skip
+            # Row j of a response's hidden states is the sequence's position len(prompt) - 1 + j.
+            last = torch.stack([r[-1] for r in rows])  # (B, H)
+            at = torch.stack(
+                [r[min(len(cut[i]), length or 0)] for i, r in zip(batch, rows, strict=True)]
+            )
+            self._read(batch, last, at, scores, short, length)
+        return scores, short
+
+    def _read(
+        self,
+        batch: Sequence[int],
+        last: torch.Tensor,
+        at: torch.Tensor,
+        scores: list[float],
+        short: list[float | None],
+        length: int | None,
+    ) -> None:
+        """Score-head values of a batch into `scores` (at the last token) and `short` (at PPO's
+        response length, when asked)."""
+        for i, value in zip(batch, self.model.score(last).float()[:, 0].tolist(), strict=True):
+            scores[i] = value
+        if length is not None:
+            values = self.model.score(at).float()[:, 0].tolist()
+            for i, value in zip(batch, values, strict=True):
+                short[i] = value
 
 
 class PromptCache:
@@ -363,6 +402,78 @@ def weights_key(folder: str, dtype: torch.dtype) -> str:
     return f"{Path(folder).resolve()}:{digest.hexdigest()[:16]}:{dtype}"
 
 
+def _stacked_past(
+    entries: Sequence[tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]],
+    lengths: Sequence[int],
+    config: Any,
+) -> Any:
+    """The prompts' cached KV stacked into one batch cache, left-padded to the longest."""
+    from transformers import DynamicCache
+
+    width = max(lengths)
+    layers = []
+    for layer in range(len(entries[0][0])):
+        k0, v0 = entries[0][0][layer]
+        k = k0.new_zeros((len(entries), k0.shape[0], width, k0.shape[2]))  # (B, heads, W, d)
+        v = v0.new_zeros((len(entries), v0.shape[0], width, v0.shape[2]))
+        for row, (kv, _) in enumerate(entries):
+            k[row, :, width - lengths[row] :] = kv[layer][0]
+            v[row, :, width - lengths[row] :] = kv[layer][1]
+        layers.append((k, v))
+    return DynamicCache(layers, config=config)
+
+
+@torch.no_grad()
+def cached_hidden(
+    backbone: Any,
+    cache: PromptCache,
+    prompts: Sequence[Sequence[int]],
+    inputs: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    device: str = "cpu",
+    batch_size: int = 16,
+    config: Any = None,
+) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+    """Hidden states of prompt + input i at positions len(prompt) - 1 ... len(prompt) +
+    len(input) - 1, each prompt's prefix read from `cache` (filled here where missing): only the
+    inputs run through the backbone. Yields (indices, one (1 + len(input), H) tensor each) per
+    batch of similar input lengths.
+
+    A batch stacks the prompts' caches left-padded to the longest (masked), the inputs follow
+    right-padded at their own positions (position ids len(prompt) + j), as left-padded
+    generation does. The sums run in another order than the full pass: in fp32 within ~1e-5.
+    """
+    cache.fill(backbone, prompts, pad_id, device, batch_size)
+    keys = [tuple(int(t) for t in p) for p in prompts]
+    for batch in _batches([len(x) for x in inputs], batch_size):
+        entries = [cache.entries[keys[i]] for i in batch]
+        lengths = [len(keys[i]) for i in batch]
+        width = max(lengths)
+        steps = max(len(inputs[i]) for i in batch)
+        hidden = None
+        if steps > 0:
+            ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width + steps), dtype=torch.long)
+            for row, i in enumerate(batch):
+                ids[row, : len(inputs[i])] = torch.tensor(list(inputs[i]), dtype=torch.long)
+                mask[row, width - lengths[row] : width + len(inputs[i])] = 1
+            positions = torch.tensor(lengths)[:, None] + torch.arange(steps)[None, :]
+            hidden = backbone(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                past_key_values=_stacked_past(entries, lengths, config),
+                use_cache=False,
+            ).last_hidden_state  # (B, steps, H)
+        rows = []
+        for row, i in enumerate(batch):
+            first = entries[row][1][None, :]  # (1, H): the prompt's last position
+            rest = hidden[row, : len(inputs[i])] if hidden is not None else first[:0]
+            rows.append(torch.cat([first, rest]))
+        yield batch, rows
+
+
 @torch.no_grad()
 def cached_response_logprobs(
     model: Any,
@@ -376,59 +487,20 @@ def cached_response_logprobs(
     batch_size: int = 16,
 ) -> list[list[float]]:
     """`response_logprobs` with each prompt's KV and last hidden state from `cache`: only the
-    response tokens (all but the last, whose output predicts nothing scored) run through.
-
-    A batch stacks the prompts' caches left-padded to the longest (masked), the responses
-    follow right-padded at their own positions (position ids len(prompt) + j), as left-padded
-    generation does. fp32 sums in another order than the full pass: within ~1e-5 of it.
-    """
-    from transformers import DynamicCache
-
+    response tokens (all but the last, whose output predicts nothing scored) run through."""
     inner = _inner(model)
     backbone = getattr(inner, inner.base_model_prefix)
     head = inner.get_output_embeddings()
-    cache.fill(backbone, prompts, pad_id, device, batch_size)
-    keys = [tuple(int(t) for t in p) for p in prompts]
     out: list[list[float]] = [[] for _ in prompts]
     todo = [i for i, r in enumerate(responses) if len(r) > 0]
-    for chunk in _batches([len(responses[i]) for i in todo], batch_size):
+    inputs = [list(responses[i])[:-1] for i in todo]
+    for chunk, rows in cached_hidden(
+        backbone, cache, [prompts[i] for i in todo], inputs,
+        pad_id=pad_id, device=device, batch_size=batch_size,
+        config=getattr(inner, "config", None),
+    ):  # fmt: skip
         batch = [todo[j] for j in chunk]
-        entries = [cache.entries[keys[i]] for i in batch]
-        lengths = [len(keys[i]) for i in batch]
-        width = max(lengths)
-        steps = max(len(responses[i]) for i in batch) - 1  # inputs: all but each last token
-        hidden_rows: list[torch.Tensor] = []
-        if steps > 0:
-            layers = []
-            for layer in range(len(entries[0][0])):
-                k0, v0 = entries[0][0][layer]
-                k = k0.new_zeros((len(batch), k0.shape[0], width, k0.shape[2]))
-                v = v0.new_zeros((len(batch), v0.shape[0], width, v0.shape[2]))
-                for row, (kv, _) in enumerate(entries):
-                    n = lengths[row]
-                    k[row, :, width - n :] = kv[layer][0]
-                    v[row, :, width - n :] = kv[layer][1]
-                layers.append((k, v))
-            past = DynamicCache(layers, config=getattr(inner, "config", None))
-            ids = torch.full((len(batch), steps), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width + steps), dtype=torch.long)
-            for row, i in enumerate(batch):
-                r = list(responses[i])[:-1]
-                ids[row, : len(r)] = torch.tensor(r, dtype=torch.long)
-                mask[row, width - lengths[row] : width + len(r)] = 1
-            positions = torch.tensor(lengths)[:, None] + torch.arange(steps)[None, :]
-            hidden = backbone(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=positions.to(device),
-                past_key_values=past,
-                use_cache=False,
-            ).last_hidden_state  # (B, steps, H)
-        for row, i in enumerate(batch):
-            first = entries[row][1][None, :]
-            rest = hidden[row, : len(responses[i]) - 1] if steps > 0 else first[:0]
-            hidden_rows.append(torch.cat([first, rest]))
-        picked = torch.cat(hidden_rows)  # (N, H)
+        picked = torch.cat(rows)  # (N, H): row j of response i predicts its token j
         targets = torch.tensor([t for i in batch for t in responses[i]])
         logits = head(picked).float() / temperature
         logps = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0].tolist()
