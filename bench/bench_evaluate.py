@@ -222,7 +222,10 @@ def run_before27(
     if "before27_gen" not in ctx:
         ctx["before27_gen"] = load_causal_lm(ref, dtype=torch.bfloat16)
     generator = TransformersGenerator(
-        ref, batch_size=args.batch_size, model=ctx["before27_gen"], tokenizer=ctx["tok"]
+        ref,
+        batch_size=args.batch_size,
+        model=eval_before27.IntLogitsToKeep(ctx["before27_gen"]),
+        tokenizer=ctx["tok"],
     )
     phases: dict[str, float] = {}
     results = _timed(
@@ -289,7 +292,7 @@ def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, floa
     kl = KLScorer(
         ctx["policy"], pad_id=0, batch_size=args.score_batch_size, end_id=0, base_cache=cache
     )
-    sampled = [r.logprobs for r in results] if generator.logprobs_exact else None
+    sampled = [r.logprobs or [] for r in results] if generator.logprobs_exact else None
     kls = _timed(
         phases, "KL",
         lambda: kl.score(ids, responses, temperature=params.temperature, sampled=sampled),
@@ -313,7 +316,7 @@ def _agreement(ctx: dict[str, Any], params: Any, args: Any, old: dict[str, Any])
     if any(0 in r for r in responses):
         print("note: a response holds the pad id; today's numbers cut it there (item 2)")
     worst_reward = 0.0
-    for scorer in _issue27_scorers(ctx, args):
+    for scorer in _issue27_scorers(ctx, args, cached=True):
         before = eval_before27.rewards(scorer, ids, responses)
         now = scorer.score_at(ids, responses, args.train_length)[0]
         worst_reward = max(worst_reward, *(abs(a - b) for a, b in zip(before, now, strict=True)))

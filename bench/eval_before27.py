@@ -1,7 +1,8 @@
 """The worker's evaluation set-up as it was before issue 27, kept only so bench_evaluate.py can
 time it against today's (`--baseline 27`). Not used by the product.
 
-Sampling with the bf16 peft model (LoRA unmerged), the KL teacher-forced passes at the
+Sampling with the bf16 peft model (LoRA unmerged) asking for `logits_to_keep=1`
+(`IntLogitsToKeep`), the KL teacher-forced passes at the
 generation `batch_size` (64, not `score_batch_size`) and both teacher-forced passes building the
 KV cache transformers makes by default (`use_cache` not given); no cut at the pad id.
 """
@@ -84,3 +85,17 @@ def rewards(
         for i, value in zip(batch, values.tolist(), strict=True):
             scores[i] = value
     return scores
+
+
+class IntLogitsToKeep:
+    """A model whose forward is always asked for `logits_to_keep=1`, as the sampling loop did
+    before issue 27 (under peft the prefill's head matmul then copied its weight per row)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.model(**{**kwargs, "logits_to_keep": 1})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)

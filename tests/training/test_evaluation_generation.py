@@ -173,6 +173,9 @@ def test_kl_and_reward_passes_use_score_batch_size_and_build_no_cache(
         models.kl.score(prompts, responses, temperature=0.7)
         fill = len(kl_calls)  # the base's prompt cache is filled by the first call only
         models.kl.score(prompts, responses, temperature=0.7)
+        models.reward.prompt_cache.entries.clear()  # type: ignore[union-attr]
+        models.reward.score(prompts, responses)
+        rm_fill = len(rm_calls)  # likewise the reward model's
         models.reward.score(prompts, responses)
     finally:
         kl_hook.remove()  # type: ignore[attr-defined]
@@ -180,8 +183,9 @@ def test_kl_and_reward_passes_use_score_batch_size_and_build_no_cache(
     assert kl_calls and rm_calls
     assert max(rows for rows, _ in kl_calls) == 2
     assert max(rows for rows, _ in rm_calls) == 2
-    # Only the prompt-cache fill keeps a KV cache (it is what it stores); no scoring pass does.
-    assert not any(cached for _, cached in kl_calls[fill:] + rm_calls)
+    # Only the prompt-cache fills keep a KV cache (it is what they store); no scoring pass does.
+    assert not any(cached for _, cached in kl_calls[fill:] + rm_calls[rm_fill:])
+    assert any(cached for _, cached in rm_calls[:rm_fill])
     assert len(kl_calls) - fill < fill
 
 
