@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.decision_bench import _mean_ci
+from bench.decision_bench import mean_ci
 from tests.live_app import LiveApp
 
 
@@ -196,17 +196,18 @@ def report(
             rows = [r for r in results if r["allocation"] == name]
             within = [float(regrets[r["study"]] <= delta) for r in rows]
             stated = [r["p_within"] for r in rows if r["p_within"] is not None]
-            print(f"{name}: regret {mean_ci([regrets[r['study']] for r in rows])}, within delta "
+            regret = formatted_ci([regrets[r["study"]] for r in rows])
+            print(f"{name}: regret {regret}, within delta "
                   f"of the gold-best in {sum(within):.0f}/{len(within)} seeds, mean stated "
                   f"P {np.mean(stated):.2f}")  # fmt: skip
     uni = {r["seed"]: r for r in results if r["allocation"] == "uniform"}
     ada = {r["seed"]: r for r in results if r["allocation"] == "adaptive"}
     saving = [1 - ada[s]["verdicts"] / uni[s]["verdicts"] for s in sorted(set(uni) & set(ada))]
-    print(f"\nverdicts saved by adaptive: {mean_ci(saving)} (share of uniform's)")
+    print(f"\nverdicts saved by adaptive: {formatted_ci(saving)} (share of uniform's)")
 
 
-def mean_ci(values: list[float]) -> str:
-    mean, half = _mean_ci(values)
+def formatted_ci(values: list[float]) -> str:
+    mean, half = mean_ci(values)
     return f"{mean:.4f} ± {half:.4f}"
 
 

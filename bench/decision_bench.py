@@ -167,7 +167,7 @@ class Outcome:
     """Verdicts the rule's study used."""
 
 
-def _outcome(index: int, gold: np.ndarray, family: str, budget: str, rule: str,
+def outcome(index: int, gold: np.ndarray, family: str, budget: str, rule: str,
              pick: int | None, stated: float | None, verdicts: int | None = None
              ) -> Outcome:  # fmt: skip
     value = 0.5 if pick is None else float(gold[pick])
@@ -233,10 +233,10 @@ def adaptive_outcomes(
     d = decide(evidence, fit_evidence(evidence, rule), rule)
     same = int(sum(len(e.votes) for e in evidence))
     return [
-        _outcome(index, *where, ADAPTIVE, pick, stated, used),
-        _outcome(index, *where, "uniform until decided (stopping rule only)", stop_pick,
+        outcome(index, *where, ADAPTIVE, pick, stated, used),
+        outcome(index, *where, "uniform until decided (stopping rule only)", stop_pick,
                  stop_stated, stop_used),
-        _outcome(index, *where, "uniform, as many verdicts as adaptive", d.choice,
+        outcome(index, *where, "uniform, as many verdicts as adaptive", d.choice,
                  d.p_within_delta, same),
     ]  # fmt: skip
 
@@ -274,7 +274,7 @@ def run_world(job: tuple[str, int, int, bool]) -> list[Outcome]:
         study = draw_study(world, rng, prompts, raters)
         for name, (pick, stated) in rule_picks(world, study, n_boot, index).items():
             used = len(study.score) if name.startswith("product") else None
-            out.append(_outcome(index, world.gold, world.family, budget, name, pick, stated, used))
+            out.append(outcome(index, world.gold, world.family, budget, name, pick, stated, used))
         if with_adaptive and budget == "full":
             product = replace(PRODUCT, n_boot=n_boot, seed=index)
             where = (world.gold, world.family, "full")
@@ -282,7 +282,8 @@ def run_world(job: tuple[str, int, int, bool]) -> list[Outcome]:
     return out
 
 
-def _mean_ci(values: list[float]) -> tuple[float, float]:
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """(mean, half-width of its normal 95% interval) across worlds."""
     arr = np.asarray(values, dtype=float)
     if len(arr) < 2:
         return float(arr.mean()) if len(arr) else float("nan"), float("nan")
@@ -297,10 +298,10 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         groups[(o.family, o.budget, o.rule)].append(o)
     rows = []
     for (family, budget, rule), os_ in groups.items():
-        regret, regret_ci = _mean_ci([o.regret for o in os_])
+        regret, regret_ci = mean_ci([o.regret for o in os_])
         shares = [o.share for o in os_ if o.share is not None]
-        share, share_ci = _mean_ci(shares) if shares else (float("nan"), float("nan"))
-        within, within_ci = _mean_ci([float(o.within) for o in os_])
+        share, share_ci = mean_ci(shares) if shares else (float("nan"), float("nan"))
+        within, within_ci = mean_ci([float(o.within) for o in os_])
         used = [o.verdicts for o in os_ if o.verdicts is not None]
         stated = [o.stated for o in os_ if o.stated is not None]
         rows.append({"family": family, "budget": budget, "rule": rule, "worlds": len(os_),
@@ -325,7 +326,7 @@ def _paired_with_product(rows: list[dict[str, Any]], outcomes: list[Outcome]) ->
             if (f, b, rule) == (r["family"], r["budget"], r["rule"])
             and (f, b, "product", w) in regret
         ]
-        r["vs_product"] = _mean_ci(diffs) if diffs and r["rule"] != "product" else None
+        r["vs_product"] = mean_ci(diffs) if diffs and r["rule"] != "product" else None
 
 
 def calibration(outcomes: list[Outcome], rule: str = "product") -> list[dict[str, Any]]:

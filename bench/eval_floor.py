@@ -5,7 +5,9 @@ norms, sampling, Python or padding) for the held-out prompts at the given respon
 
     generate    prefill of every prompt (logits at its last position only) + one decoding step
                 per response token (full vocabulary projection)
-    reward      one pass of each reward model over prompt + response (a scalar head)
+    reward      one pass of each reward model over its response tokens (a scalar head): the
+                reward models' prompt prefixes are cached once per run too (`--no-prompt-cache`:
+                over prompt + response, as before)
     KL base     the base's teacher-forced pass (vocabulary projection at response positions);
                 since issue 27 the base's prompt KV and last hidden state are computed once per
                 run (`training.evaluation.scoring.PromptCache`), so per checkpoint only the
@@ -92,7 +94,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="decoding batch (rows per step)")
     parser.add_argument("--target-s", type=float, default=180.0)
     parser.add_argument(
-        "--no-prompt-cache", action="store_true", help="the base pass over prompts too (pre-27)"
+        "--no-prompt-cache",
+        action="store_true",
+        help="the base and reward-model passes over prompts too (pre-27)",
     )
     parser.add_argument(
         "--checkpoint-pass",
@@ -121,7 +125,11 @@ def main() -> None:
         # (token positions through the stack, positions through the head, rows per matmul)
         "generate: prefill": (p_tokens, 0, 2048),
         "generate: decode": (r_tokens, r_tokens, args.batch),
-        "reward models": (args.reward_models * (p_tokens + r_tokens), 0, 2048),
+        "reward models": (
+            args.reward_models * (p_tokens + r_tokens if args.no_prompt_cache else r_tokens),
+            0,
+            2048,
+        ),
         "KL: base pass": (
             p_tokens + r_tokens if args.no_prompt_cache else r_tokens - len(prompts),
             r_tokens,

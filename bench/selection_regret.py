@@ -37,10 +37,10 @@ from bench.decision_bench import (
     ADAPTIVE,
     PRODUCT,
     Outcome,
-    _mean_ci,
-    _outcome,
     adaptive_outcomes,
     calibration,
+    mean_ci,
+    outcome,
     print_calibration,
     rule_picks,
 )
@@ -144,7 +144,7 @@ def run_seeds(lab: RealLab, spec: RaterSpec, raters: int, seeds: int, n_boot: in
         study = simulate_study(world, spec, raters, rng)
         verdicts = len(study.score)
         for name, (pick, stated) in rule_picks(world, study, n_boot, seed).items():
-            out.append(_outcome(seed, gold, "real", "full", name, pick, stated, verdicts))
+            out.append(outcome(seed, gold, "real", "full", name, pick, stated, verdicts))
         if allocation is not None:
             where = (gold, "real", "full")
             out += adaptive_outcomes(seed, world, where, study, prompts, raters, PRODUCT,
@@ -174,10 +174,10 @@ def summary_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
         by_rule[o.rule].append(o)
     rows = []
     for rule, os_ in by_rule.items():
-        regret, regret_ci = _mean_ci([o.regret for o in os_])
+        regret, regret_ci = mean_ci([o.regret for o in os_])
         shares = [o.share for o in os_ if o.share is not None]
-        share, share_ci = _mean_ci(shares) if shares else (float("nan"), float("nan"))
-        within, within_ci = _mean_ci([float(o.within) for o in os_])
+        share, share_ci = mean_ci(shares) if shares else (float("nan"), float("nan"))
+        within, within_ci = mean_ci([float(o.within) for o in os_])
         verdicts = [o.verdicts for o in os_ if o.verdicts is not None]
         rows.append({"rule": rule, "seeds": len(os_), "regret": regret, "regret_ci": regret_ci,
                      "verdicts": float(np.mean(verdicts)) if verdicts else float("nan"),
@@ -291,6 +291,9 @@ def main() -> None:
     parser.add_argument("--adaptive", action="store_true",
                         help="also replay adaptive allocation on every world")  # fmt: skip
     parser.add_argument("--burn-in", type=int, default=AllocationRule().burn_in)
+    parser.add_argument("--looks", default=None, help="e.g. 30,40,50 (default: the product's)")
+    parser.add_argument("--keep", type=float, default=AllocationRule().keep)
+    parser.add_argument("--target", type=float, default=AllocationRule().target)
     args = parser.parse_args()
     spec = RaterSpec(temperature=args.temperature, position_bias=args.position_bias)
     if args.lab is not None and args.lab.exists():
@@ -299,7 +302,12 @@ def main() -> None:
         lab = load(args.database_url, args.runs.split(","), args.prompt_set, args.reference_run)
         if args.lab is not None:
             save_lab(lab, args.lab)
-    allocation = AllocationRule(burn_in=args.burn_in) if args.adaptive else None
+    looks = tuple(int(x) for x in args.looks.split(",")) if args.looks else AllocationRule().looks
+    allocation = (
+        AllocationRule(burn_in=args.burn_in, looks=looks, keep=args.keep, target=args.target)
+        if args.adaptive
+        else None
+    )
     gold = gold_win_rates(lab.gap, spec)
     reference = f"base of {args.reference_run}" if args.reference_run else "base"
     print(f"{lab.gap.shape[0]} prompts, reference = {reference}; rater "
