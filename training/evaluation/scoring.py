@@ -92,24 +92,34 @@ def response_logprobs(
         # predicted from len(prompt) - 1 ... len(seq) - 2.
         rows: list[int] = []
         cols: list[int] = []
-        targets: list[int] = []
         for row, i in enumerate(batch):
             start, n = len(prompts[i]) - 1, len(responses[i])
             rows += [row] * n
             cols += range(start, start + n)
-            targets += list(responses[i])
-        if not targets:
+        if not rows:
             continue
         picked = hidden[torch.tensor(rows), torch.tensor(cols)]  # (N, H)
-        logits = head(picked).float() / temperature  # (N, V)
-        logps = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(targets)[:, None])[:, 0]
-        values = logps.tolist()
-        at = 0
-        for i in batch:
-            n = len(responses[i])
-            out[i] = values[at : at + n]
-            at += n
+        _read_logprobs(head, picked, batch, responses, temperature, out)
     return out
+
+
+def _read_logprobs(
+    head: Any,
+    picked: torch.Tensor,
+    batch: Sequence[int],
+    responses: Sequence[Sequence[int]],
+    temperature: float,
+    out: list[list[float]],
+) -> None:
+    """Each response's token log-probs at `temperature` into `out`, from `picked` (N, H): the
+    hidden states that predict the batch's response tokens, response after response."""
+    targets = torch.tensor([int(t) for i in batch for t in responses[i]])  # (N,)
+    logits = head(picked).float() / temperature  # (N, V)
+    logps = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0].tolist()
+    at = 0
+    for i in batch:
+        out[i] = logps[at : at + len(responses[i])]
+        at += len(responses[i])
 
 
 def kl_estimates(ckpt: Sequence[float], base: Sequence[float]) -> tuple[float, float]:
@@ -501,11 +511,5 @@ def cached_response_logprobs(
     ):  # fmt: skip
         batch = [todo[j] for j in chunk]
         picked = torch.cat(rows)  # (N, H): row j of response i predicts its token j
-        targets = torch.tensor([t for i in batch for t in responses[i]])
-        logits = head(picked).float() / temperature
-        logps = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0].tolist()
-        at = 0
-        for i in batch:
-            out[i] = logps[at : at + len(responses[i])]
-            at += len(responses[i])
+        _read_logprobs(head, picked, batch, responses, temperature, out)
     return out
