@@ -43,7 +43,8 @@ class AllocationRule:
     keep: float = 0.3
     """A checkpoint stays in contention while P(it is within delta of the best) >= keep. 0.3
     against 0.05: 59% fewer verdicts than uniform instead of 52% on the decision bench, as good
-    as uniform at equal verdicts in every family (bench/README.md)."""
+    as uniform at equal verdicts in every family; regret up to 0.005 above the full budget's,
+    as the target allows (`bench/allocation_parity.py`, bench/README.md)."""
     burn_in: int = 30
     """Distinct prompts every checkpoint is judged on before anything is eliminated or decided."""
     looks: tuple[int, ...] = (30, 40, 50, 60, 80, 100, 120, 140, 160, 180)
