@@ -179,7 +179,7 @@ def test_kl_sums_only_the_tokens_before_the_pad() -> None:
 def test_cached_prompt_logprobs_equal_the_full_teacher_forced_pass() -> None:
     """Issue 27 speed: the base's prompts computed once (KV + last hidden state) and reused for
     every checkpoint give the same per-token log-probs as the full pass, within fp32 rounding."""
-    from training.evaluation.scoring import PromptCache, cached_response_logprobs, response_logprobs
+    from training.evaluation.scoring import PromptCache, response_logprobs
 
     model = _tiny(0, noise=0.05)
     prompts = [PROMPT, [1, 3], [1, 4, 4, 5, 3], PROMPT, [1]]
@@ -187,8 +187,8 @@ def test_cached_prompt_logprobs_equal_the_full_teacher_forced_pass() -> None:
     full = response_logprobs(model, prompts, responses, pad_id=0, temperature=T, batch_size=3)
     cache = PromptCache()
     for _ in range(2):  # the second call reads every prompt from the cache
-        got = cached_response_logprobs(
-            model, cache, prompts, responses, pad_id=0, temperature=T, batch_size=3
+        got = response_logprobs(
+            model, prompts, responses, pad_id=0, temperature=T, batch_size=3, cache=cache
         )
         assert [len(r) for r in got] == [len(r) for r in responses]
         for a, b in zip(got, full, strict=True):

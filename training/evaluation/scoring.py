@@ -76,12 +76,27 @@ def response_logprobs(
     temperature: float = 1.0,
     device: str = "cpu",
     batch_size: int = 16,
+    cache: PromptCache | None = None,
 ) -> list[list[float]]:
-    """Log-prob of each response token at `temperature` given the prompt and the tokens before."""
+    """Log-prob of each response token at `temperature` given the prompt and the tokens before.
+
+    With `cache` (a frozen model's prompt prefixes: its KV and last hidden state), only the
+    response tokens run through, all but the last, whose output predicts nothing scored."""
     inner = _inner(model)
     backbone = getattr(inner, inner.base_model_prefix)
     head = inner.get_output_embeddings()
     out: list[list[float]] = [[] for _ in prompts]
+    if cache is not None:
+        todo = [i for i, r in enumerate(responses) if len(r) > 0]
+        for chunk, states in cached_hidden(
+            backbone, cache, [prompts[i] for i in todo], [list(responses[i])[:-1] for i in todo],
+            pad_id=pad_id, device=device, batch_size=batch_size,
+            config=getattr(inner, "config", None),
+        ):  # fmt: skip
+            batch = [todo[j] for j in chunk]
+            picked = torch.cat(states)  # (N, H): row j of response i predicts its token j
+            _read_logprobs(head, picked, batch, responses, temperature, out)
+        return out
     seqs = [list(p) + list(r) for p, r in zip(prompts, responses, strict=True)]
     for batch in _batches([len(s) for s in seqs], batch_size):
         ids, mask = _right_pad([seqs[i] for i in batch], pad_id, device)
@@ -171,6 +186,7 @@ class KLScorer:
         prompts: Sequence[Sequence[int]],
         responses: Sequence[Sequence[int]],
         t: float,
+        cache: PromptCache | None = None,
     ) -> list[list[float]]:
         return response_logprobs(
             model,
@@ -180,6 +196,7 @@ class KLScorer:
             temperature=t,
             device=self.device,
             batch_size=self.batch_size,
+            cache=cache,
         )
 
     def score(
@@ -200,19 +217,7 @@ class KLScorer:
         )
         with self._base_context():
             model = self.base if self.base is not None else self.policy
-            if self.base_cache is None:
-                theirs = self._logprobs(model, prompts, responses, t)
-            else:
-                theirs = cached_response_logprobs(
-                    model,
-                    self.base_cache,
-                    prompts,
-                    responses,
-                    pad_id=self.pad_id,
-                    temperature=t,
-                    device=self.device,
-                    batch_size=self.batch_size,
-                )
+            theirs = self._logprobs(model, prompts, responses, t, self.base_cache)
         return [kl_estimates(a, b) for a, b in zip(mine, theirs, strict=True)]
 
 
@@ -482,34 +487,3 @@ def cached_hidden(
             rest = hidden[row, : len(inputs[i])] if hidden is not None else first[:0]
             rows.append(torch.cat([first, rest]))
         yield batch, rows
-
-
-@torch.no_grad()
-def cached_response_logprobs(
-    model: Any,
-    cache: PromptCache,
-    prompts: Sequence[Sequence[int]],
-    responses: Sequence[Sequence[int]],
-    *,
-    pad_id: int,
-    temperature: float = 1.0,
-    device: str = "cpu",
-    batch_size: int = 16,
-) -> list[list[float]]:
-    """`response_logprobs` with each prompt's KV and last hidden state from `cache`: only the
-    response tokens (all but the last, whose output predicts nothing scored) run through."""
-    inner = _inner(model)
-    backbone = getattr(inner, inner.base_model_prefix)
-    head = inner.get_output_embeddings()
-    out: list[list[float]] = [[] for _ in prompts]
-    todo = [i for i, r in enumerate(responses) if len(r) > 0]
-    inputs = [list(responses[i])[:-1] for i in todo]
-    for chunk, rows in cached_hidden(
-        backbone, cache, [prompts[i] for i in todo], inputs,
-        pad_id=pad_id, device=device, batch_size=batch_size,
-        config=getattr(inner, "config", None),
-    ):  # fmt: skip
-        batch = [todo[j] for j in chunk]
-        picked = torch.cat(rows)  # (N, H): row j of response i predicts its token j
-        _read_logprobs(head, picked, batch, responses, temperature, out)
-    return out
