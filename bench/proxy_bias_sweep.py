@@ -18,11 +18,20 @@ flip 0.25, the build's seed) and reading them the way the build reads the proxy:
   is against the prompt's other samples (ties half). The shipped proxy's own scores give the
   reference row.
 
+`--pairs ladder` asks the same question of *same-style* pairs: two plain-prompt samples, as
+the ladder's own, instead of a brief and a detailed answer. The ladder's 16 samples of each
+held-out prompt make 8 disjoint pairs (samples 2k and 2k+1); the prompts are split in two folds
+(even and odd rank), a learner is fitted on one fold's relabelled pairs and read on the other's
+(accuracy against the gold verdict, BoN(n) on its prompts), and the folds swap. The shipped
+proxy's own accuracy on these pairs is printed too: it is its accuracy on the distribution
+best-of-n uses it on. Intervals resample prompts (8 pairs of a prompt are not independent).
+
 A learner is a lower bound on what a 135M reward model can represent but it is not one: the
 shipped proxy (bias 0.4) lands near the "surface" learner in accuracy, and still falls off at
 n = 16 where the linear learners keep rising.
 
     .venv/bin/python bench/proxy_bias_sweep.py [--biases 0,0.1,0.2,0.3,0.4] [--cache gold.npz]
+        [--pairs shipped|ladder]
 """
 
 from __future__ import annotations
@@ -176,12 +185,85 @@ def sweep(biases: Sequence[float], cache: Path | None) -> list[dict[str, Any]]:
     return rows
 
 
+def ladder_pairs(feats: Array, gold: Array) -> tuple[Array, Array, NDArray[np.int64]]:
+    """Samples 2k and 2k+1 of each prompt as one pair: (P, S/2, 2, F) features, (P, S/2, 2)
+    gold and (P, S/2, 2) words, from the ladder's (P, S, F) features and (P, S) gold."""
+    p, s, f = feats.shape
+    pairs = feats.reshape(p, s // 2, 2, f)
+    return pairs, gold.reshape(p, s // 2, 2), np.rint(pairs[..., 0] * 100).astype(np.int64)
+
+
+def pair_correct(score_diff: Array, gold_diff: Array) -> Array:
+    """1 where the score orders a pair as the gold does, 1/2 on a score tie, NaN on a gold tie
+    (no verdict to agree with)."""
+    right = np.where(score_diff * gold_diff > 0, 1.0, np.where(score_diff == 0, 0.5, 0.0))
+    return np.where(gold_diff == 0, np.nan, right)
+
+
+def clustered_accuracy(
+    correct: Array, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of (P, K) per-pair correctness with a 95% percentile interval that resamples
+    prompts: the K pairs of one prompt share it and are not independent trials."""
+    hits = np.nansum(correct, axis=1)  # (P,)
+    counted = np.sum(~np.isnan(correct), axis=1)  # (P,)
+    idx = np.random.default_rng(seed).integers(0, len(hits), size=(resamples, len(hits)))
+    boot = hits[idx].sum(axis=1) / counted[idx].sum(axis=1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return float(hits.sum() / counted.sum()), float(lo), float(hi)
+
+
+def sweep_ladder(biases: Sequence[float], cache: Path | None) -> list[dict[str, Any]]:
+    """The sweep on same-style pairs from the ladder, cross-fitted over two folds of prompts:
+    every accuracy and every BoN pick is read by a learner that never saw the prompt."""
+    lad_f, lad_g, lad_proxy = ladder_with_gold(cache)
+    pair_f, pair_g, pair_w = ladder_pairs(lad_f, lad_g)
+    n_prompts, n_pairs = pair_g.shape[:2]
+    gold_diff = pair_g[..., 0] - pair_g[..., 1]  # (P, K)
+    proxy = lad_proxy.reshape(n_prompts, n_pairs, 2)
+    words = lad_f[..., 0].ravel()
+    rows: list[dict[str, Any]] = [{
+        "bias": "shipped proxy (0.4)", "learner": "reward model", "agree": None,
+        "acc": clustered_accuracy(pair_correct(proxy[..., 0] - proxy[..., 1], gold_diff)),
+        "pearson": float(np.corrcoef(lad_proxy.ravel(), words)[0, 1]),
+        "bon": bon_win_rates(lad_proxy, lad_g),
+    }]  # fmt: skip
+    fold = np.arange(n_prompts) % 2
+    for bias in biases:
+        y = relabel(pair_g.reshape(-1, 2), pair_w.reshape(-1, 2), bias).reshape(n_prompts, n_pairs)
+        decided = gold_diff != 0
+        agree = float(np.mean(y[decided] == (gold_diff[decided] > 0)))
+        for name, cols in LEARNERS.items():
+            c = list(cols)
+            score = np.empty_like(lad_g)  # (P, S), each prompt scored by the other fold
+            for k in (0, 1):
+                fit, read = fold == k, fold != k
+                scale = lad_f[fit][..., c].reshape(-1, len(c)).std(axis=0) + 1e-9
+                diff = (pair_f[fit][..., 0, c] - pair_f[fit][..., 1, c]).reshape(-1, len(c))
+                w = fit_logistic(diff / scale, y[fit].ravel())
+                score[read] = lad_f[read][..., c] / scale @ w
+            paired = score.reshape(n_prompts, n_pairs, 2)
+            rows.append({
+                "bias": f"{bias:g}", "learner": name, "agree": agree,
+                "acc": clustered_accuracy(pair_correct(paired[..., 0] - paired[..., 1], gold_diff)),
+                "pearson": float(np.corrcoef(score.ravel(), words)[0, 1]),
+                "bon": bon_win_rates(score, lad_g),
+            })  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--biases", default="0,0.1,0.2,0.3,0.4")
     parser.add_argument("--cache", type=Path, default=None, help=".npz of the ladder's gold")
+    parser.add_argument(
+        "--pairs", choices=("shipped", "ladder"), default="shipped",
+        help="shipped: the proxy's brief/detailed pairs; ladder: same-style pairs of the ladder's "
+        "samples, cross-fitted over two folds of prompts",
+    )  # fmt: skip
     args = parser.parse_args()
-    rows = sweep([float(b) for b in args.biases.split(",")], args.cache)
+    biases = [float(b) for b in args.biases.split(",")]
+    rows = (sweep if args.pairs == "shipped" else sweep_ladder)(biases, args.cache)
     rungs = " | ".join(f"BoN({n})" for n in RUNGS)
     print(f"| length bias | learner | labels agree with gold | held-out accuracy [95% CI] | "
           f"Pearson(score, words) on the ladder | {rungs} |")  # fmt: skip
