@@ -42,10 +42,20 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.decision_bench import BUDGETS, PRODUCT, adaptive, evidence_of, mean_ci  # noqa: E402
-from bench.decision_worlds import FAMILIES, draw_study  # noqa: E402
+from bench.decision_bench import (  # noqa: E402
+    BUDGETS,
+    PRODUCT,
+    adaptive,
+    evidence_of,
+    mean_ci,
+    prefix,
+)
+from bench.decision_worlds import FAMILIES, Study, World, draw_study  # noqa: E402
 from judging.stats.allocation import AllocationRule  # noqa: E402
 from judging.stats.recommend import decide, fit_evidence  # noqa: E402
+from judging.stats.rule import RecommendationRule  # noqa: E402
+
+ORACLE = "oracle elimination (knows the truth)"
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,24 @@ def _run(gold: np.ndarray, pick: int | None, verdicts: int, stated: float | None
     return Run(regret, verdicts, stated, regret <= PRODUCT.delta + 1e-12)
 
 
+def oracle_elimination(
+    world: World, study: Study, prompts: int, rule: RecommendationRule, burn_in: int
+) -> tuple[int | None, float | None, int]:
+    """A reference no allocation can beat by eliminating: after the burn-in, only the
+    checkpoints truly within delta of the gold-best are judged further, on every prompt, and
+    the product decides among them on their evidence (the others' burn-in verdicts are spent,
+    not used: with 30 prompts against 200 a lucky outsider could otherwise be picked). A real
+    rule must also keep the checkpoints it cannot yet tell apart from them, so its saving at
+    uniform's regret is below this one's unless it stops before the contenders have all their
+    prompts. Returns (pick, stated P, verdicts)."""
+    available = np.array([world.available(k, prompts) for k in range(world.n)])
+    kept = world.gold >= world.gold.max() - rule.delta - 1e-12
+    frontier = np.where(kept, available, np.minimum(burn_in, available))
+    evidence = [e for e in evidence_of(world, prefix(study, frontier)) if kept[e.checkpoint_id]]
+    d = decide(evidence, fit_evidence(evidence, rule), rule)  # ids stay the world's indices
+    return d.choice, d.p_within_delta, int(np.sum(study.prompt < frontier[study.column]))
+
+
 def run_world(job: tuple[str, int, dict[str, AllocationRule]]) -> dict[str, Any]:
     """Uniform and every adaptive setting on one world (the decision bench's full-budget draw)."""
     family, index, settings = job
@@ -91,6 +119,8 @@ def run_world(job: tuple[str, int, dict[str, AllocationRule]]) -> dict[str, Any]
     for name, allocation in settings.items():
         pick, stated, used = adaptive(world, study, prompts, rule, allocation)
         out[name] = _run(world.gold, pick, used, stated)
+    pick, stated, used = oracle_elimination(world, study, prompts, rule, AllocationRule().burn_in)
+    out[ORACLE] = _run(world.gold, pick, used, stated)
     return out
 
 
@@ -113,13 +143,13 @@ def compare(uniform: list[Run], adaptive_runs: list[Run]) -> dict[str, Any]:
 
 def best_at_parity(rows: dict[str, dict[str, Any]]) -> str | None:
     """The setting at parity with the largest saving (None: no setting reaches parity)."""
-    ok = [name for name, r in rows.items() if r["at_parity"]]
+    ok = [name for name, r in rows.items() if r["at_parity"] and name != ORACLE]
     return max(ok, key=lambda name: rows[name]["saving"]) if ok else None
 
 
 def one_setting_everywhere(table: dict[str, dict[str, dict[str, Any]]]) -> str | None:
     """The setting at parity in every family with the largest mean saving, if any."""
-    names = next(iter(table.values())).keys()
+    names = [n for n in next(iter(table.values())) if n != ORACLE]
     ok = [n for n in names if all(rows[n]["at_parity"] for rows in table.values())]
     return max(ok, key=lambda n: _mean_saving(table, n), default=None)
 
@@ -133,7 +163,9 @@ def summarise(results: list[dict[str, Any]], settings: list[str]) -> dict[str, d
     for family in dict.fromkeys(r["family"] for r in results):
         mine = [r for r in results if r["family"] == family]
         uniform = [r["uniform"] for r in mine]
-        table[family] = {name: compare(uniform, [r[name] for r in mine]) for name in settings}
+        table[family] = {
+            name: compare(uniform, [r[name] for r in mine]) for name in (*settings, ORACLE)
+        }
     return table
 
 
@@ -149,19 +181,25 @@ def print_report(table: dict[str, dict[str, dict[str, Any]]], worlds: int) -> No
                   f"{r['within']:.2f} ({r['uniform_within']:.2f}) | {stated} | "
                   f"{'yes' if r['at_parity'] else 'no'} |")  # fmt: skip
     print("\n### Fewest verdicts at parity, per family\n")
-    print("| family | setting | verdicts saved | regret adaptive - uniform |")
-    print("|---|---|---|---|")
-    savings = []
+    print("| family | setting | verdicts saved | regret adaptive - uniform "
+          "| oracle elimination: saved, regret - uniform |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    savings, oracle = [], []
     for family, rows in table.items():
+        o = rows[ORACLE]
+        oracle.append(o["saving"])
+        limit = f"{o['saving']:.1%}, {o['diff']:+.4f} ± {o['diff_ci']:.4f}"
         best = best_at_parity(rows)
         if best is None:
-            print(f"| {family} | none of the grid | | |")
+            print(f"| {family} | none of the grid | | | {limit} |")
             continue
         r = rows[best]
         savings.append(r["saving"])
-        print(f"| {family} | {best} | {r['saving']:.1%} | {r['diff']:+.4f} ± {r['diff_ci']:.4f} |")
+        print(f"| {family} | {best} | {r['saving']:.1%} | {r['diff']:+.4f} ± {r['diff_ci']:.4f} "
+              f"| {limit} |")  # fmt: skip
     if len(savings) == len(table):
         print(f"\nmean saving at parity, each family its own setting: {np.mean(savings):.1%}")
+    print(f"mean saving of oracle elimination: {np.mean(oracle):.1%}")
     everywhere = one_setting_everywhere(table)
     if everywhere is None:
         print("no single setting of the grid is at parity in every family")

@@ -183,7 +183,7 @@ ADAPTIVE = "adaptive (successive elimination + stopping rule)"
 ALLOCATION = AllocationRule()
 
 
-def _prefix(study: Study, frontier: np.ndarray) -> Study:
+def prefix(study: Study, frontier: np.ndarray) -> Study:
     """The verdicts on each checkpoint's first `frontier[k]` prompts (the fixed random order)."""
     keep = study.prompt < frontier[study.column]
     return Study(study.prompt[keep], study.column[keep], study.score[keep],
@@ -203,7 +203,7 @@ def adaptive(
     state = None
     for check in (*allocation.looks, prompts):
         frontier[contenders] = np.minimum(min(check, prompts), available[contenders])
-        evidence = evidence_of(world, _prefix(study, frontier))
+        evidence = evidence_of(world, prefix(study, frontier))
         exhausted = {k for k in range(world.n) if frontier[k] >= available[k]}
         state = allocation_state(evidence, rule, allocation, exhausted)
         if state.decided or check >= prompts:
@@ -229,7 +229,7 @@ def adaptive_outcomes(
         world, study, prompts, rule, replace(allocation, keep=0.0)
     )
     per_checkpoint = max(1, used // (raters * world.n))
-    evidence = evidence_of(world, _prefix(study, np.full(world.n, per_checkpoint)))
+    evidence = evidence_of(world, prefix(study, np.full(world.n, per_checkpoint)))
     d = decide(evidence, fit_evidence(evidence, rule), rule)
     same = int(sum(len(e.votes) for e in evidence))
     return [
