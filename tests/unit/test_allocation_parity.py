@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bench.allocation_parity import (
+    ORACLE,
     Run,
     best_at_parity,
     compare,
     grid,
     one_setting_everywhere,
+    oracle_elimination,
     run_world,
 )
+from bench.decision_bench import BUDGETS, PRODUCT
+from bench.decision_worlds import FAMILIES, draw_study
 
 
 def _runs(regrets: list[float], verdicts: int) -> list[Run]:
@@ -70,3 +75,18 @@ def test_a_world_is_replayed_for_every_setting() -> None:
     # A stricter target can only stop later on the same verdicts.
     assert lax.verdicts <= strict.verdicts <= uniform.verdicts
     assert all(r.regret >= 0 for r in (uniform, lax, strict))
+
+
+def test_oracle_elimination_judges_only_the_truly_close_after_the_burn_in() -> None:
+    """Steady world 0: 8 checkpoints x 2 raters. Those within delta of the gold-best get all
+    200 prompts, the others the 30 of the burn-in; the pick is one of the close ones."""
+    rng = np.random.default_rng(7)
+    world = FAMILIES["steady"](rng)
+    prompts, raters = BUDGETS["full"]
+    study = draw_study(world, rng, prompts, raters)
+    close = world.gold >= world.gold.max() - PRODUCT.delta
+    assert 0 < close.sum() < world.n  # the case is informative: some kept, some dropped
+    pick, _, used = oracle_elimination(world, study, prompts, PRODUCT, burn_in=30)
+    assert used == raters * (200 * int(close.sum()) + 30 * int((~close).sum()))
+    assert pick is not None and close[pick]
+    assert ORACLE in run_world(("steady", 0, {}))
