@@ -290,8 +290,9 @@ def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, floa
         phases, "score", lambda: [s.score_at(ids, responses, args.train_length) for s in scorers]
     )
     kl = KLScorer(
-        ctx["policy"], pad_id=0, batch_size=args.score_batch_size, end_id=0, base_cache=cache
-    )
+        ctx["policy"], pad_id=0, batch_size=args.score_batch_size, end_id=0, base_cache=cache,
+        merge=True,  # as `load_job_models`
+    )  # fmt: skip
     sampled = [r.logprobs or [] for r in results] if generator.logprobs_exact else None
     kls = _timed(
         phases, "KL",

@@ -284,3 +284,30 @@ def test_the_merged_bf16_sampling_copy_is_the_checkpoint_up_to_bf16_rounding(
     # against peft's; AVX2 only: 0.096 against 0.061). A copy without the LoRA, or with it
     # merged twice, is off by far more than twice the peft copy's rounding.
     assert merged_err <= peft_err * 2 + 1e-3, (merged_err, peft_err)
+
+
+def test_kl_on_the_merged_checkpoint_equals_the_peft_pass(eval_models: dict[str, Path]) -> None:
+    """Speed (issue 27): the worker's KL runs the checkpoint's teacher-forced pass on a copy with
+    the LoRA merged. Every response's k1 and k3 must equal the unmerged peft pass's up to fp32
+    rounding, the adapter must really be merged in that copy, and the policy itself must stay
+    a peft model (its `disable_adapter()` is the base pass)."""
+    from training.evaluation.scoring import KLScorer
+    from training.generation.base import ModelRef, chat_prompt_ids
+    from training.generation.hf import TransformersGenerator
+
+    ref = ModelRef(str(eval_models["base"]), str(eval_models["lora_large"]))
+    generator = TransformersGenerator(ref, batch_size=4)
+    seeds = list(range(len(EVAL_PROMPTS)))
+    results = generator.generate(EVAL_PROMPTS, _params(temperature=0.7), seeds)
+    prompt_ids = [chat_prompt_ids(generator.tokenizer, p) for p in EVAL_PROMPTS]
+    responses = [r.token_ids for r in results]
+    peft = KLScorer(generator.model, pad_id=0, batch_size=3)
+    merged = KLScorer(generator.model, pad_id=0, batch_size=3, merge=True)
+    expected = peft.score(prompt_ids, responses, temperature=0.7)
+    got = merged.score(prompt_ids, responses, temperature=0.7)
+    assert max(abs(k) for k, _ in expected) > 0.05  # a real divergence, not two zeros
+    for (k1, k3), (m1, m3) in zip(expected, got, strict=True):
+        assert m1 == pytest.approx(k1, abs=1e-4)
+        assert m3 == pytest.approx(k3, abs=1e-4)
+    assert not hasattr(merged._checkpoint_model(), "peft_config")
+    assert hasattr(generator.model, "peft_config")

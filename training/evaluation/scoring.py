@@ -25,6 +25,7 @@ response and `lm_head` on the hidden states that predict response tokens.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -163,8 +164,12 @@ class KLScorer:
         batch_size: int = 16,
         end_id: int | None = None,
         base_cache: PromptCache | None = None,
+        merge: bool = False,
     ) -> None:
         self.policy = policy
+        self.merge = merge
+        """Run the checkpoint's own teacher-forced pass on a copy with its LoRA merged."""
+        self._checkpoint: Any = None
         self.base_cache = base_cache
         """The base's per-prompt KV and last hidden state, shared by a run's checkpoints."""
         self.base = base
@@ -174,6 +179,19 @@ class KLScorer:
         policies (None: every token counts, e.g. a toy vocabulary whose pad can be drawn)."""
         self.device = device
         self.batch_size = batch_size
+
+    def _checkpoint_model(self) -> Any:
+        """The model of the checkpoint's own teacher-forced pass. With `merge`, a LoRA policy's
+        adapter is merged into a copy once per scorer: plain fp32 linear layers instead of
+        peft's extra matmuls, scaling and adds in every adapted module, equal to the unmerged
+        pass up to fp32 rounding (tests/training/test_evaluation_generation.py). The policy
+        itself stays unmerged: its `disable_adapter()` is the base pass."""
+        if self._checkpoint is None:
+            mergeable = self.merge and hasattr(self.policy, "merge_and_unload")
+            self._checkpoint = (
+                copy.deepcopy(self.policy).merge_and_unload().eval() if mergeable else self.policy
+            )
+        return self._checkpoint
 
     def _base_context(self) -> AbstractContextManager[Any]:
         if self.base is None:
@@ -213,7 +231,7 @@ class KLScorer:
         mine = (
             [list(s)[: len(r)] for s, r in zip(sampled, responses, strict=True)]
             if sampled is not None
-            else self._logprobs(self.policy, prompts, responses, t)
+            else self._logprobs(self._checkpoint_model(), prompts, responses, t)
         )
         with self._base_context():
             model = self.base if self.base is not None else self.policy
