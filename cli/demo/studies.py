@@ -72,8 +72,10 @@ def create_demo_study(
     base_reuse: int = 1,
     reference: int | None = None,
 ) -> tuple[int, dict[str, str]]:
-    """The study over these demo checkpoints against `reference` (default: the base of the first
-    checkpoint's run); returns its id and the raters' tokens."""
+    """The study over these demo checkpoints against `reference`, by default `reference_base`:
+    the base the evaluate stage made blind-judging samples for. (Left to `create_study`, the
+    reference would be the base of the first checkpoint's run, which has none when that is the
+    second run's.) Returns its id and the raters' tokens."""
     with db_session() as session:
         tokens: dict[str, str] = {}
         ids: list[int] = []
@@ -90,7 +92,7 @@ def create_demo_study(
             checkpoint_ids=checkpoints,
             prompt_set_id=default_prompt_set(session, ctx.prompt_set).id,
             rater_ids=ids,
-            reference_checkpoint_id=reference,
+            reference_checkpoint_id=reference if reference is not None else reference_base(ctx),
             raters_per_comparison=RATERS_PER_COMPARISON,
             seed=0,
             base_reuse=base_reuse,

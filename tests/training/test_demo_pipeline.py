@@ -74,6 +74,18 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         people=("person-a", "person-b"),
         echo=lines.append,
     )
+    # The people's shortlist starts with what the simulated study recommends, which may be a
+    # checkpoint of the second run: its study must still be judged against the base the demo
+    # made blind-judging samples for (a full `make demo` failed here when it was not).
+    from cli.demo import queries, stages
+
+    chosen_by_sim = stages.shortlist
+
+    def second_run_first(c: DemoContext) -> list[int]:
+        later = queries.checkpoint_ids(["demo-ppo-kl01"], trained_only=True)[-1:]
+        return (later + [k for k in chosen_by_sim(c) if k not in later])[: studies.PEOPLE_SHORTLIST]
+
+    monkeypatch.setattr(stages, "shortlist", second_run_first)
     try:
         status = run_demo(ctx)
         assert status.state == "done", status
@@ -137,6 +149,8 @@ def test_demo_pipeline_runs_every_stage_and_resumes(
         from judging.studies.lookups import study_checkpoint_ids
 
         shortlist = study_checkpoint_ids(session, people.id)
+        reference = studies.reference_base(ctx)
+        assert people.reference_checkpoint_id == sim.reference_checkpoint_id == reference
         assert 1 <= len(shortlist) <= studies.PEOPLE_SHORTLIST
         chosen = saved.result["recommendation"].get("checkpoint_id")
         assert chosen is None or chosen in shortlist
