@@ -107,7 +107,8 @@ def load_job_models(checkpoint: Checkpoint, config: EvalConfig) -> JobModels:
             # A teacher-forced pass, like the reward model's: `score_batch_size` (documented so,
             # and what bench/bench_evaluate.py measures), not the generation batch.
             batch_size=config.score_batch_size,
-            # The checkpoint's pass on a merged fp32 copy (1.0-1.3x on that pass, measured noisy; +1 model in RAM).
+            # The checkpoint's pass on a merged fp32 copy: 1.0-1.3x on that pass (a noisy
+            # micro-benchmark), one more fp32 model in memory.
             merge=True,
         )
     reward_path = config.reward_model or run.reward_model
