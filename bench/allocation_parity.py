@@ -87,7 +87,7 @@ def _run(gold: np.ndarray, pick: int | None, verdicts: int, stated: float | None
 def oracle_elimination(
     world: World, study: Study, prompts: int, rule: RecommendationRule, burn_in: int
 ) -> tuple[int | None, float | None, int]:
-    """A reference no allocation can beat by eliminating: after the burn-in, only the
+    """How much eliminating could save if it knew the truth: after the burn-in, only the
     checkpoints truly within delta of the gold-best are judged further, on every prompt, and
     the product decides among them on their evidence (the others' burn-in verdicts are spent,
     not used: with 30 prompts against 200 a lucky outsider could otherwise be picked). A real
