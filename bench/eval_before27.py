@@ -89,12 +89,19 @@ def rewards(
 
 class IntLogitsToKeep:
     """A model whose forward is always asked for `logits_to_keep=1`, as the sampling loop did
-    before issue 27 (under peft the prefill's head matmul then copied its weight per row)."""
+    before issue 27 (under peft the prefill's head matmul then copied its weight per row), and
+    whose KV cache grows by concatenation (transformers' `DynamicCache`), as it did before the
+    sampling loop preallocated it."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
 
     def __call__(self, **kwargs: Any) -> Any:
+        from transformers import DynamicCache
+
+        past = kwargs.get("past_key_values")
+        if past is not None and not past.layers:  # the prefill: the stock growing cache instead
+            kwargs["past_key_values"] = DynamicCache()
         return self.model(**{**kwargs, "logits_to_keep": 1})
 
     def __getattr__(self, name: str) -> Any:
