@@ -265,8 +265,12 @@ def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, floa
     if "now_gen" not in ctx and args.now_sampling == "merged-fp32":
         # fp32 sampling log-probs are exact: KL then needs the base's pass only.
         ctx["now_gen"] = load_causal_lm(ref).merge_and_unload().eval()
-    elif "now_gen" not in ctx:  # `make_generator`: the unmerged peft model in bf16
+    elif "now_gen" not in ctx and args.now_sampling == "peft":  # the unmerged peft model
         ctx["now_gen"] = load_causal_lm(ref, dtype=getattr(torch, args.gen_dtype))
+    elif "now_gen" not in ctx:  # `make_generator`'s bf16 copy: the LoRA merged, then cast
+        from training.evaluation.models import sampling_copy
+
+        ctx["now_gen"] = sampling_copy(ref, "cpu")
     generator = TransformersGenerator(
         ref, batch_size=args.batch_size, model=ctx["now_gen"], tokenizer=ctx["tok"]
     )
@@ -385,8 +389,9 @@ def main() -> None:
     )
     parser.add_argument("--rms", type=int, default=1, help="reward models (the demo scores 2)")
     parser.add_argument(
-        "--now-sampling", default="peft", choices=["peft", "merged-fp32"],
-        help="today's sampling copy: the worker's (peft, --gen-dtype) or the LoRA merged in fp32",
+        "--now-sampling", default="merged", choices=["merged", "peft", "merged-fp32"],
+        help="today's sampling copy: the worker's (the LoRA merged, cast to bf16), the "
+        "unmerged peft model in --gen-dtype, or the LoRA merged in fp32 (exact log-probs)",
     )  # fmt: skip
     parser.add_argument("--train-length", type=int, default=128, help="PPO's response length")
     args = parser.parse_args()

@@ -286,6 +286,37 @@ def test_the_merged_bf16_sampling_copy_is_the_checkpoint_up_to_bf16_rounding(
     assert merged_err <= peft_err * 2 + 1e-3, (merged_err, peft_err)
 
 
+def test_the_worker_samples_bf16_from_the_merged_copy_and_the_base_unchanged(
+    eval_models: dict[str, Path],
+) -> None:
+    """The worker's bf16 generator decodes with the LoRA merged (plain linear layers); a base
+    checkpoint, which has no LoRA, samples the very tokens it sampled unmerged."""
+    import torch
+
+    from judging.evaluation.config import EvalConfig
+    from training.evaluation.models import make_generator
+    from training.generation.base import ModelRef, SamplingParams, load_tokenizer
+    from training.generation.hf import TransformersGenerator, load_causal_lm
+
+    config = EvalConfig(generation_dtype="bfloat16", batch_size=4)
+    ref = ModelRef(str(eval_models["base"]), str(eval_models["lora_large"]))
+    tokenizer = load_tokenizer(ref)
+    generator = make_generator(config, ref, load_causal_lm(ref), tokenizer)
+    assert isinstance(generator, TransformersGenerator)
+    assert not hasattr(generator.model, "peft_config")
+    assert next(generator.model.parameters()).dtype == torch.bfloat16
+
+    base = ModelRef(str(eval_models["base"]))
+    params, seeds = SamplingParams(temperature=0.7, max_new_tokens=12), [0, 1, 2]
+    ours = make_generator(config, base, load_causal_lm(base), tokenizer)
+    before = TransformersGenerator(
+        base, batch_size=4, model=load_causal_lm(base, dtype=torch.bfloat16), tokenizer=tokenizer
+    )
+    a = ours.generate(EVAL_PROMPTS[:3], params, seeds)
+    b = before.generate(EVAL_PROMPTS[:3], params, seeds)
+    assert [r.token_ids for r in a] == [r.token_ids for r in b]
+
+
 def test_kl_on_the_merged_checkpoint_equals_the_peft_pass(eval_models: dict[str, Path]) -> None:
     """Speed (issue 27): the worker's KL runs the checkpoint's teacher-forced pass on a copy with
     the LoRA merged. Every response's k1 and k3 must equal the unmerged peft pass's up to fp32

@@ -43,7 +43,9 @@ class JobModels:
 def make_generator(config: EvalConfig, ref: ModelRef, policy: Any, tokenizer: Any) -> Generator:
     if config.backend == "transformers":
         if config.generation_dtype == "bfloat16":  # a bf16 copy samples; KL keeps the fp32 one
-            policy = load_causal_lm(ref, device=config.device, dtype=torch.bfloat16)
+            # The LoRA merged: decoding runs plain linear layers, not peft's extra matmuls, dtype
+            # casts and adds per adapted module and step (bench/README.md, issue 27).
+            policy = sampling_copy(ref, config.device)
         return TransformersGenerator(
             ref,
             device=config.device,
@@ -70,9 +72,8 @@ def sampling_copy(ref: ModelRef, device: str) -> Any:
     Python per LoRA module and step. Its samples come from the same distribution as the peft
     model's up to bf16 rounding (KL is recomputed in fp32 on whatever was sampled).
 
-    Not used by the worker (`make_generator` samples from the unmerged bf16 copy): with it the
-    demo pipeline's study lacked usable base samples (tests/training/test_demo_pipeline.py), and
-    its gain did not show per checkpoint; `bench/bench_evaluate.py` still measures it.
+    A base checkpoint (no adapter) samples exactly as before: the merge changes only what a
+    LoRA adds, so the base's rows, which every checkpoint is compared with, do not move.
     """
     if not ref.adapter_path:
         return load_causal_lm(ref, device=device, dtype=torch.bfloat16)
