@@ -160,3 +160,21 @@ def test_sample_batch_decodes_into_a_preallocated_cache() -> None:
     sample_batch(model, [[5, 6, 7], [8, 9]], params, [1, 2], pad_id=0, stops=set())
     handle.remove()
     assert seen[1:] and all(kind is PreallocatedLayer for kind in seen[1:])
+
+
+def test_preallocated_layer_grows_by_doubling_and_returns_what_the_dynamic_layer_returns() -> None:
+    from transformers.cache_utils import DynamicLayer
+
+    from training.generation.kv_cache import PreallocatedLayer
+
+    generator = torch.Generator().manual_seed(3)
+    ours, stock = PreallocatedLayer(capacity=20), DynamicLayer()
+    held: list[torch.Tensor] = []
+    for width in [9] + [1] * 150:  # a prefill, then 150 steps: far past `capacity`
+        k, v = torch.randn(2, 2, width, 4, generator=generator).unbind(0)
+        a, b = ours.update(k[None], v[None]), stock.update(k[None], v[None])
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        held.append(ours.keys)  # alive: a freed buffer's address is never handed out again
+    # Rooms of 20 (capacity), then 85 (at least 64 ahead), then 172: three buffers, not 151.
+    assert len({keys.data_ptr() for keys in held}) == 3
+    assert ours.get_seq_length() == stock.get_seq_length() == 159
