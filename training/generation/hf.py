@@ -158,7 +158,8 @@ def sample_batch(
     done = [False] * len(prompts)
     ended = [False] * len(prompts)
     active = list(range(len(prompts)))  # original row of each batch row
-    # Room for the prompt and every new token, allocated once: a step writes in place.
+    # Written in place, growing by doubling up to the prompt plus every new token: no copy of
+    # the whole cache per step.
     past = preallocated_cache(ids.shape[1] + params.max_new_tokens)
     for _ in range(params.max_new_tokens):
         out = model(
