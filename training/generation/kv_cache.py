@@ -24,8 +24,8 @@ class PreallocatedLayer(DynamicLayer):
     reads from a `DynamicLayer` (its sequence length, mask sizes, batch selection) still holds.
     The room doubles when full (at least 64 more positions, at most `capacity` unless a write
     needs more): a few copies per batch instead of one per step, and never more than twice the
-    filled size plus 64 positions in memory. Allocating `capacity` at once would hold 1.7 GB per worker in fp32
-    for 64 rows at 512 new tokens, most of it for rows that stop early.
+    filled size plus 64 positions in memory. Allocating `capacity` at once would hold 1.7 GB
+    per worker in fp32 for 64 rows at 512 new tokens, most of it for rows that stop early.
     """
 
     def __init__(self, capacity: int) -> None:
