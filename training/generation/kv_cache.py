@@ -5,7 +5,7 @@ whole cache of every layer at every step: O(T^2) bytes for T new tokens. `Preall
 keeps room ahead, grows it by doubling, and hands attention a view of the filled part; the
 values it returns are the ones `DynamicLayer` returns, so sampling is unchanged (tests).
 Sampling 128-token answers to 64 held-out prompts on one CPU thread it made generation
-1.12-1.19x faster (bench/README.md); the copy costs more where memory bandwidth is shared.
+1.12-1.19x faster, 1.18-1.23x with two such processes at once (bench/README.md).
 """
 
 from __future__ import annotations
