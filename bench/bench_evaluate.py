@@ -253,24 +253,30 @@ def run_before27(
     return phases, {"responses": responses, "rewards": rewards[0], "all": rewards, "kls": kls}
 
 
-def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, float], dict[str, Any]]:
-    """Today's worker set-up (`training.evaluation.models`), same models, prompts and seeds."""
+def _now_sampler(ref: Any, args: Any) -> Any:
+    """The model today's path samples from (`--now-sampling`)."""
     import torch
 
+    from training.evaluation.models import sampling_copy
+    from training.generation.hf import load_causal_lm
+
+    if args.now_sampling == "merged-fp32":
+        # fp32 sampling log-probs are exact: KL then needs the base's pass only.
+        return load_causal_lm(ref).merge_and_unload().eval()
+    if args.now_sampling == "peft":  # the unmerged peft model
+        return load_causal_lm(ref, dtype=getattr(torch, args.gen_dtype))
+    return sampling_copy(ref, "cpu")  # `make_generator`'s bf16 copy: the LoRA merged, then cast
+
+
+def run_now(ctx: dict[str, Any], params: Any, args: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    """Today's worker set-up (`training.evaluation.models`), same models, prompts and seeds."""
     from training.evaluation.scoring import KLScorer, PromptCache
     from training.generation.base import ModelRef
-    from training.generation.hf import TransformersGenerator, load_causal_lm
+    from training.generation.hf import TransformersGenerator
 
     ref = ModelRef(str(SMOLLM2), str(ctx["adapter"]))
-    if "now_gen" not in ctx and args.now_sampling == "merged-fp32":
-        # fp32 sampling log-probs are exact: KL then needs the base's pass only.
-        ctx["now_gen"] = load_causal_lm(ref).merge_and_unload().eval()
-    elif "now_gen" not in ctx and args.now_sampling == "peft":  # the unmerged peft model
-        ctx["now_gen"] = load_causal_lm(ref, dtype=getattr(torch, args.gen_dtype))
-    elif "now_gen" not in ctx:  # `make_generator`'s bf16 copy: the LoRA merged, then cast
-        from training.evaluation.models import sampling_copy
-
-        ctx["now_gen"] = sampling_copy(ref, "cpu")
+    if "now_gen" not in ctx:
+        ctx["now_gen"] = _now_sampler(ref, args)
     generator = TransformersGenerator(
         ref, batch_size=args.batch_size, model=ctx["now_gen"], tokenizer=ctx["tok"]
     )
